@@ -1,0 +1,44 @@
+"""Exceptions that say where the problem is: a file and line, or a shard and row."""
+
+from __future__ import annotations
+
+
+class AdaBioBertError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class CorpusFormatError(AdaBioBertError):
+    """A line of an IOB corpus file that cannot be read.
+
+    Attributes:
+        path: the file.
+        line: 1-based line number.
+    """
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        super().__init__(f"{self.path}:{line}: {message}")
+
+
+class DatasetNotFoundError(AdaBioBertError):
+    """A named dataset whose files are not under the data root."""
+
+
+class ShardSchemaError(AdaBioBertError):
+    """A Parquet shard whose columns do not match the expected schema.
+
+    Attributes:
+        path: the shard.
+        column: the offending column (``None`` when the problem is not one column).
+    """
+
+    def __init__(self, path: str, message: str, column: str | None = None) -> None:
+        self.path = str(path)
+        self.column = column
+        super().__init__(f"{self.path}: {message}")
+
+
+class ConfigError(AdaBioBertError):
+    """A configuration value that is out of range or inconsistent with another."""
