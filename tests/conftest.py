@@ -1,0 +1,106 @@
+"""Shared fixtures: one local Ray for the whole suite, a loopback S3 server, the data roots.
+
+Fixtures are grouped by what they start; each block says who uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ROOT = Path(os.environ.get("ADABIOBERT_SHARED", REPO_ROOT.parent / "shared"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Data roots (../shared beside the checkout, as in CI)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def corpora_root() -> Path:
+    root = Path(os.environ.get("ADABIOBERT_DATA_ROOT", SHARED_ROOT / "corpora"))
+    if not (root / "NCBI-disease-IOB").is_dir():
+        pytest.skip(f"the IOB corpora are not at {root} (set ADABIOBERT_DATA_ROOT)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_root() -> Path:
+    if not SHARED_ROOT.is_dir():
+        pytest.skip(f"../shared is not at {SHARED_ROOT} (set ADABIOBERT_SHARED)")
+    return SHARED_ROOT
+
+
+# ---------------------------------------------------------------------------------------------
+# One local Ray for the suite. More logical CPUs than cores: with 2, Ray Data actor pools can
+# hold every CPU and starve the read tasks (ray-project/ray#44687).
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=8,
+            include_dashboard=False,
+            log_to_driver=False,
+            object_store_memory=1_000_000_000,
+            configure_logging=False,
+        )
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_no_progress_timeout_s = 300
+    yield ray
+    ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real S3-compatible server on loopback (moto in server mode).
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server():
+    """Start moto's S3 server on 127.0.0.1 and point the standard AWS variables at it.
+
+    Yields a dict with ``endpoint_url``; the credentials are dummies set in the environment so
+    that boto3, pyarrow and Ray workers started afterwards all find them through the standard
+    chain.
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _S3_ENV}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+    )
+    yield {"endpoint_url": endpoint}
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """A fresh, empty bucket on the loopback server; yields its name."""
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server["endpoint_url"]).create_bucket(Bucket=name)
+    return name
