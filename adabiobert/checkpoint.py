@@ -1,0 +1,195 @@
+"""The saved tagger (a "bundle") and the training state beside it. No pickle anywhere.
+
+Bundle layout (a folder):
+    adabiobert.json      format version, model config, label set, encoder config, word-vector
+                         vocabulary size, training settings and metrics
+    model.safetensors    every weight: encoder, Word2Vec table, linear layer, CRF, ATS theta
+    tokenizer/           the backbone's tokenizer files
+    word_vocab.json      the Word2Vec words in table order (only with word vectors)
+
+A training checkpoint is a bundle plus ``training_state.json`` and
+``training_state.safetensors`` (optimizer and scheduler state, epoch history), so the best
+checkpoint of a run is already an exported tagger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from adabiobert.backbone import encoder_from_config
+from adabiobert.config import LossConfig, ModelConfig, from_dict
+from adabiobert.labels import LabelSet
+from adabiobert.model import AdaBioBert, WordVectorFeatures
+from adabiobert.word_vectors import WordVectors
+
+FORMAT_VERSION = 1
+MANIFEST = "adabiobert.json"
+WEIGHTS = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+WORD_VOCAB = "word_vocab.json"
+STATE_JSON = "training_state.json"
+STATE_TENSORS = "training_state.safetensors"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded bundle: the model, its tokenizer, labels, word vocabulary and metadata."""
+
+    model: AdaBioBert
+    tokenizer: Any
+    model_config: ModelConfig
+    word_vectors: WordVectors | None
+    metadata: dict
+
+
+def save_bundle(
+    folder: str | Path,
+    model: AdaBioBert,
+    tokenizer,
+    model_config: ModelConfig,
+    word_vectors: WordVectors | None,
+    metadata: dict | None = None,
+) -> Path:
+    """Write ``model`` as a bundle into ``folder`` (created if needed)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS), metadata={"format": "adabiobert", "version": str(FORMAT_VERSION)})
+    tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+    if word_vectors is not None:
+        (folder / WORD_VOCAB).write_text(json.dumps(list(word_vectors.words), ensure_ascii=False), encoding="utf-8")
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_config": _asdict(model_config),
+        "loss_config": _asdict(model.ats.config),
+        "labels": model.labels.to_json(),
+        "encoder_config": model.encoder.config.to_dict(),
+        "word_vectors": None
+        if word_vectors is None
+        else {"words": len(word_vectors.words), "dim": word_vectors.dim},
+        "metadata": metadata or {},
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    return folder
+
+
+def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundle:
+    """Rebuild a saved tagger without any download: the encoder comes from its saved config.
+
+    Raises:
+        FileNotFoundError: naming the missing file of the bundle.
+        ValueError: an unknown format version.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = Path(folder)
+    for required in (MANIFEST, WEIGHTS, TOKENIZER_DIR):
+        if not (folder / required).exists():
+            raise FileNotFoundError(f"{folder} is not an AdaBioBERT bundle: {required} is missing")
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{folder / MANIFEST}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+    model_config = from_dict(ModelConfig, manifest["model_config"])
+    encoder_config = dict(manifest["encoder_config"])
+    encoder = encoder_from_config(AutoConfig.for_model(**encoder_config))
+    word_vectors = None
+    features = None
+    if manifest["word_vectors"] is not None:
+        words = tuple(json.loads((folder / WORD_VOCAB).read_text(encoding="utf-8")))
+        dim = manifest["word_vectors"]["dim"]
+        word_vectors = WordVectors(words, np.zeros((len(words), dim), dtype=np.float32))
+        features = WordVectorFeatures(word_vectors.table())
+    model = AdaBioBert(
+        encoder,
+        LabelSet.from_json(manifest["labels"]),
+        from_dict(LossConfig, manifest["loss_config"]),
+        features,
+        dropout=model_config.dropout,
+    )
+    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    if word_vectors is not None:
+        vectors = model.word_vectors.table[2:].numpy()  # the real vectors, for callers that want them
+        word_vectors = WordVectors(word_vectors.words, vectors)
+    model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
+    return Bundle(model, tokenizer, model_config, word_vectors, manifest.get("metadata", {}))
+
+
+def bundle_hash(folder: str | Path) -> str:
+    """A short content hash of a bundle's files (names and bytes), for model ids."""
+    digest = hashlib.sha256()
+    folder = Path(folder)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(STATE_JSON.split(".")[0])):
+        digest.update(str(path.relative_to(folder)).encode())
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Training state: optimizer/scheduler tensors in safetensors, everything else in JSON.
+# ---------------------------------------------------------------------------------------------
+def save_training_state(folder: str | Path, optimizer: torch.optim.Optimizer, scheduler, state: dict) -> None:
+    """Write the optimizer, the scheduler and ``state`` (epoch, history, ...) beside a bundle."""
+    folder = Path(folder)
+    optim_state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for param_id, param_state in optim_state["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"{param_id}.{key}"] = value.detach().to("cpu").contiguous()
+            else:
+                scalars.setdefault(str(param_id), {})[key] = value
+    save_file(tensors, str(folder / STATE_TENSORS))
+    payload = {
+        "state": state,
+        "optimizer_param_groups": [{k: v for k, v in g.items()} for g in optim_state["param_groups"]],
+        "optimizer_scalars": scalars,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+    }
+    (folder / STATE_JSON).write_text(json.dumps(payload, indent=2, default=_json_default), encoding="utf-8")
+
+
+def load_training_state(folder: str | Path, optimizer: torch.optim.Optimizer | None = None, scheduler=None) -> dict:
+    """Restore the optimizer and scheduler (when given) and return the saved ``state`` dict."""
+    folder = Path(folder)
+    payload = json.loads((folder / STATE_JSON).read_text(encoding="utf-8"))
+    if optimizer is not None:
+        state: dict[int, dict[str, Any]] = {}
+        for name, tensor in load_file(str(folder / STATE_TENSORS)).items():
+            param_id, key = name.split(".", 1)
+            state.setdefault(int(param_id), {})[key] = tensor
+        for param_id, values in payload["optimizer_scalars"].items():
+            state.setdefault(int(param_id), {}).update(values)
+        optimizer.load_state_dict({"state": state, "param_groups": payload["optimizer_param_groups"]})
+    if scheduler is not None and payload["scheduler"] is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    return payload["state"]
+
+
+def has_training_state(folder: str | Path) -> bool:
+    return (Path(folder) / STATE_JSON).is_file()
+
+
+def _asdict(config) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def _json_default(value):
+    if torch.is_tensor(value):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

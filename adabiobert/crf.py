@@ -1,0 +1,130 @@
+"""A linear-chain CRF over words that can only produce valid IOB2.
+
+The likelihood is pytorch-crf's. Forbidden transitions (an ``I-X`` that starts a sentence or
+follows ``O`` or another type) get a fixed score of ``FORBIDDEN`` added to the learned one, so
+the structure holds during training and decoding alike and no optimizer step can undo it.
+Decoding and marginals are written here, batched over sentences (pytorch-crf backtracks one
+sentence at a time in Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchcrf import CRF
+
+FORBIDDEN = -10_000.0
+
+
+class ConstrainedCRF(CRF):
+    """pytorch-crf's ``CRF`` (batch first) with transition constraints.
+
+    Args:
+        num_tags: size of the tag set.
+        allowed_start: (num_tags,) whether a tag may start a sentence.
+        allowed: (num_tags, num_tags) whether tag j may follow tag i.
+        allowed_end: (num_tags,) whether a tag may end a sentence.
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        allowed_start: Sequence[bool],
+        allowed: Sequence[Sequence[bool]],
+        allowed_end: Sequence[bool],
+    ) -> None:
+        super().__init__(num_tags, batch_first=True)
+        self.register_buffer("start_penalty", _penalty(allowed_start, (num_tags,)))
+        self.register_buffer("transition_penalty", _penalty(allowed, (num_tags, num_tags)))
+        self.register_buffer("end_penalty", _penalty(allowed_end, (num_tags,)))
+
+    # pytorch-crf reads these three names inside its score, normalizer and Viterbi code; the
+    # properties hand it the learned parameters plus the fixed penalties. While CRF.__init__ is
+    # still running (no penalties yet) they give the raw parameters, which it initialises.
+    @property
+    def start_transitions(self) -> torch.Tensor:
+        return self._constrained("start_transitions", "start_penalty")
+
+    @property
+    def transitions(self) -> torch.Tensor:
+        return self._constrained("transitions", "transition_penalty")
+
+    @property
+    def end_transitions(self) -> torch.Tensor:
+        return self._constrained("end_transitions", "end_penalty")
+
+    def _constrained(self, parameter: str, penalty: str) -> torch.Tensor:
+        params = self.__dict__["_parameters"]
+        if parameter not in params:
+            raise AttributeError(parameter)  # lets nn.Module register the parameter
+        buffers = self.__dict__["_buffers"]
+        if penalty not in buffers:
+            return params[parameter]
+        return params[parameter] + buffers[penalty]
+
+    def negative_log_likelihood(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Per-sentence NLL: (batch,), computed in float32.
+
+        Args:
+            emissions: (batch, words, tags).
+            tags: (batch, words) tag ids, anything on padding.
+            mask: (batch, words) bool; the first word of every sentence must be real.
+        """
+        return -self(emissions.float(), tags, mask=mask, reduction="none")
+
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z per sentence: (batch,)."""
+        return self._compute_normalizer(emissions.float().transpose(0, 1), mask.transpose(0, 1))
+
+    @torch.no_grad()
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Best tag path per sentence, batched.
+
+        Args:
+            emissions: (batch, words, tags).
+            mask: (batch, words) bool, real words first.
+
+        Returns:
+            (batch, words) tag ids; positions past a sentence's end hold 0.
+        """
+        emissions = emissions.float()
+        batch, words, _ = emissions.shape
+        score = self.start_transitions + emissions[:, 0]  # (batch, tags)
+        history = []
+        transitions = self.transitions.unsqueeze(0)  # (1, from, to)
+        for t in range(1, words):
+            candidates = score.unsqueeze(2) + transitions  # (batch, from, to)
+            best_score, best_previous = candidates.max(dim=1)  # (batch, to)
+            step = mask[:, t].unsqueeze(1)
+            score = torch.where(step, best_score + emissions[:, t], score)
+            # On padding, "previous" is the tag itself, so backtracking walks through unchanged.
+            history.append(torch.where(step, best_previous, torch.arange(score.shape[1], device=score.device)))
+        score = score + self.end_transitions
+        best_last = score.argmax(dim=1)  # (batch,)
+        path = torch.zeros((batch, words), dtype=torch.long, device=emissions.device)
+        lengths = mask.sum(dim=1)
+        current = best_last
+        for t in range(words - 1, -1, -1):
+            path[:, t] = current
+            if t > 0:
+                current = history[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
+        return path * (torch.arange(words, device=path.device).unsqueeze(0) < lengths.unsqueeze(1))
+
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """P(tag of word i = k | sentence) for every word and tag: (batch, words, tags).
+
+        The gradient of log Z with respect to the emissions is exactly these marginals
+        (forward-backward by autograd); works under ``torch.no_grad`` callers.
+        """
+        with torch.enable_grad():
+            leaf = emissions.detach().float().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self.log_partition(leaf, mask).sum(), leaf)
+        return gradient * mask.unsqueeze(-1)
+
+
+def _penalty(allowed, shape) -> torch.Tensor:
+    allowed = torch.as_tensor(allowed, dtype=torch.bool)
+    if tuple(allowed.shape) != shape:
+        raise ValueError(f"constraint of shape {tuple(allowed.shape)}, expected {shape}")
+    return torch.where(allowed, 0.0, FORBIDDEN)

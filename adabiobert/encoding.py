@@ -1,0 +1,39 @@
+"""Sentences of words (and tags) to model examples: subword windows, word-vector rows, tag ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from adabiobert.batching import Example
+from adabiobert.labels import LabelSet
+from adabiobert.subwords import SubwordEncoder
+from adabiobert.word_vectors import UNKNOWN_ID, WordVectors
+
+
+class ExampleEncoder:
+    """Args:
+        subwords: the backbone's subword encoder.
+        labels: tag set for training data (unused when tagging).
+        word_vectors: the Word2Vec vocabulary, or ``None`` when the feature is off.
+    """
+
+    def __init__(self, subwords: SubwordEncoder, labels: LabelSet, word_vectors: WordVectors | None) -> None:
+        self.subwords = subwords
+        self.labels = labels
+        self.word_vectors = word_vectors
+
+    def encode(self, words: Sequence[str], tags: Sequence[str] | None = None) -> Example:
+        if tags is not None and len(tags) != len(words):
+            raise ValueError(f"{len(words)} words but {len(tags)} tags")
+        vector_ids = (
+            self.word_vectors.lookup_all(words) if self.word_vectors is not None else [UNKNOWN_ID] * len(words)
+        )
+        return Example(
+            encoded=self.subwords.encode(words),
+            word_vector_ids=tuple(vector_ids),
+            tag_ids=tuple(self.labels.index(t) for t in tags) if tags is not None else None,
+        )
+
+    def encode_tagged(self, sentences) -> list[Example]:
+        """Encode corpus sentences (objects with ``words`` and ``tags``); empty ones are skipped."""
+        return [self.encode(s.words, s.tags) for s in sentences if s.words]

@@ -1,0 +1,240 @@
+"""Training and evaluation loops, free of Ray.
+
+``fit`` is a generator that yields one ``EpochReport`` per epoch and lets the caller decide
+what to save and where to report (the Ray Train worker loop, a notebook, a test). Under
+``torch.distributed`` each process trains on its shard of the data and the reports are
+averaged over processes, so every rank yields the same numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from adabiobert.batching import Example, budget_batches, collate, move_to
+from adabiobert.config import TrainConfig
+from adabiobert.labels import LabelSet
+from adabiobert.metrics import evaluation_summary
+
+_BUCKET_BATCHES = 50  # micro-batches sorted by length together: little padding, still shuffled
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch did. Losses are means over the epoch's micro-batches (and processes)."""
+
+    epoch: int
+    steps: int
+    train_loss: float
+    train_ce: float
+    train_crf: float
+    alpha: float
+    learning_rate: float
+    dev: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast on CUDA for ``auto``/``bf16``; on CPU only when ``bf16`` is asked for."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def linear_warmup_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Linear warm-up to each group's lr over ``warmup_ratio`` of the steps, then linear decay to 0."""
+    warmup = max(1, int(total_steps * warmup_ratio)) if warmup_ratio > 0 else 0
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def steps_per_epoch(num_examples: int, config: TrainConfig, world_size: int) -> int:
+    """Optimizer steps per epoch on every process."""
+    per_process = num_examples // world_size
+    micro = micro_batch_size(config, world_size)
+    return max(1, math.ceil(math.ceil(per_process / micro) / config.grad_accumulation))
+
+
+def micro_batch_size(config: TrainConfig, world_size: int) -> int:
+    return max(1, config.batch_size // (world_size * config.grad_accumulation))
+
+
+def epoch_micro_batches(examples: Sequence[Example], config: TrainConfig, epoch: int, rank: int, world_size: int) -> list[list[int]]:
+    """This process's micro-batches for one epoch: a seeded shuffle, cut to equal shares per
+    process, bucketed by length within groups of micro-batches, in shuffled order."""
+    rng = random.Random(config.seed * 1_000_003 + epoch)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    usable = len(order) - len(order) % world_size
+    mine = order[rank:usable:world_size]
+    micro = micro_batch_size(config, world_size)
+    batches = []
+    bucket = micro * _BUCKET_BATCHES
+    for start in range(0, len(mine), bucket):
+        group = sorted(mine[start : start + bucket], key=lambda i: examples[i].num_subwords)
+        batches.extend(group[i : i + micro] for i in range(0, len(group), micro))
+    rng.shuffle(batches)
+    return batches
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    labels: LabelSet,
+    config: TrainConfig,
+    device: torch.device,
+    pad_subword_id: int,
+    start_epoch: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[EpochReport]:
+    """Train from ``start_epoch`` (epochs already done) to ``config.epochs``, yielding after each.
+
+    Args:
+        model: the ``AdaBioBert`` model, possibly wrapped in DistributedDataParallel.
+        train, dev: encoded examples; dev examples carry gold tags.
+        pad_subword_id: the tokenizer's padding id.
+        progress: called with a short line every few steps (rank 0 decides whether to print).
+    """
+    rank, world_size = _rank_and_world()
+    inner = unwrap(model)
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        sums = torch.zeros(3, dtype=torch.float64)
+        batches = epoch_micro_batches(train, config, epoch, rank, world_size)
+        steps = 0
+        optimizer.zero_grad(set_to_none=True)
+        for index, batch_indices in enumerate(batches):
+            batch = move_to(collate([train[i] for i in batch_indices], pad_subword_id), device)
+            last_in_step = (index + 1) % config.grad_accumulation == 0 or index + 1 == len(batches)
+            sync = contextlib.nullcontext() if last_in_step or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with autocast_for(device, config.precision):
+                    parts = model(batch)
+                (parts.total / config.grad_accumulation).backward()
+            sums += torch.tensor([parts.total.item(), parts.ce.item(), parts.crf.item()], dtype=torch.float64)
+            if last_in_step:
+                if config.optim.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                steps += 1
+                if progress is not None and steps % 20 == 0:
+                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}")
+        means = _all_mean(sums / max(1, len(batches)))
+        inner.ats.epoch_update(float(means[1]), float(means[2]), lr=config.optim.alpha_lr)
+        train_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        dev_summary = evaluate(inner, dev, labels, config, device, pad_subword_id) if dev else {}
+        yield EpochReport(
+            epoch=epoch,
+            steps=steps,
+            train_loss=float(means[0]),
+            train_ce=float(means[1]),
+            train_crf=float(means[2]),
+            alpha=float(inner.ats.alpha().detach()),
+            learning_rate=float(scheduler.get_last_lr()[0]),
+            dev=dev_summary,
+            train_seconds=train_seconds,
+            eval_seconds=time.perf_counter() - started,
+        )
+
+
+def predict(
+    model: nn.Module,
+    examples: Sequence[Example],
+    config: TrainConfig,
+    device: torch.device,
+    pad_subword_id: int,
+    with_confidence: bool = False,
+):
+    """Tag ids (and optionally confidences) per example, in the order given.
+
+    Batches are formed from length-sorted examples within ``config.eval_subword_budget``.
+    """
+    model = unwrap(model)
+    model.eval()
+    paths: list = [None] * len(examples)
+    confidences: list = [None] * len(examples)
+    for indices in budget_batches(examples, config.eval_subword_budget):
+        batch = move_to(collate([examples[i] for i in indices], pad_subword_id), device)
+        with autocast_for(device, config.precision):
+            result = model.predict(batch, with_confidence=with_confidence)
+        batch_paths, batch_conf = result if with_confidence else (result, [None] * len(indices))
+        for i, path, conf in zip(indices, batch_paths, batch_conf):
+            paths[i], confidences[i] = path, conf
+    return (paths, confidences) if with_confidence else paths
+
+
+def evaluate(
+    model: nn.Module,
+    examples: Sequence[Example],
+    labels: LabelSet,
+    config: TrainConfig,
+    device: torch.device,
+    pad_subword_id: int,
+) -> dict:
+    """Entity-level strict scores and the paper's token-level scores on tagged examples.
+
+    Under torch.distributed every process tags its share and the predictions are gathered, so
+    all processes return the same summary.
+    """
+    rank, world_size = _rank_and_world()
+    mine = list(range(rank, len(examples), world_size))
+    paths = predict(model, [examples[i] for i in mine], config, device, pad_subword_id)
+    predicted: list = [None] * len(examples)
+    for part in _all_gather(list(zip(mine, paths))):
+        for index, path in part:
+            predicted[index] = path
+    gold = [[labels.tags[t] for t in e.tag_ids] for e in examples]
+    tagged = [[labels.tags[t] for t in path] for path in predicted]
+    return evaluation_summary(gold, tagged)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _all_mean(values: torch.Tensor) -> torch.Tensor:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # NCCL reduces CUDA tensors only; gloo takes CPU tensors.
+        on_gpu = torch.distributed.get_backend() == "nccl"
+        reduced = values.to(torch.device("cuda", torch.cuda.current_device())) if on_gpu else values.clone()
+        torch.distributed.all_reduce(reduced)
+        return reduced.cpu() / torch.distributed.get_world_size()
+    return values
+
+
+def _all_gather(obj) -> list:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        gathered: list = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(gathered, obj)
+        return gathered
+    return [obj]

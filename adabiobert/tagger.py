@@ -1,0 +1,122 @@
+"""Tag free text with a saved AdaBioBERT bundle.
+
+    tagger = Tagger.from_pretrained("runs/ncbi/model")
+    tagger.tag(["BRCA1 mutations cause breast cancer."])
+    # [[Entity(start=16, end=29, text='breast cancer', label='Disease', confidence=0.98)]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from adabiobert.backbone import encoder_max_subwords
+from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
+from adabiobert.config import TrainConfig
+from adabiobert.encoding import ExampleEncoder
+from adabiobert.engine import predict
+from adabiobert.spans import tags_to_spans
+from adabiobert.subwords import SubwordEncoder
+from adabiobert.text import TextSentence, split_sentences
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A mention in the text given to ``tag``: ``text == source[start:end]``.
+
+    ``confidence`` is the mean, over the mention's words, of the CRF marginal probability of
+    the predicted tag (forward-backward), in [0, 1].
+    """
+
+    start: int
+    end: int
+    text: str
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class WordTagging:
+    """Tags of one word sequence and the confidence of each."""
+
+    tags: tuple[str, ...]
+    confidences: tuple[float, ...]
+
+
+class Tagger:
+    """A loaded tagger. Build it with ``from_pretrained``."""
+
+    def __init__(self, bundle: Bundle, device: torch.device, subword_budget: int = 8192, model_id: str = "") -> None:
+        self.bundle = bundle
+        self.model = bundle.model
+        self.device = device
+        self.labels = bundle.model.labels
+        self.model_id = model_id
+        config = bundle.model_config
+        max_subwords = min(config.max_subwords, encoder_max_subwords(bundle.model.encoder.config, bundle.tokenizer))
+        overlap = min(config.window_overlap, (max_subwords - 2) // 2 - 1)
+        self.encoder = ExampleEncoder(
+            SubwordEncoder(bundle.tokenizer, max_subwords, overlap), self.labels, bundle.word_vectors
+        )
+        precision = "bf16" if device.type == "cuda" else "fp32"
+        self._predict_config = TrainConfig(eval_subword_budget=subword_budget, precision=precision)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | None = None, subword_budget: int = 8192) -> Tagger:
+        """Load a bundle folder written by training.
+
+        Args:
+            folder: the bundle (``<run>/model`` after ``jobs/train.py``).
+            device: ``cuda``, ``cpu`` or ``None`` for CUDA when available.
+            subword_budget: subwords per batch (padding included) when tagging.
+        """
+        resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        bundle = load_bundle(folder, resolved)
+        name = bundle.metadata.get("name") or Path(folder).resolve().parent.name
+        return cls(bundle, resolved, subword_budget, model_id=f"{name}@{bundle_hash(folder)}")
+
+    def tag_words(self, sentences: Sequence[Sequence[str]]) -> list[WordTagging]:
+        """Tag sentences given as words. Empty sentences get empty results."""
+        examples, positions = [], []
+        for index, words in enumerate(sentences):
+            if words:
+                examples.append(self.encoder.encode(words))
+                positions.append(index)
+        results = [WordTagging((), ())] * len(sentences)
+        if not examples:
+            return results
+        pad_id = self.bundle.tokenizer.pad_token_id or 0
+        paths, confidences = predict(self.model, examples, self._predict_config, self.device, pad_id, with_confidence=True)
+        for index, path, confidence in zip(positions, paths, confidences):
+            results[index] = WordTagging(tuple(self.labels.tags[t] for t in path), tuple(confidence))
+        return results
+
+    def tag_sentences(self, source: str, sentences: Sequence[TextSentence]) -> list[list[Entity]]:
+        """Tag pre-split sentences of ``source``; offsets are into ``source``."""
+        taggings = self.tag_words([[w.text for w in s.words] for s in sentences])
+        return [entities_from_tagging(source, s, t) for s, t in zip(sentences, taggings)]
+
+    def tag(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """Find the entities in each text; offsets are character offsets into that text."""
+        if isinstance(texts, str):
+            raise TypeError("tag() takes a list of texts; wrap a single text in a list")
+        split = [split_sentences(text) for text in texts]
+        flat = [(doc, sentence) for doc, sentences in enumerate(split) for sentence in sentences]
+        taggings = self.tag_words([[w.text for w in s.words] for _, s in flat])
+        results: list[list[Entity]] = [[] for _ in texts]
+        for (doc, sentence), tagging in zip(flat, taggings):
+            results[doc].extend(entities_from_tagging(texts[doc], sentence, tagging))
+        return results
+
+
+def entities_from_tagging(source: str, sentence: TextSentence, tagging: WordTagging) -> list[Entity]:
+    """Turn word tags into character-offset entities of ``source``."""
+    entities = []
+    for span in tags_to_spans(tagging.tags):
+        first, last = sentence.words[span.start], sentence.words[span.end - 1]
+        confidence = sum(tagging.confidences[span.start : span.end]) / (span.end - span.start)
+        entities.append(Entity(first.start, last.end, source[first.start : last.end], span.label, round(confidence, 4)))
+    return entities
