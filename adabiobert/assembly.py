@@ -8,7 +8,7 @@ import torch
 
 from adabiobert.backbone import encoder_max_subwords, load_encoder, load_tokenizer
 from adabiobert.batching import Example
-from adabiobert.config import TrainConfig
+from adabiobert.config import ModelConfig, TrainConfig
 from adabiobert.encoding import ExampleEncoder
 from adabiobert.engine import linear_warmup_schedule, steps_per_epoch
 from adabiobert.labels import LabelSet
@@ -31,10 +31,13 @@ def build_model(
     return AdaBioBert(encoder, labels, config.loss, features, dropout=config.model.dropout)
 
 
-def build_example_encoder(config: TrainConfig, model: AdaBioBert, tokenizer, word_vectors: WordVectors | None) -> ExampleEncoder:
-    """The encoder of sentences into examples that matches ``model`` and ``tokenizer``."""
-    max_subwords = min(config.model.max_subwords, encoder_max_subwords(model.encoder.config, tokenizer))
-    overlap = min(config.model.window_overlap, (max_subwords - 2) // 2 - 1)
+def build_example_encoder(config: ModelConfig, model: AdaBioBert, tokenizer, word_vectors: WordVectors | None) -> ExampleEncoder:
+    """The encoder of sentences into examples that matches ``model`` and ``tokenizer``.
+
+    Windows are as long as both the config and the encoder allow.
+    """
+    max_subwords = min(config.max_subwords, encoder_max_subwords(model.encoder.config, tokenizer))
+    overlap = min(config.window_overlap, (max_subwords - 2) // 2 - 1)
     vectors = word_vectors if model.word_vectors is not None else None
     return ExampleEncoder(SubwordEncoder(tokenizer, max_subwords, overlap), model.labels, vectors)
 

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import torch
 
-from adabiobert.backbone import encoder_max_subwords
+from adabiobert.assembly import build_example_encoder
 from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
 from adabiobert.config import TrainConfig
-from adabiobert.encoding import ExampleEncoder
 from adabiobert.engine import predict
 from adabiobert.spans import tags_to_spans
-from adabiobert.subwords import SubwordEncoder
 from adabiobert.text import TextSentence, split_sentences
 
 
@@ -55,12 +53,7 @@ class Tagger:
         self.device = device
         self.labels = bundle.model.labels
         self.model_id = model_id
-        config = bundle.model_config
-        max_subwords = min(config.max_subwords, encoder_max_subwords(bundle.model.encoder.config, bundle.tokenizer))
-        overlap = min(config.window_overlap, (max_subwords - 2) // 2 - 1)
-        self.encoder = ExampleEncoder(
-            SubwordEncoder(bundle.tokenizer, max_subwords, overlap), self.labels, bundle.word_vectors
-        )
+        self.encoder = build_example_encoder(bundle.model_config, bundle.model, bundle.tokenizer, bundle.word_vectors)
         precision = "bf16" if device.type == "cuda" else "fp32"
         self._predict_config = TrainConfig(eval_subword_budget=subword_budget, precision=precision)
 

@@ -104,3 +104,20 @@ def s3_bucket(s3_server):
     name = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server["endpoint_url"]).create_bucket(Bucket=name)
     return name
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpora and a tiny random BERT built from their words (no download, seconds to build).
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ncbi(corpora_root):
+    from adabiobert.corpus import load_corpus
+
+    return load_corpus("NCBI-disease", corpora_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory, ncbi) -> Path:
+    from tests.tiny import tiny_backbone
+
+    return tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), [s.words for s in ncbi.train])

@@ -1,0 +1,280 @@
+"""Fine-tuning on Ray Train: the per-worker loop and the driver that runs, exports and reports.
+
+The driver reads the corpus and the word vectors once and hands them to the workers through
+the object store, so workers need no access to the data root. Every epoch rank 0 writes a
+checkpoint that is a complete bundle plus training state; Ray Train keeps the best two by dev
+entity F1 and the latest. Re-running with the same ``RunConfig(name, storage_path)`` resumes
+from the latest checkpoint (Ray Train V2 has no ``TorchTrainer.restore``), and worker failures
+restart the group from it (``FailureConfig``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import ray.train
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from adabiobert import storage
+from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
+from adabiobert.backbone import load_tokenizer
+from adabiobert.checkpoint import STATE_JSON, STATE_TENSORS, load_training_state, save_bundle, save_training_state
+from adabiobert.config import TrainConfig, TrainJobConfig
+from adabiobert.corpus import load_corpus, resolve_data_root
+from adabiobert.engine import fit
+from adabiobert.report import plot_training_curve, results_document
+from adabiobert.word_vectors import WordVectors
+
+SCORE = "dev_entity_f1"
+CRASH_ENV = "ADABIOBERT_CRASH_AFTER_EPOCH"  # fault injection for the resume tests
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """Where the run wrote its artifacts and what it measured."""
+
+    run_dir: str
+    model_dir: str
+    results: dict
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side
+# ---------------------------------------------------------------------------------------------
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Runs on every Ray Train worker: build, resume if a checkpoint exists, train, report."""
+    job = TrainJobConfig.from_dict(loop_config["job"])
+    config = job.train
+    data = ray.get(loop_config["data"])
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        torch.set_num_threads(loop_config["cpu_threads"])
+    torch.manual_seed(config.seed)
+
+    tokenizer = load_tokenizer(config.model.backbone)
+    word_vectors: WordVectors | None = data["word_vectors"]
+    model = build_model(config, data["labels"], word_vectors)
+    encoder = build_example_encoder(config.model, model, tokenizer, word_vectors)
+    train = encoder.encode_tagged(data["train"])
+    dev = encoder.encode_tagged(data["dev"])
+    optimizer, scheduler = build_optimizer(model, config, train, world_size)
+
+    start_epoch, history = 0, []
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(str(Path(folder) / "model.safetensors")))
+            state = load_training_state(folder, optimizer, scheduler)
+        start_epoch, history = state["epoch"], state["history"]
+    model.to(device)
+    _move_optimizer_state(optimizer, device)
+    wrapped = ray.train.torch.prepare_model(model, move_to_device=False) if world_size > 1 else model
+
+    def progress(line: str) -> None:
+        if rank == 0:
+            print(line, flush=True)
+
+    pad_id = tokenizer.pad_token_id or 0
+    for report in fit(wrapped, optimizer, scheduler, train, dev, data["labels"], config, device, pad_id, start_epoch, progress):
+        history.append(report.to_dict())
+        metrics = _flat_metrics(report)
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if rank == 0:
+                metadata = {"name": job.name, "dataset": job.dataset, "epoch": report.epoch, "dev": report.dev}
+                save_bundle(folder, model, tokenizer, config.model, word_vectors, metadata)
+                save_training_state(folder, optimizer, scheduler, {"epoch": report.epoch, "history": history})
+                checkpoint = Checkpoint.from_directory(folder)
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{report.epoch:03d}")
+        _maybe_crash(loop_config.get("crash_after_epoch"), report.epoch, rank)
+
+
+def _flat_metrics(report) -> dict:
+    dev = report.dev
+    return {
+        "epoch": report.epoch,
+        "train_loss": report.train_loss,
+        "train_ce": report.train_ce,
+        "train_crf": report.train_crf,
+        "alpha": report.alpha,
+        SCORE: dev.get("entity_f1", 0.0),
+        "dev_entity_macro_f1": dev.get("entity_macro_f1", 0.0),
+        "dev_paper_token_micro_f1": dev.get("paper_token_micro_f1", 0.0),
+        "train_seconds": report.train_seconds,
+    }
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and key != "step":
+                state[key] = value.to(device)
+
+
+def _maybe_crash(setting: str | None, epoch: int, rank: int) -> None:
+    """Fault injection for the resume tests: the driver's ``ADABIOBERT_CRASH_AFTER_EPOCH=N:<marker>``
+    makes rank 0 hard-exit after epoch N, once (the marker file records that it happened)."""
+    if not setting or rank != 0:
+        return
+    after, _, marker = setting.partition(":")
+    if int(after) == epoch and marker and not os.path.exists(marker):
+        Path(marker).write_text(f"crashed after epoch {epoch}\n")
+        os._exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side
+# ---------------------------------------------------------------------------------------------
+def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
+    """Fine-tune, keep the best checkpoint by dev entity F1, test it, export it, write results.
+
+    Writes into ``<job.output>/<job.name>/``: Ray Train's checkpoints, ``model/`` (the best
+    bundle), ``results.json`` and ``training_curve.png``.
+    """
+    started = time.perf_counter()
+    corpus = load_corpus(job.dataset, resolve_data_root(job.data_root))
+    train = corpus.train[: job.max_train_sentences]
+    dev = corpus.dev[: job.max_eval_sentences]
+    test = corpus.test[: job.max_eval_sentences]
+    word_vectors = WordVectors.load(job.word_vectors) if job.word_vectors else None
+    log(
+        f"{corpus.name}: {len(train)} train / {len(dev)} dev / {len(test)} test sentences, "
+        f"tags {list(corpus.labels.tags)}, word vectors: "
+        + (f"{len(word_vectors.words)} x {word_vectors.dim}" if word_vectors else "off")
+    )
+    if not ray.is_initialized():
+        ray.init(configure_logging=False)
+
+    data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors})
+    cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
+    filesystem, storage_root = _run_storage(job.output)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "job": job.to_dict(),
+            "data": data,
+            "cpu_threads": cpu_threads,
+            "crash_after_epoch": os.environ.get(CRASH_ENV),
+        },
+        scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu),
+        run_config=RunConfig(
+            name=job.name,
+            storage_path=storage_root,
+            storage_filesystem=filesystem,
+            failure_config=FailureConfig(max_failures=job.max_failures),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=2, checkpoint_score_attribute=SCORE, checkpoint_score_order="max"
+            ),
+        ),
+    )
+    result = trainer.fit()
+    fit_seconds = time.perf_counter() - started
+    if result.error is not None:
+        raise result.error
+
+    run_dir = storage.join(job.output, job.name)
+    best = result.get_best_checkpoint(SCORE, "max")
+    with tempfile.TemporaryDirectory() as scratch:
+        history = _history(result.checkpoint, Path(scratch) / "latest")
+        model_dir = Path(scratch) / "model"
+        best.to_directory(str(model_dir))
+        for name in (STATE_JSON, STATE_TENSORS):
+            (model_dir / name).unlink(missing_ok=True)
+        log("evaluating the best checkpoint on test")
+        test_summary = ray.get(
+            _evaluate_bundle.options(num_gpus=1 if job.use_gpu else 0, num_cpus=1).remote(
+                _bundle_bytes(model_dir), test, cpu_threads, job.train.to_dict()
+            )
+        )
+        results = results_document(job, history, test_summary, fit_seconds, time.perf_counter() - started, _versions())
+        (Path(scratch) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+        plot_training_curve(history, Path(scratch) / "training_curve.png", title=f"{job.name} ({job.dataset})")
+        model_uri = storage.join(run_dir, "model")
+        _publish(model_dir, model_uri)
+        for name in ("results.json", "training_curve.png"):
+            storage.write_bytes(storage.join(run_dir, name), (Path(scratch) / name).read_bytes())
+    return TrainingOutcome(run_dir, model_uri, results)
+
+
+def _run_storage(output: str):
+    """Ray Train's storage path and filesystem for a local folder or an ``s3://`` prefix."""
+    if storage.is_s3(output):
+        filesystem, path = storage.filesystem_for(output)
+        return filesystem, path
+    return None, str(Path(output).resolve())
+
+
+def _history(checkpoint: Checkpoint | None, scratch: Path) -> list[dict]:
+    if checkpoint is None:
+        return []
+    checkpoint.to_directory(str(scratch))
+    return load_training_state(scratch)["history"]
+
+
+def _bundle_bytes(folder: Path) -> dict[str, bytes]:
+    """A bundle as {relative path: bytes}, so the evaluation task need not share a filesystem."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _publish(folder: Path, uri: str) -> None:
+    if storage.is_s3(uri):
+        storage.upload_dir(str(folder), uri)
+    else:
+        target = Path(uri)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(folder, target)
+
+
+@ray.remote
+def _evaluate_bundle(files: dict[str, bytes], test, cpu_threads: int, train_config: dict) -> dict:
+    """Tag the test split with a bundle and score it (a Ray task, on a GPU when asked)."""
+    from adabiobert.checkpoint import load_bundle
+    from adabiobert.engine import evaluate
+
+    torch.set_num_threads(cpu_threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, content in files.items():
+            path = Path(scratch) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        bundle = load_bundle(scratch, device)
+    config = TrainConfig.from_dict(train_config)
+    encoder = build_example_encoder(bundle.model_config, bundle.model, bundle.tokenizer, bundle.word_vectors)
+    examples = encoder.encode_tagged(test)
+    started = time.perf_counter()
+    summary = evaluate(bundle.model, examples, bundle.model.labels, config, device, bundle.tokenizer.pad_token_id or 0)
+    summary["tagging_seconds"] = time.perf_counter() - started
+    summary["tagging_sentences_per_second"] = len(examples) / max(summary["tagging_seconds"], 1e-9)
+    return summary
+
+
+def _versions() -> dict:
+    import transformers
+
+    import adabiobert
+
+    return {
+        "adabiobert": adabiobert.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "ray": ray.__version__,
+        "cuda": torch.version.cuda,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }

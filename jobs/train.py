@@ -1,0 +1,115 @@
+"""Fine-tune an AdaBioBERT tagger with Ray Train.
+
+    python jobs/train.py --dataset NCBI-disease --data-root ../shared/corpora --epochs 3
+    ray job submit --working-dir . -- python jobs/train.py --dataset BC5CDR --num-workers 4 --gpu \
+        --backbone dmis-lab/biobert-base-cased-v1.2 --output s3://bucket/runs
+
+Plain ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the
+cluster. Re-running with the same --name and --output resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> TrainJobConfig:
+    defaults = TrainJobConfig()
+    t, m, o = TrainConfig(), ModelConfig(), OptimConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=defaults.dataset, help="dataset name, e.g. NCBI-disease, BC5CDR, BC2GM")
+    data.add_argument("--data-root", default=None, help="folder of the dataset folders (default: $ADABIOBERT_DATA_ROOT)")
+    data.add_argument("--max-train-sentences", type=int, default=None, help="train on the first N sentences only")
+    data.add_argument("--max-eval-sentences", type=int, default=None, help="use the first N dev and test sentences only")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", default=m.backbone, help="local folder, hub id, or 'minilm' (packaged, offline)")
+    model.add_argument("--word-vectors", default=None, help="gensim KeyedVectors file (.kv/.bin/.txt)")
+    model.add_argument("--no-word-vectors", action="store_true", help="ignore --word-vectors (ablation)")
+    model.add_argument("--dropout", type=float, default=m.dropout)
+    model.add_argument("--max-subwords", type=int, default=m.max_subwords, help="encoder window length")
+    loss = parser.add_argument_group("loss")
+    loss.add_argument("--loss", default="learned", help="learned[=a0] | fixed=<a> | ce | crf")
+    loss.add_argument("--alpha-update", default="step", choices=("step", "epoch"), help="epoch: the paper's per-epoch update")
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=t.epochs)
+    train.add_argument("--batch-size", type=int, default=t.batch_size, help="sentences per optimizer step (all workers)")
+    train.add_argument("--grad-accumulation", type=int, default=t.grad_accumulation)
+    train.add_argument("--encoder-lr", type=float, default=o.encoder_lr)
+    train.add_argument("--head-lr", type=float, default=o.head_lr)
+    train.add_argument("--alpha-lr", type=float, default=o.alpha_lr)
+    train.add_argument("--weight-decay", type=float, default=o.weight_decay)
+    train.add_argument("--warmup-ratio", type=float, default=o.warmup_ratio)
+    train.add_argument("--precision", default=t.precision, choices=("auto", "bf16", "fp32"))
+    train.add_argument("--seed", type=int, default=t.seed)
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", default=defaults.output, help="local folder or s3://bucket/prefix")
+    run.add_argument("--name", default=defaults.name, help="run name; the same name resumes")
+    run.add_argument("--num-workers", type=int, default=defaults.num_workers)
+    run.add_argument("--gpu", action="store_true", help="one GPU per worker, bf16 autocast")
+    run.add_argument("--cpu-threads", type=int, default=None, help="torch threads per CPU worker")
+    run.add_argument("--max-failures", type=int, default=defaults.max_failures)
+    args = parser.parse_args(argv)
+    return TrainJobConfig(
+        dataset=args.dataset,
+        data_root=args.data_root,
+        output=args.output,
+        name=args.name,
+        word_vectors=None if args.no_word_vectors else args.word_vectors,
+        max_train_sentences=args.max_train_sentences,
+        max_eval_sentences=args.max_eval_sentences,
+        num_workers=args.num_workers,
+        use_gpu=args.gpu,
+        cpu_threads_per_worker=args.cpu_threads,
+        max_failures=args.max_failures,
+        train=TrainConfig(
+            model=ModelConfig(backbone=args.backbone, dropout=args.dropout, max_subwords=args.max_subwords,
+                              window_overlap=min(m.window_overlap, args.max_subwords // 4)),
+            loss=LossConfig.parse(args.loss, alpha_update=args.alpha_update),
+            optim=OptimConfig(
+                encoder_lr=args.encoder_lr,
+                head_lr=args.head_lr,
+                alpha_lr=args.alpha_lr,
+                weight_decay=args.weight_decay,
+                warmup_ratio=args.warmup_ratio,
+            ),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            grad_accumulation=args.grad_accumulation,
+            precision=args.precision,
+            seed=args.seed,
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    job = parse_args(argv)
+    from adabiobert.distributed.training import run_training
+    from adabiobert.errors import AdaBioBertError
+
+    try:
+        outcome = run_training(job)
+    except AdaBioBertError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = outcome.results
+    test = results["test"]
+    print(f"run: {outcome.run_dir}")
+    print(f"model: {outcome.model_dir}")
+    print(f"best epoch {results['best_epoch']}: dev entity F1 {results['dev_best']['entity_f1']:.4f}")
+    print(
+        f"test entity F1 {test['entity_f1']:.4f} (P {test['entity_precision']:.4f}, R {test['entity_recall']:.4f}); "
+        f"paper's token-level micro F1 {test['paper_token_micro_f1']:.4f}"
+    )
+    print("alpha per epoch: " + ", ".join(f"{a:.3f}" for a in results["alpha_trace"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
