@@ -1,0 +1,98 @@
+"""The assembled model: training reduces the loss, bundles round-trip, the tagger gives offsets."""
+
+import json
+
+import pytest
+import torch
+
+from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
+from adabiobert.backbone import load_tokenizer
+from adabiobert.checkpoint import load_bundle, save_bundle
+from adabiobert.config import ModelConfig, TrainConfig
+from adabiobert.engine import fit, predict
+from adabiobert.model import parameter_groups
+from adabiobert.spans import is_valid_iob2
+from adabiobert.tagger import Tagger
+from adabiobert.word_vectors import WordVectors
+
+
+@pytest.fixture(scope="module")
+def word_vectors(ncbi):
+    from gensim.models import Word2Vec
+
+    sentences = [list(s.words) for s in ncbi.train[:1000]]
+    model = Word2Vec(sentences, vector_size=16, window=7, min_count=1, epochs=2, workers=1, seed=1)
+    return WordVectors.from_keyed_vectors(model.wv)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_backbone_dir, ncbi, word_vectors, tmp_path_factory):
+    """A tiny tagger trained for 3 epochs on 300 NCBI sentences, and its bundle folder."""
+    config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
+                         epochs=3, batch_size=16, seed=3)
+    torch.manual_seed(3)
+    tokenizer = load_tokenizer(config.model.backbone)
+    model = build_model(config, ncbi.labels, word_vectors)
+    encoder = build_example_encoder(config.model, model, tokenizer, word_vectors)
+    train, dev = encoder.encode_tagged(ncbi.train[:300]), encoder.encode_tagged(ncbi.dev[:80])
+    optimizer, scheduler = build_optimizer(model, config, train, world_size=1)
+    reports = list(fit(model, optimizer, scheduler, train, dev, ncbi.labels, config, torch.device("cpu"), tokenizer.pad_token_id))
+    folder = save_bundle(tmp_path_factory.mktemp("bundle") / "model", model, tokenizer, config.model, word_vectors, {"name": "tiny"})
+    return {"config": config, "model": model, "tokenizer": tokenizer, "dev": dev, "reports": reports, "folder": folder}
+
+
+def test_fit_yields_one_report_per_epoch_and_the_loss_falls(trained):
+    reports = trained["reports"]
+    assert [r.epoch for r in reports] == [1, 2, 3]
+    assert reports[-1].train_loss < reports[0].train_loss
+    for report in reports:
+        assert 0 < report.alpha < 1
+        assert {"entity_f1", "paper_token_micro_f1", "entity_macro_f1"} <= set(report.dev)
+
+
+def test_bundle_holds_no_pickle_and_reloads_with_identical_predictions(trained):
+    folder = trained["folder"]
+    files = {p.name for p in folder.rglob("*") if p.is_file()}
+    assert "model.safetensors" in files and "adabiobert.json" in files and "word_vocab.json" in files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl", ".pth"))]
+    reloaded = load_bundle(folder)
+    before = predict(trained["model"], trained["dev"], trained["config"], torch.device("cpu"), trained["tokenizer"].pad_token_id)
+    after = predict(reloaded.model, trained["dev"], trained["config"], torch.device("cpu"), reloaded.tokenizer.pad_token_id)
+    assert before == after
+    manifest = json.loads((folder / "adabiobert.json").read_text())
+    assert manifest["labels"]["tags"] == ["O", "B-Disease", "I-Disease"]
+
+
+def test_tagger_returns_character_offsets_into_the_given_text(trained):
+    tagger = Tagger.from_pretrained(trained["folder"], device="cpu")
+    texts = ["Germline mutations of the APC gene cause familial adenomatous polyposis.  Breast cancer is common.", ""]
+    results = tagger.tag(texts)
+    assert len(results) == 2 and results[1] == []
+    for entity in results[0]:
+        assert texts[0][entity.start : entity.end] == entity.text
+        assert entity.label == "Disease"
+        assert 0.0 <= entity.confidence <= 1.0
+    taggings = tagger.tag_words([["familial", "adenomatous", "polyposis"], []])
+    assert is_valid_iob2(taggings[0].tags) and taggings[1].tags == ()
+    assert tagger.model_id.startswith("tiny@")
+
+
+def test_tagger_rejects_a_bare_string(trained):
+    with pytest.raises(TypeError):
+        Tagger.from_pretrained(trained["folder"], device="cpu").tag("one text")
+
+
+def test_parameter_groups_put_theta_alone_and_keep_decay_off_crf(trained):
+    groups = {g["name"]: g for g in parameter_groups(trained["model"], 1e-4, 1e-3, 5e-3, 0.01)}
+    assert groups["alpha"]["lr"] == 5e-3 and groups["alpha"]["weight_decay"] == 0.0
+    crf_ids = {id(p) for p in trained["model"].crf.parameters()}
+    assert crf_ids <= {id(p) for p in groups["head_nd"]["params"]}
+    assert all(g["weight_decay"] == 0.0 for n, g in groups.items() if n.endswith("_nd"))
+
+
+def test_word_vectors_look_up_exact_then_lower_case_then_unknown(word_vectors):
+    known = word_vectors.words[0]
+    assert word_vectors.lookup(known) == 2
+    assert word_vectors.lookup("zzz-not-a-word") == 1
+    lower = next(w for w in word_vectors.words if w.islower() and w.isalpha())
+    assert word_vectors.lookup(lower.upper()) == word_vectors.lookup(lower)

@@ -1,0 +1,84 @@
+"""jobs/train.py on Ray Train: two gloo workers, the exported bundle, resume and retry."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adabiobert.checkpoint import load_training_state
+from adabiobert.config import ModelConfig, TrainConfig, TrainJobConfig
+from adabiobert.distributed.training import CRASH_ENV, run_training
+from adabiobert.tagger import Tagger
+from jobs import train as train_job
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+def tiny_job(tmp_path, backbone, corpora_root, name, epochs, **overrides) -> TrainJobConfig:
+    return TrainJobConfig(
+        dataset="NCBI-disease",
+        data_root=str(corpora_root),
+        output=str(tmp_path / "runs"),
+        name=name,
+        max_train_sentences=120,
+        max_eval_sentences=40,
+        cpu_threads_per_worker=1,
+        train=TrainConfig(model=ModelConfig(backbone=str(backbone), max_subwords=64, window_overlap=16),
+                          epochs=epochs, batch_size=16),
+        **overrides,
+    )
+
+
+def test_two_worker_run_reports_checkpoints_and_exports_a_loadable_tagger(ray_session, tmp_path, tiny_backbone_dir, corpora_root, capsys):
+    code = train_job.main([
+        "--dataset", "NCBI-disease", "--data-root", str(corpora_root), "--backbone", str(tiny_backbone_dir),
+        "--max-subwords", "64", "--max-train-sentences", "200", "--max-eval-sentences", "50",
+        "--epochs", "1", "--batch-size", "16", "--num-workers", "2", "--cpu-threads", "1",
+        "--output", str(tmp_path / "runs"), "--name", "two-workers",
+    ])
+    assert code == 0
+    run = tmp_path / "runs" / "two-workers"
+    results = json.loads((run / "results.json").read_text())
+    assert results["settings"]["num_workers"] == 2
+    assert [e["epoch"] for e in results["epochs"]] == [1]
+    assert len(results["alpha_trace"]) == 1 and 0 < results["alpha_trace"][0] < 1
+    assert results["test"]["sentences"] == 50
+    assert 0.0 <= results["test"]["entity_f1"] <= 1.0 and results["test"]["paper_token_micro_f1"] > 0.5
+    assert (run / "epoch_001" / "model.safetensors").is_file()
+    assert (run / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "test entity F1" in capsys.readouterr().out
+    tagger = Tagger.from_pretrained(run / "model", device="cpu")
+    text = "Patients with Duchenne muscular dystrophy were studied."
+    for entity in tagger.tag([text])[0]:
+        assert text[entity.start : entity.end] == entity.text
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(ray_session, tmp_path, tiny_backbone_dir, corpora_root, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, f"1:{tmp_path / 'crashed'}")
+    with pytest.raises(Exception):
+        run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "resume", epochs=2, max_failures=0))
+    assert (tmp_path / "crashed").exists()
+    first = load_training_state(tmp_path / "runs" / "resume" / "epoch_001")["history"]
+    assert [h["epoch"] for h in first] == [1]
+    assert not (tmp_path / "runs" / "resume" / "epoch_002").exists()
+
+    monkeypatch.delenv(CRASH_ENV)
+    outcome = run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "resume", epochs=2, max_failures=0))
+    history = outcome.results["epochs"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0] == first[0]  # epoch 1 was restored, not trained again
+
+
+def test_worker_crash_is_retried_from_the_checkpoint_within_one_run(ray_session, tmp_path, tiny_backbone_dir, corpora_root, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, f"1:{tmp_path / 'crashed'}")
+    outcome = run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "retry", epochs=2, max_failures=1))
+    assert (tmp_path / "crashed").exists()
+    assert [h["epoch"] for h in outcome.results["epochs"]] == [1, 2]
+    assert Path(outcome.model_dir, "model.safetensors").is_file()
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
+    code = train_job.main(["--dataset", "LINNAEUS", "--data-root", str(tmp_path), "--output", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "LINNAEUS" in err and str(tmp_path) in err
