@@ -1,0 +1,36 @@
+"""Configs: checks in __post_init__, and a round trip through dicts that rejects unknown keys."""
+
+import pytest
+
+from adabiobert.config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig
+from adabiobert.errors import ConfigError
+from jobs import train as train_job
+
+
+def test_job_config_round_trips_through_a_dict():
+    job = TrainJobConfig(name="x", train=TrainConfig(loss=LossConfig.parse("fixed=0.25"), epochs=3))
+    assert TrainJobConfig.from_dict(job.to_dict()) == job
+
+
+def test_unknown_keys_are_rejected_with_their_names():
+    data = TrainJobConfig().to_dict()
+    data["train"]["epoch"] = 3
+    with pytest.raises(ConfigError, match="epoch"):
+        TrainJobConfig.from_dict(data)
+
+
+@pytest.mark.parametrize("kwargs", [{"dropout": 1.0}, {"max_subwords": 4}, {"max_subwords": 64, "window_overlap": 40}])
+def test_model_config_rejects_out_of_range_values(kwargs):
+    with pytest.raises(ConfigError):
+        ModelConfig(**kwargs)
+
+
+def test_command_line_maps_onto_the_config():
+    job = train_job.parse_args([
+        "--dataset", "BC5CDR", "--loss", "fixed=0.3", "--alpha-update", "epoch", "--epochs", "4",
+        "--encoder-lr", "3e-5", "--num-workers", "2", "--gpu", "--no-word-vectors", "--word-vectors", "v.kv",
+    ])
+    assert job.dataset == "BC5CDR" and job.num_workers == 2 and job.use_gpu
+    assert job.word_vectors is None
+    assert job.train.loss == LossConfig(mode="fixed", alpha=0.3, alpha_update="epoch")
+    assert job.train.epochs == 4 and job.train.optim.encoder_lr == 3e-5
