@@ -1,0 +1,236 @@
+"""Local paths and ``s3://bucket/key`` URIs behind one small API: the only module that knows S3.
+
+Every other module names its inputs and outputs as URI strings and calls these functions, so a
+job runs unchanged on a laptop folder or a bucket. Object listing and ETags come from boto3;
+Parquet I/O goes through the ``pyarrow.fs`` filesystem that :func:`filesystem_for` returns.
+
+S3 settings come from the standard places only: credentials from boto3's and the AWS SDK's
+default chain (environment, ``~/.aws``, instance metadata), and the endpoint from the
+``AWS_ENDPOINT_URL`` environment variable when it is set (a MinIO or moto server, for example;
+``http://`` is allowed). Nothing here logs credentials or endpoints.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+_S3_PREFIX = "s3://"
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One file found by :func:`list_files`.
+
+    ``version`` changes whenever the content may have changed: the ETag for S3 (quotes removed),
+    the modification time in nanoseconds for a local file.
+    """
+
+    uri: str
+    size: int
+    version: str
+
+
+def is_s3(uri: str) -> bool:
+    """True for ``s3://bucket/key`` URIs, False for local paths."""
+    return str(uri).startswith(_S3_PREFIX)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``; the key may be empty."""
+    bucket, _, key = uri[len(_S3_PREFIX):].partition("/")
+    if not bucket:
+        raise ValueError(f"{uri!r} names no bucket; expected s3://bucket/key")
+    return bucket, key
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem that holds ``uri`` and the path of ``uri`` inside it.
+
+    Args:
+        uri: a local path or ``s3://bucket/key``.
+
+    Returns:
+        ``(LocalFileSystem, absolute path)`` or ``(S3FileSystem, "bucket/key")``. The S3
+        filesystem uses ``AWS_ENDPOINT_URL`` (scheme included) when set, and the default
+        credential chain; it pickles without credentials, so Ray workers resolve their own.
+    """
+    if not is_s3(uri):
+        return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(uri)))
+    bucket, key = _split_s3(uri)
+    endpoint = _endpoint()
+    options: dict[str, str] = {}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        options = {"endpoint_override": parsed.netloc or parsed.path, "scheme": parsed.scheme or "https"}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options), f"{bucket}/{key}".rstrip("/")
+
+
+def join(uri: str, *parts: str) -> str:
+    """Join path parts to a local path or an S3 URI (always with ``/`` for S3)."""
+    if is_s3(uri):
+        pieces = [uri.rstrip("/")] + [p.strip("/") for p in parts if p.strip("/")]
+        return "/".join(pieces)
+    return os.path.join(uri, *parts)
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole content of one file.
+
+    Raises:
+        FileNotFoundError: when the file or object does not exist.
+    """
+    if not is_s3(uri):
+        return Path(uri).read_bytes()
+    bucket, key = _split_s3(uri)
+    client = boto3_client()
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey as error:
+        raise FileNotFoundError(uri) from error
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Write ``data`` to ``uri``, replacing what was there, atomically.
+
+    A local file is written to a temporary file in the same folder and renamed over the
+    target, so a reader never sees half a file; parent folders are created. An S3 PUT is
+    atomic by itself.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        boto3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    # os.open with 0o666 honours the umask, unlike tempfile's private 0o600 files.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def exists(uri: str) -> bool:
+    """True when ``uri`` is an existing file or folder (for S3: an object with that key)."""
+    if not is_s3(uri):
+        return os.path.exists(uri)
+    bucket, key = _split_s3(uri)
+    client = boto3_client()
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
+def list_files(prefix_uri: str, suffixes: tuple[str, ...] = ()) -> list[FileInfo]:
+    """Every file under a folder (recursively), sorted by URI.
+
+    Args:
+        prefix_uri: a local folder or an S3 "folder" (``s3://bucket/prefix``; ``prefix/`` is
+            listed, so ``s3://b/shards`` does not pick up ``s3://b/shards-old/...``).
+        suffixes: keep only names ending with one of these (for example ``(".parquet",)``);
+            empty keeps all.
+
+    Returns:
+        The files, sorted by ``uri``; an empty list when the folder does not exist.
+    """
+    if is_s3(prefix_uri):
+        found = _list_s3(prefix_uri)
+    else:
+        found = _list_local(prefix_uri)
+    return sorted((f for f in found if not suffixes or f.uri.endswith(suffixes)), key=lambda f: f.uri)
+
+
+def _list_s3(prefix_uri: str) -> list[FileInfo]:
+    bucket, key = _split_s3(prefix_uri)
+    prefix = key.rstrip("/") + "/" if key.strip("/") else ""
+    found = []
+    for page in boto3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/"):  # a "folder" marker object, not a file
+                continue
+            found.append(FileInfo(f"{_S3_PREFIX}{bucket}/{item['Key']}", int(item["Size"]), item["ETag"].strip('"')))
+    return found
+
+
+def _list_local(folder: str) -> list[FileInfo]:
+    found = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns)))
+    return found
+
+
+def _relative(info_uri: str, folder_uri: str) -> str:
+    """The part of ``info_uri`` below ``folder_uri``, with ``/`` separators."""
+    if is_s3(folder_uri):
+        return info_uri[len(folder_uri.rstrip("/")) + 1:]
+    return Path(os.path.relpath(info_uri, folder_uri)).as_posix()
+
+
+def upload_dir(local_dir: str | Path, uri: str) -> None:
+    """Copy every file under ``local_dir`` to the folder ``uri`` (local or S3), keeping layout."""
+    for info in list_files(str(local_dir)):
+        relative = _relative(info.uri, str(local_dir))
+        target = join(uri, *relative.split("/"))
+        if is_s3(target):
+            bucket, key = _split_s3(target)
+            boto3_client().upload_file(info.uri, bucket, key)  # multipart for large files
+        else:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(info.uri, target)
+
+
+def download_dir(uri: str, local_dir: str | Path) -> None:
+    """Copy every file under the folder ``uri`` (local or S3) into ``local_dir``, keeping layout."""
+    for info in list_files(uri):
+        relative = _relative(info.uri, uri)
+        target = Path(local_dir).joinpath(*relative.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if is_s3(info.uri):
+            bucket, key = _split_s3(info.uri)
+            boto3_client().download_file(bucket, key, str(target))
+        else:
+            shutil.copyfile(info.uri, target)
+
+
+def boto3_client():
+    """A boto3 S3 client for ``AWS_ENDPOINT_URL`` when set, with the default credential chain.
+
+    Clients are cached per endpoint (boto3 clients are thread-safe), so a test that points
+    the variable at a new server gets a new client.
+    """
+    return _client_for(_endpoint())
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(endpoint: str | None):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint)

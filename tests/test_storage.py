@@ -1,0 +1,101 @@
+"""storage: the same calls on local folders and on a loopback S3 server (moto)."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from adabiobert import storage
+
+
+def test_is_s3_and_join():
+    assert storage.is_s3("s3://bucket/key") and not storage.is_s3("/tmp/x")
+    assert storage.join("s3://bucket/shards/", "part-00000.parquet") == "s3://bucket/shards/part-00000.parquet"
+    assert storage.join("s3://bucket", "a", "b.txt") == "s3://bucket/a/b.txt"
+    assert storage.join("/tmp/out", "a", "b.txt") == os.path.join("/tmp/out", "a", "b.txt")
+
+
+def test_local_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    target = tmp_path / "deep" / "file.bin"
+    storage.write_bytes(str(target), b"first")
+    storage.write_bytes(str(target), b"second")
+    assert storage.read_bytes(str(target)) == b"second"
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+def test_local_list_files_filters_suffixes_sorts_and_versions_by_mtime(tmp_path):
+    for name in ("b.nxml", "a.nxml", "sub/c.nxml", "notes.txt"):
+        storage.write_bytes(str(tmp_path / name), b"x" * 3)
+    found = storage.list_files(str(tmp_path), (".nxml",))
+    assert [os.path.relpath(f.uri, tmp_path) for f in found] == ["a.nxml", "b.nxml", os.path.join("sub", "c.nxml")]
+    assert found[0].size == 3
+    assert found[0].version == str(os.stat(found[0].uri).st_mtime_ns)
+    assert storage.list_files(str(tmp_path / "missing")) == []
+
+
+def test_local_exists_and_missing_read(tmp_path):
+    assert storage.exists(str(tmp_path)) and not storage.exists(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(str(tmp_path / "nope"))
+
+
+def test_s3_round_trip_exists_and_missing(s3_bucket):
+    uri = f"s3://{s3_bucket}/dir/hello.txt"
+    assert not storage.exists(uri)
+    storage.write_bytes(uri, "héllo".encode())
+    assert storage.exists(uri)
+    assert storage.read_bytes(uri).decode() == "héllo"
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(f"s3://{s3_bucket}/dir/missing.txt")
+
+
+def test_s3_list_files_uses_the_prefix_as_a_folder_and_etag_as_version(s3_bucket):
+    storage.write_bytes(f"s3://{s3_bucket}/shards/part-00000.parquet", b"one")
+    storage.write_bytes(f"s3://{s3_bucket}/shards/stats.json", b"{}")
+    storage.write_bytes(f"s3://{s3_bucket}/shards-old/part-00000.parquet", b"old")
+    found = storage.list_files(f"s3://{s3_bucket}/shards", (".parquet",))
+    assert [f.uri for f in found] == [f"s3://{s3_bucket}/shards/part-00000.parquet"]
+    assert found[0].size == 3
+    before = found[0].version
+    storage.write_bytes(found[0].uri, b"changed")
+    assert storage.list_files(f"s3://{s3_bucket}/shards", (".parquet",))[0].version != before
+
+
+def test_filesystem_for_s3_reads_parquet_through_the_endpoint(s3_bucket):
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": [1, 2, 3]}), sink)
+    uri = f"s3://{s3_bucket}/t/table.parquet"
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())
+    filesystem, path = storage.filesystem_for(uri)
+    assert isinstance(filesystem, pafs.S3FileSystem)
+    assert path == f"{s3_bucket}/t/table.parquet"
+    assert pq.read_table(path, filesystem=filesystem).column("x").to_pylist() == [1, 2, 3]
+
+
+def test_filesystem_for_local_gives_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    filesystem, path = storage.filesystem_for("shards/part-00000.parquet")
+    assert isinstance(filesystem, pafs.LocalFileSystem)
+    assert path == str(tmp_path / "shards" / "part-00000.parquet")
+
+
+def test_upload_and_download_dir_keep_the_layout(tmp_path, s3_bucket):
+    source = tmp_path / "source"
+    storage.write_bytes(str(source / "vectors.kv"), b"kv")
+    storage.write_bytes(str(source / "nested" / "stats.json"), b"{}")
+    storage.upload_dir(source, f"s3://{s3_bucket}/run")
+    assert storage.read_bytes(f"s3://{s3_bucket}/run/nested/stats.json") == b"{}"
+    back = tmp_path / "back"
+    storage.download_dir(f"s3://{s3_bucket}/run", back)
+    assert (back / "vectors.kv").read_bytes() == b"kv"
+    assert (back / "nested" / "stats.json").read_bytes() == b"{}"
+
+
+def test_upload_dir_to_a_local_folder(tmp_path):
+    storage.write_bytes(str(tmp_path / "a" / "x" / "f.txt"), b"1")
+    storage.upload_dir(tmp_path / "a", str(tmp_path / "b"))
+    assert (tmp_path / "b" / "x" / "f.txt").read_bytes() == b"1"
