@@ -1,0 +1,107 @@
+"""Word2Vec build: the kept-sentence filter, gensim training, and the job end to end on local Ray."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from gensim.models import KeyedVectors
+
+from adabiobert.errors import ConfigError, ShardSchemaError
+from adabiobert.ingest import IngestConfig, ingest
+from adabiobert.lexicon import Lexicon
+from adabiobert.pmc_schema import records_to_table
+from adabiobert.word2vec import (
+    LineSentences,
+    Word2VecConfig,
+    article_texts,
+    kept_sentence_lines,
+    save_vectors,
+    train_vectors,
+    train_vectors_from_iterable,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = Word2VecConfig(vector_size=8, window=2, min_count=1, epochs=1, workers=1)
+
+
+def _job(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "jobs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_only_sentences_that_mention_a_term_are_kept_words_keep_their_case():
+    lexicon = Lexicon(["breast cancer"], case_sensitive_terms=["BRCA1"])
+    text = ("BRCA1 mutations raise the risk. The weather was fine. Breast cancer (BC) is common, e.g. in "
+            "Europe. Brca1 in lower case is not the symbol.")
+    seen, lines = kept_sentence_lines([text], lexicon)
+    assert seen == 4
+    assert lines == ["BRCA1 mutations raise the risk .", "Breast cancer ( BC ) is common , e . g . in Europe ."]
+
+
+def test_article_texts_leave_section_titles_out():
+    texts = article_texts("A title", "", [{"title": "Methods", "text": "Cells grew."}, {"title": "Empty", "text": ""}])
+    assert texts == ["A title", "Cells grew."]
+
+
+def test_training_keeps_case_and_saves_loadable_vectors(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("BRCA1 binds DNA .\nbrca1 is the mouse symbol .\n" * 5, encoding="utf-8")
+    vectors = train_vectors(corpus, TINY)
+    assert {"BRCA1", "brca1", "DNA"} <= set(vectors.key_to_index)
+    loaded = KeyedVectors.load(str(save_vectors(vectors, tmp_path / "out")))
+    assert loaded.vector_size == 8 and (loaded["BRCA1"] == vectors["BRCA1"]).all()
+
+
+def test_corpus_file_and_iterator_give_the_same_vocabulary(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("TP53 regulates the cell cycle .\nThe cell divides .\n" * 3, encoding="utf-8")
+    from_file = train_vectors(corpus, TINY)
+    from_iterator = train_vectors_from_iterable(LineSentences(corpus), TINY)
+    assert from_file.key_to_index.keys() == from_iterator.key_to_index.keys()
+
+
+def test_nothing_to_train_is_a_clear_error(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("only once\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no word occurs min_count=2 times"):
+        train_vectors(corpus, Word2VecConfig(min_count=2, workers=1))
+
+
+def test_a_shard_without_text_columns_fails_before_ray_starts(tmp_path, shared_root):
+    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+    from adabiobert.jats import parse_jats
+
+    record = parse_jats((shared_root / "pmc-sample" / "mds526.nxml").read_bytes(), "x")
+    pq.write_table(records_to_table([record]).drop_columns(["sections"]), tmp_path / "part-00000.parquet")
+    with pytest.raises(ShardSchemaError, match="'sections'"):
+        build_word2vec(Word2VecBuildConfig(str(tmp_path), str(tmp_path / "out")), Lexicon(["cancer"]))
+
+
+@pytest.mark.ray
+def test_the_build_job_end_to_end_on_the_sample_shards(ray_session, shared_root, tmp_path, capsys):
+    shards = tmp_path / "shards"
+    ingest(IngestConfig((str(shared_root / "pmc-sample"),), str(shards), articles_per_shard=3, show_progress=False))
+    out = tmp_path / "w2v"
+    code = _job("build_word2vec").main([
+        "--shards", str(shards), "--out", str(out), "--lexicon", str(shared_root / "lexicon"),
+        "--epochs", "1", "--min-count", "2", "--workers", "1", "--num-actors", "1", "--no-progress",
+    ])
+    assert code == 0
+    vectors = KeyedVectors.load(str(out / "vectors.kv"))
+    assert vectors.vector_size == 128
+    assert {"PBDE", "thyroid", "cancer"} <= set(vectors.key_to_index)  # words of the samples, case kept
+    stats = json.loads((out / "word2vec_stats.json").read_text())
+    assert stats["documents"] == 8 and stats["shards"] == 3  # rejects.parquet is not a shard
+    assert 0 < stats["sentences_kept"] < stats["sentences_seen"]
+    assert stats["vocabulary_size"] == len(vectors.key_to_index)
+    assert stats["tokens"] > stats["sentences_kept"]
+    assert set(stats["seconds"]) == {"corpus", "train", "save"}
+    assert stats["config"]["word2vec"]["epochs"] == 1
+    assert not (out / "corpus.txt").exists()
+    assert "8 articles" in capsys.readouterr().out
