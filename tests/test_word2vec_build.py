@@ -105,3 +105,25 @@ def test_the_build_job_end_to_end_on_the_sample_shards(ray_session, shared_root,
     assert stats["config"]["word2vec"]["epochs"] == 1
     assert not (out / "corpus.txt").exists()
     assert "8 articles" in capsys.readouterr().out
+
+
+@pytest.mark.ray
+def test_the_build_writes_to_s3(ray_session, s3_bucket, tmp_path):
+    from adabiobert import storage
+    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    corpus_text = "BRCA1 carriers have breast cancer . " * 3
+    record = {"pmcid": "PMC1", "pmid": None, "doi": None, "title": corpus_text, "abstract": "", "sections": [],
+              "license": None, "last_updated": None, "source": "x"}
+    pq.write_table(records_to_table([record]), shards / "part-00000.parquet")
+    out = f"s3://{s3_bucket}/word2vec"
+    config = Word2VecBuildConfig(str(shards), out, Word2VecConfig(vector_size=8, min_count=1, epochs=1, workers=1),
+                                 num_actors=1, keep_corpus=True, show_progress=False)
+    stats = build_word2vec(config, Lexicon(["breast cancer"]))
+    assert stats.sentences_kept == 3
+    names = {f.uri.rsplit("/", 1)[1] for f in storage.list_files(out)}
+    assert {"vectors.kv", "word2vec_stats.json", "corpus.txt"} <= names
+    storage.download_dir(out, tmp_path / "back")
+    assert "BRCA1" in KeyedVectors.load(str(tmp_path / "back" / "vectors.kv")).key_to_index
