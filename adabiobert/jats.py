@@ -185,6 +185,8 @@ def _latest_date(meta: etree._Element) -> datetime | None:
         if not parts[0].isdigit():
             continue
         year, month, day = (int(p) if p.isdigit() else 1 for p in parts)
+        if not 1 <= year <= 9999:
+            continue
         try:
             found.append(datetime(year, month, day, tzinfo=timezone.utc))
         except ValueError:  # a day or month out of range: keep the year

@@ -3,8 +3,9 @@
 ``adabiobert.distributed.word2vec_corpus`` runs :func:`kept_sentence_lines` over the shards on
 Ray Data and streams the kept sentences to a line corpus (one sentence per line, words joined by
 single spaces); :func:`train_vectors` then trains gensim on that file with ``corpus_file=``, which
-lets every worker thread read its own part of the file instead of sharing one Python iterator
-(measured in ``docs/benchmarks.md``, "Word2Vec build (issue 3)").
+lets every worker thread read its own part of the file instead of sharing one Python iterator.
+On the project's 2-core machine the two modes were equal within noise (``docs/benchmarks.md``,
+"Word2Vec build (issue 3)"); the file mode is kept because only it scales with more cores.
 
 Words are the strings of :func:`adabiobert.text.split_sentences`, never lower-cased: the tagger
 looks a word up as written first and lower-cased second, so both forms must be trainable.

@@ -132,7 +132,8 @@ def test_an_empty_article_gives_a_record_with_empty_text():
 def test_last_updated_is_the_latest_article_date_else_the_file_time():
     meta = ('<pub-date pub-type="epub"><day>14</day><month>2</month><year>2007</year></pub-date>'
             '<history><date date-type="accepted"><month>13</month><year>2008</year></date></history>'
-            '<pub-date pub-type="collection"><year>2007</year></pub-date>')
+            '<pub-date pub-type="collection"><year>2007</year></pub-date>'
+            '<pub-date pub-type="ppub"><year>0</year></pub-date><pub-date pub-type="x"><year>n.d.</year></pub-date>')
     assert parse_jats(_article(meta=meta), "x")["last_updated"] == datetime(2008, 1, 1, tzinfo=timezone.utc)
     modified = datetime(2024, 5, 6, 7, 8, tzinfo=timezone.utc)
     assert parse_jats(_article(), "x", modified=modified)["last_updated"] == modified
