@@ -96,3 +96,18 @@ def test_word_vectors_look_up_exact_then_lower_case_then_unknown(word_vectors):
     assert word_vectors.lookup("zzz-not-a-word") == 1
     lower = next(w for w in word_vectors.words if w.islower() and w.isalpha())
     assert word_vectors.lookup(lower.upper()) == word_vectors.lookup(lower)
+
+
+def test_word_vectors_load_the_files_gensim_writes(tmp_path, word_vectors):
+    from gensim.models import KeyedVectors
+
+    keyed = KeyedVectors(vector_size=word_vectors.dim)
+    keyed.add_vectors(list(word_vectors.words), word_vectors.vectors)
+    keyed.save(str(tmp_path / "vectors.kv"))
+    keyed.save_word2vec_format(str(tmp_path / "vectors.txt"), binary=False)
+    for name in ("vectors.kv", "vectors.txt"):
+        loaded = WordVectors.load(tmp_path / name)
+        assert loaded.words == word_vectors.words
+        assert loaded.vectors == pytest.approx(word_vectors.vectors, abs=1e-5)
+    with pytest.raises(FileNotFoundError, match="missing.kv"):
+        WordVectors.load(tmp_path / "missing.kv")
