@@ -115,19 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--word-vectors", default=None, help="KeyedVectors for the +w2v variants (skipped without)")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these variants/peers")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these variants/peers, in this order")
     parser.add_argument("--runs", default="runs/compare")
     parser.add_argument("--results", default="benchmarks/results/compare.json")
     args = parser.parse_args(argv)
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     plan = [(v, loss, w2v) for v, loss, w2v in ATS_VARIANTS if args.word_vectors or not w2v]
-    names = [v for v, _, _ in plan] + PEERS
+    names = args.only if args.only else [v for v, _, _ in plan] + PEERS
     for dataset in args.datasets:
         for seed in args.seeds:
             for name in names:
                 key = f"{dataset}|{name}|{seed}"
-                if key in results or (args.only is not None and name not in args.only):
+                if key in results:
                     continue
                 started = time.perf_counter()
                 print(f"== {key}", flush=True)
