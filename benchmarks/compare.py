@@ -49,6 +49,7 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
             output=args.runs,
             name=name,
             word_vectors=vectors,
+            use_gpu=args.gpu,
             train=TrainConfig(model=ModelConfig(backbone=args.backbone), loss=LossConfig.parse(loss),
                               epochs=args.epochs, batch_size=32, seed=seed),
         )
@@ -73,7 +74,8 @@ def run_peer(peer: str, dataset: str, args, seed: int) -> dict | None:
     if peer == "hf-token-classification":
         from benchmarks.peers import hf_token_classification
 
-        return hf_token_classification.run(corpus, backbone=args.backbone, epochs=args.epochs, seed=seed)
+        device = "cuda" if args.gpu else "cpu"
+        return hf_token_classification.run(corpus, backbone=args.backbone, epochs=args.epochs, seed=seed, device=device)
     if peer == "spacy-ner":
         try:
             from benchmarks.peers import spacy_ner
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="run only these variants/peers, in this order")
     parser.add_argument("--runs", default="runs/compare")
     parser.add_argument("--results", default="benchmarks/results/compare.json")
+    parser.add_argument("--gpu", action="store_true", help="train and tag on a GPU (bf16 autocast for ATS runs)")
+    parser.add_argument("--plot", default=None, help="write the alpha trajectories of the ATS runs to this PNG")
     args = parser.parse_args(argv)
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -142,7 +146,31 @@ def main(argv: list[str] | None = None) -> int:
                 results_path.write_text(json.dumps(results, indent=2))
                 print(f"   entity F1 {outcome.get('entity_f1', float('nan')):.4f}", flush=True)
     print(table(results))
+    if args.plot:
+        plot_alpha(results, args.plot)
     return 0
+
+
+def plot_alpha(results: dict, path: str) -> None:
+    """alpha per epoch for every ATS run with an alpha trace (the paper's Figure 2, per dataset)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for key, value in sorted(results.items()):
+        trace = value.get("alpha_trace")
+        if trace:
+            dataset, variant, seed = key.split("|")
+            axis.plot(range(1, len(trace) + 1), trace, "o-", label=f"{dataset} {variant} s{seed}")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("alpha (weight of L_CE)")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def _collate(items, pad_id):
     return input_ids, attention, labels
 
 
-def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, seed: int = 13) -> dict:
+def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, seed: int = 13, device: str = "cpu") -> dict:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     torch.manual_seed(seed)
@@ -57,7 +57,7 @@ def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5
     label_ids = {t: i for i, t in enumerate(tags)}
     path = resolve_backbone(backbone)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(tags))
+    model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(tags)).to(device)
     train = _encode(tokenizer, corpus.train, label_ids, 512)
     test = _encode(tokenizer, corpus.test, label_ids, 512)
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
@@ -70,7 +70,8 @@ def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5
         random.shuffle(order)
         for start in range(0, len(order), batch_size):
             input_ids, attention, labels = _collate([train[i] for i in order[start : start + batch_size]], tokenizer.pad_token_id)
-            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                loss = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)).loss
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -83,7 +84,8 @@ def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5
         for start in range(0, len(test), 64):
             batch = test[start : start + 64]
             input_ids, attention, _ = _collate(batch, tokenizer.pad_token_id)
-            logits = model(input_ids=input_ids, attention_mask=attention).logits
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float().cpu()
             for row, (_, _, first) in enumerate(batch):
                 predicted.append([tags[i] for i in logits[row, first].argmax(-1).tolist()])
     tag_seconds = time.perf_counter() - started
