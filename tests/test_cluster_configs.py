@@ -1,0 +1,341 @@
+"""cluster/: the launcher config validates against Ray's own schema, every Kubernetes manifest
+parses, and every command they run names a real job script with flags that script accepts.
+
+No cluster is started here; tests/test_ray_jobs.py submits the same scripts to a real local Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import re
+import shlex
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "cluster"
+MANIFESTS = sorted((CLUSTER / "k8s").glob("*.yaml"))
+IMAGE_FILES = [CLUSTER / "aws.yaml", *MANIFESTS]
+JOB_COMMAND = re.compile(r"\bpython\s+(jobs/\S+\.py)\b")
+SHELL_BREAKS = {"&&", "||", ";", "|", ">", "2>&1"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points: `python jobs/<script>.py <flags>` -> the script's own argparse parser
+# ---------------------------------------------------------------------------------------------
+class _Parsed(Exception):
+    """Raised in place of parsing, to hand the job's parser out of its ``main``."""
+
+
+def job_parser(script: Path) -> argparse.ArgumentParser:
+    """The argparse parser a job builds in ``main(argv)``, caught at its first ``parse_args``.
+
+    The job is imported from its file and its ``main`` is called; the parse is intercepted before
+    any work happens, so this works for any job that parses first, as jobs/ do (STYLE.md).
+    """
+    spec = importlib.util.spec_from_file_location(f"_job_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    caught: list[argparse.ArgumentParser] = []
+
+    def intercept(parser, args=None, namespace=None):
+        caught.append(parser)
+        raise _Parsed
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", intercept):
+        with pytest.raises(_Parsed):
+            module.main([])
+    return caught[0]
+
+
+def job_commands(text: str) -> list[list[str]]:
+    """Every ``python jobs/<script>.py ...`` in a command string, as argv lists from the script on.
+
+    Shell continuations and YAML comment markers are joined first, so commented examples count
+    too; a command ends at a shell operator or the end of its line.
+    """
+    joined = re.sub(r"\\\n\s*(#\s*)?", " ", text)
+    commands = []
+    for match in JOB_COMMAND.finditer(joined):
+        line = joined[match.start():].split("\n", 1)[0]
+        words = shlex.split(line, comments=False, posix=True)
+        argv = []
+        for word in words[1:]:
+            if word in SHELL_BREAKS:
+                break
+            argv.append(word)
+        commands.append(argv)
+    return commands
+
+
+def entrypoint_problems(argv: list[str]) -> list[str]:
+    """What is wrong with one job command: a missing script, or flags/values its parser refuses."""
+    script = REPO / argv[0]
+    if not script.is_file():
+        return [f"{argv[0]}: no such job script"]
+    parser = job_parser(script)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            parser.parse_args(argv[1:])
+    except SystemExit:
+        return [f"{argv[0]}: {stderr.getvalue().strip().splitlines()[-1]}"]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+def load_documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+
+
+def walk(node, key: str):
+    """Every value stored under ``key`` anywhere in a parsed YAML tree."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield v
+            yield from walk(v, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item, key)
+
+
+def embedded_documents(doc: dict) -> list[dict]:
+    """Kubernetes objects carried as YAML text inside a ConfigMap (a RayJob a CronJob creates)."""
+    if doc.get("kind") != "ConfigMap":
+        return []
+    found = []
+    for text in (doc.get("data") or {}).values():
+        for inner in yaml.safe_load_all(text):
+            if isinstance(inner, dict) and "kind" in inner:
+                found.append(inner)
+    return found
+
+
+def all_objects() -> list[tuple[Path, dict]]:
+    objects = []
+    for path in MANIFESTS:
+        for doc in load_documents(path):
+            objects.append((path, doc))
+            objects.extend((path, inner) for inner in embedded_documents(doc))
+    return objects
+
+
+def ray_jobs() -> list[tuple[Path, dict]]:
+    """(file, RayJob spec) for every RayJob, standalone, in a RayCronJob or inside a ConfigMap."""
+    specs = []
+    for path, doc in all_objects():
+        if doc.get("kind") == "RayJob":
+            specs.append((path, doc["spec"]))
+        elif doc.get("kind") == "RayCronJob":
+            specs.append((path, doc["spec"]["jobTemplate"]))
+    return specs
+
+
+def cluster_specs() -> list[tuple[Path, dict]]:
+    specs = [(p, d["spec"]) for p, d in all_objects() if d.get("kind") == "RayCluster"]
+    return specs + [(p, s["rayClusterSpec"]) for p, s in ray_jobs()]
+
+
+def pinned_ray() -> str:
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    return re.search(r'"ray\[[^\]]*\]==([\d.]+)"', pyproject).group(1)
+
+
+def project_image() -> str:
+    return yaml.safe_load((CLUSTER / "aws.yaml").read_text(encoding="utf-8"))["docker"]["image"]
+
+
+def containers(pod_template: dict) -> list[dict]:
+    spec = pod_template["spec"]
+    return list(spec.get("initContainers", [])) + list(spec["containers"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The entry-point check itself, on doctored strings: it must refuse what does not exist
+# ---------------------------------------------------------------------------------------------
+def test_entrypoint_check_accepts_a_real_command():
+    argv = job_commands("python jobs/train.py --dataset BC5CDR --gpu --num-workers 4 --output s3://b/r --name x")[0]
+    assert argv[:3] == ["jobs/train.py", "--dataset", "BC5CDR"]
+    assert entrypoint_problems(argv) == []
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("python jobs/train.py --dataset BC5CDR --num-gpus 4", "unrecognized arguments: --num-gpus"),
+        ("python jobs/train.py --dataset BC5CDR --num-workers four", "invalid int value"),
+        ("python jobs/train.py --precision fp8", "invalid choice"),
+        ("python jobs/trian.py --dataset BC5CDR", "no such job script"),
+    ],
+)
+def test_entrypoint_check_refuses_a_doctored_command(command, expected):
+    problems = entrypoint_problems(job_commands(command)[0])
+    assert problems and expected in problems[0], problems
+
+
+def test_commands_are_found_across_continuations_and_end_at_shell_operators():
+    text = "#   ray job submit -- \\\n#       python jobs/train.py --gpu \\\n#       --epochs 2 && echo done\n"
+    assert job_commands(text) == [["jobs/train.py", "--gpu", "--epochs", "2"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The AWS launcher config
+# ---------------------------------------------------------------------------------------------
+def test_launcher_config_validates_against_the_schema_shipped_with_ray():
+    import jsonschema
+    import ray.autoscaler
+
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text(encoding="utf-8"))
+    jsonschema.validate(config, schema)
+    with pytest.raises(jsonschema.ValidationError):  # the schema is strict: a typo is refused
+        jsonschema.validate({**config, "head_node_typ": "head"}, schema)
+
+
+def test_launcher_config_passes_rays_own_checks_with_defaults_filled_in():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(yaml.safe_load((CLUSTER / "aws.yaml").read_text(encoding="utf-8")))
+    validate_config(config)
+    nodes = config["available_node_types"]
+    assert config["provider"]["type"] == "aws"
+    assert nodes["gpu_worker"]["node_config"]["InstanceType"].startswith(("g5.", "g6.", "p4", "p5"))
+    assert nodes["gpu_worker"]["max_workers"] > nodes["gpu_worker"].get("min_workers", 0)
+    assert nodes[config["head_node_type"]]["resources"] == {"CPU": 0}
+
+
+# ---------------------------------------------------------------------------------------------
+# The image
+# ---------------------------------------------------------------------------------------------
+def test_dockerfile_pins_the_projects_ray_and_torch_and_copies_what_exists():
+    dockerfile = (CLUSTER / "Dockerfile").read_text(encoding="utf-8")
+    ray_version = pinned_ray()
+    base = re.search(r"^ARG RAY_IMAGE=(\S+)", dockerfile, re.M).group(1)
+    assert base.startswith(f"rayproject/ray:{ray_version}-"), base
+    assert f'"ray[default,train,data]=={ray_version}"' in dockerfile
+    setup_torch = re.search(r"TORCH_SPEC=\$\{TORCH_SPEC:-(\S+)\}", (REPO / "scripts/setup.sh").read_text()).group(1)
+    assert f"ARG TORCH_SPEC={setup_torch}" in dockerfile
+    assert "index-url" not in dockerfile  # PyPI's Linux torch wheel is the CUDA build
+    for source in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", dockerfile, re.M):
+        for name in source.split():
+            assert (REPO / name).exists(), f"Dockerfile copies {name}, which is not in the repository"
+
+
+def test_every_node_and_pod_runs_the_project_image():
+    image = project_image()
+    assert image.endswith(":0.1.0") or re.search(r":\d", image), image
+    from adabiobert import __version__
+
+    assert image.rsplit(":", 1)[1] == __version__, "tag the image with the package version"
+    for path, doc in all_objects():
+        for template in walk(doc, "template"):
+            if isinstance(template, dict) and "spec" in template and "containers" in template["spec"]:
+                for container in containers(template):
+                    if container["name"].startswith("ray-") or container["name"] == "fetch-data":
+                        assert container["image"] == image, f"{path.name}: {container['name']} runs {container['image']}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Kubernetes manifests
+# ---------------------------------------------------------------------------------------------
+def test_every_manifest_parses_into_named_kubernetes_objects():
+    assert MANIFESTS, "no manifests under cluster/k8s"
+    for path, doc in all_objects():
+        assert doc.get("apiVersion") and doc.get("kind"), f"{path.name}: an object without apiVersion/kind"
+        assert doc.get("metadata", {}).get("name"), f"{path.name}: a {doc['kind']} without a name"
+
+
+def test_ray_clusters_run_the_pinned_ray_with_a_cpu_free_head_and_gpu_workers():
+    ray_version = pinned_ray()
+    specs = cluster_specs()
+    assert specs
+    for path, spec in specs:
+        assert spec["rayVersion"] == ray_version, path.name
+        assert spec["headGroupSpec"]["rayStartParams"].get("num-cpus") == "0", path.name
+        groups = {g["groupName"]: g for g in spec["workerGroupSpecs"]}
+        assert "gpu" in groups, path.name
+        for container in containers(groups["gpu"]["template"]):
+            assert container["resources"]["limits"]["nvidia.com/gpu"] == "1", path.name
+
+
+def gpu_capacity(cluster_spec: dict) -> int:
+    gpus = 0
+    for group in cluster_spec["workerGroupSpecs"]:
+        per_pod = sum(int(c["resources"]["limits"].get("nvidia.com/gpu", 0)) for c in containers(group["template"]))
+        gpus += per_pod * group["maxReplicas"]
+    return gpus
+
+
+def head_mounts(cluster_spec: dict) -> list[str]:
+    head = cluster_spec["headGroupSpec"]["template"]["spec"]["containers"][0]
+    return [m["mountPath"] for m in head.get("volumeMounts", [])]
+
+
+def test_every_ray_job_runs_a_real_script_with_flags_it_accepts():
+    jobs = ray_jobs()
+    assert jobs
+    for path, spec in jobs:
+        commands = job_commands(spec["entrypoint"])
+        assert len(commands) == 1, f"{path.name}: entrypoint must run one job script: {spec['entrypoint']!r}"
+        assert entrypoint_problems(commands[0]) == [], path.name
+
+
+def test_every_commented_example_in_cluster_runs_a_real_script_with_flags_it_accepts():
+    found = 0
+    for path in [CLUSTER / "aws.yaml", CLUSTER / "Dockerfile", *MANIFESTS]:
+        for argv in job_commands(path.read_text(encoding="utf-8")):
+            found += 1
+            assert entrypoint_problems(argv) == [], f"{path.name}: {' '.join(argv)}"
+    assert found >= len(ray_jobs())
+
+
+def flag_values(argv: list[str]) -> dict[str, str | bool]:
+    values: dict[str, str | bool] = {}
+    for i, word in enumerate(argv[1:], start=1):
+        if word.startswith("--"):
+            following = argv[i + 1] if i + 1 < len(argv) else "--"
+            values[word] = following if not following.startswith("--") else True
+    return values
+
+
+def test_ray_jobs_ask_for_resources_their_cluster_has_and_write_to_s3():
+    for path, spec in ray_jobs():
+        argv = job_commands(spec["entrypoint"])[0]
+        flags = flag_values(argv)
+        cluster = spec["rayClusterSpec"]
+        if flags.get("--gpu"):
+            workers = int(flags.get("--num-workers", 1))
+            assert workers <= gpu_capacity(cluster), f"{path.name}: {workers} GPU workers, cluster has {gpu_capacity(cluster)}"
+        assert str(flags["--output"]).startswith("s3://"), f"{path.name}: output must outlive the cluster"
+        for flag in ("--data-root", "--word-vectors", "--model"):
+            value = flags.get(flag)
+            if isinstance(value, str) and value.startswith("/"):
+                assert any(value.startswith(m + "/") for m in head_mounts(cluster)), f"{path.name}: {flag} {value} is not mounted on the head"
+
+
+def test_ray_jobs_clean_up_retry_and_run_the_images_code():
+    workdir = re.search(r"^WORKDIR (\S+)", (CLUSTER / "Dockerfile").read_text(), re.M).group(1)
+    for path, spec in ray_jobs():
+        assert spec["shutdownAfterJobFinishes"] is True, path.name
+        assert spec["backoffLimit"] >= 1, path.name
+        assert spec["activeDeadlineSeconds"] > 0, path.name
+        runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
+        assert runtime_env["working_dir"] == workdir, path.name
+
+
+def test_the_training_job_resumes_by_name_and_retries_workers():
+    (path, spec), = [(p, s) for p, s in ray_jobs() if "jobs/train.py" in s["entrypoint"]]
+    flags = flag_values(job_commands(spec["entrypoint"])[0])
+    assert flags["--gpu"] is True
+    assert int(flags["--max-failures"]) >= 1
+    assert flags["--name"] and flags["--name"] is not True
