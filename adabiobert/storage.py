@@ -234,3 +234,79 @@ def _client_for(endpoint: str | None):
     import boto3
 
     return boto3.client("s3", endpoint_url=endpoint)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commit primitives for jobs that publish files atomically (the annotation job's per-shard commit)
+# ---------------------------------------------------------------------------------------------
+def write_bytes_if_absent(uri: str, data: bytes) -> bool:
+    """Create ``uri`` with ``data`` only if nothing is there yet; True when this call created it.
+
+    S3: a conditional PUT (``IfNoneMatch="*"``), so of two writers racing for one key exactly one
+    wins. Local: the bytes go to a temporary file that is then hard-linked to the target, which
+    fails when the target exists; a reader never sees half a file.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = boto3_client()
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink(missing_ok=True)
+    return True
+
+
+def move(source_uri: str, target_uri: str) -> None:
+    """Move one file, replacing the target; both on the same side (local or the same S3 endpoint).
+
+    Local: ``os.replace`` (atomic within one filesystem). S3: a server-side copy, then the source
+    is deleted; the target appears whole or not at all.
+    """
+    if is_s3(source_uri) != is_s3(target_uri):
+        raise ValueError(f"cannot move between local and S3: {source_uri} -> {target_uri}")
+    if is_s3(source_uri):
+        source_bucket, source_key = _split_s3(source_uri)
+        bucket, key = _split_s3(target_uri)
+        client = boto3_client()
+        client.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart above 8 MB
+        client.delete_object(Bucket=source_bucket, Key=source_key)
+        return
+    Path(target_uri).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source_uri, target_uri)
+
+
+def delete(uris: list[str]) -> None:
+    """Delete files; ones already gone are ignored."""
+    s3_keys: dict[str, list[str]] = {}
+    for uri in uris:
+        if is_s3(uri):
+            bucket, key = _split_s3(uri)
+            s3_keys.setdefault(bucket, []).append(key)
+        else:
+            Path(uri).unlink(missing_ok=True)
+    client = boto3_client() if s3_keys else None
+    for bucket, keys in s3_keys.items():
+        for first in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            objects = [{"Key": key} for key in keys[first:first + 1000]]
+            client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def delete_tree(uri: str) -> None:
+    """Delete a folder (local) or every object under a prefix (S3); nothing happens if it is absent."""
+    if is_s3(uri):
+        delete([info.uri for info in list_files(uri)])
+    else:
+        shutil.rmtree(uri, ignore_errors=True)
