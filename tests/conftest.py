@@ -121,3 +121,39 @@ def tiny_backbone_dir(tmp_path_factory, ncbi) -> Path:
     from tests.tiny import tiny_backbone
 
     return tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), [s.words for s in ncbi.train])
+
+
+# ---------------------------------------------------------------------------------------------
+# A tiny tagger bundle (batch tagging, CLI): 1 epoch on 200 NCBI sentences, then the B- bias is
+# raised so that about one word in ten starts a mention (an epoch on a random 2-layer BERT tags
+# nothing). Predictions are meaningless but deterministic and not empty.
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_backbone_dir, ncbi, tmp_path_factory) -> Path:
+    import torch
+
+    from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
+    from adabiobert.backbone import load_tokenizer
+    from adabiobert.batching import collate
+    from adabiobert.checkpoint import save_bundle
+    from adabiobert.config import ModelConfig, OptimConfig, TrainConfig
+    from adabiobert.engine import fit
+
+    config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
+                         epochs=1, batch_size=8, seed=5, optim=OptimConfig(encoder_lr=1e-3, head_lr=1e-2))
+    torch.manual_seed(5)
+    tokenizer = load_tokenizer(config.model.backbone)
+    model = build_model(config, ncbi.labels, None)
+    encoder = build_example_encoder(config.model, model, tokenizer, None)
+    train = encoder.encode_tagged(ncbi.train[:200])
+    optimizer, scheduler = build_optimizer(model, config, train, world_size=1)
+    for _ in fit(model, optimizer, scheduler, train, [], ncbi.labels, config, torch.device("cpu"), tokenizer.pad_token_id):
+        pass
+    model.eval()
+    with torch.no_grad():
+        batch = collate(train, tokenizer.pad_token_id)
+        emissions = model.emissions(batch)[batch["word_mask"]]  # (words, tags)
+        begin = ncbi.labels.tags.index("B-Disease")
+        margin = emissions[:, begin] - emissions[:, ncbi.labels.tags.index("O")]  # (words,)
+        model.classifier.bias[begin] -= torch.quantile(margin, 0.9)
+    return save_bundle(tmp_path_factory.mktemp("tiny-bundle") / "model", model, tokenizer, config.model, None, {"name": "tiny"})
