@@ -1,0 +1,459 @@
+"""Batch tagging of PMC articles, without Ray: article -> sentences -> entity rows, rejections, counts.
+
+The annotation job (``adabiobert/distributed/annotation.py``) runs these functions in Ray Data
+stages; each takes and returns an Arrow table so that a stage is one call:
+
+    shard rows (pmcid, title, abstract, sections, path)
+      -> split_documents    one row per article: status, and its sentences with offsets (SPLIT_SCHEMA)
+      -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per batch
+      -> entity_tables.entity_table / rejection_table per shard, ShardCounts, RunCounts
+
+Offsets are into the text of one section (the title, the abstract, or one body section), so a
+mention is ``section_text[start:end]``. An article is rejected, never half-tagged: the reasons are
+in :data:`adabiobert.entity_tables.REJECTION_REASONS`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from adabiobert import storage
+from adabiobert.checkpoint import MANIFEST, bundle_hash
+from adabiobert.errors import ShardSchemaError
+from adabiobert.pmc_schema import validate_shard_schema
+from adabiobert.spans import tags_to_spans
+from adabiobert.tagger import Tagger, entities_from_tagging
+from adabiobert.text import TextSentence, Word, split_sentences
+
+OK = "ok"
+"""``status`` of an article that was tagged; any other status is a rejection reason."""
+
+TEXT_INPUT_COLUMNS = ("pmcid", "title", "abstract", "sections")
+"""Shard columns the job reads."""
+
+SENTENCE_TYPE = pa.struct(
+    [
+        pa.field("section", pa.string()),
+        pa.field("section_index", pa.int32()),
+        pa.field("sentence_index", pa.int32()),
+        pa.field("start", pa.int32()),  # offset of the sentence in its section's text
+        pa.field("text", pa.string()),
+        pa.field("word_starts", pa.list_(pa.int32())),  # offsets in ``text``
+        pa.field("word_ends", pa.list_(pa.int32())),
+    ]
+)
+
+SPLIT_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("pmcid", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("split_seconds", pa.float64()),
+        pa.field("sentences", pa.list_(SENTENCE_TYPE)),
+    ]
+)
+"""Between the split and the tag stage: one row per article (rejected ones have no sentences)."""
+
+MENTION_TYPE = pa.struct(
+    [
+        pa.field("section", pa.string()),
+        pa.field("section_index", pa.int32()),
+        pa.field("sentence_index", pa.int32()),
+        pa.field("start", pa.int32()),
+        pa.field("end", pa.int32()),
+        pa.field("mention", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("confidence", pa.float32()),
+    ]
+)
+
+TAGGED_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("pmcid", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("sentences", pa.int32()),
+        pa.field("words", pa.int64()),
+        pa.field("split_seconds", pa.float64()),
+        pa.field("tag_seconds", pa.float64()),
+        pa.field("entities", pa.list_(MENTION_TYPE)),
+    ]
+)
+"""Out of the tag stage: one row per article, its mentions as a list."""
+
+# C0 and C1 control characters except tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """What an article must look like to be tagged."""
+
+    max_document_chars: int = 1_000_000
+    """Articles with more characters of text (title + abstract + sections) are rejected as
+    ``too_long``: in PMC such texts are data tables flattened into prose, and one of them would
+    hold a tagger call (and its memory) for minutes."""
+    reject_control_characters: bool = True
+    """Reject articles whose text holds a C0/C1 control character other than tab, LF, CR (they
+    cannot come from valid JATS XML and mark a broken conversion). When False, the word tokenizer
+    treats them as white space or punctuation and the article is tagged."""
+
+    def __post_init__(self) -> None:
+        if self.max_document_chars < 1:
+            raise ValueError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
+
+
+@dataclass(frozen=True)
+class AnnotationJobConfig:
+    """One run of the annotation job."""
+
+    shards: str
+    """A shard file or a folder of shards (local or ``s3://``); every ``.parquet`` below it except
+    ``rejects.parquet`` (the ingest job's own rejections)."""
+    output: str
+    """Output root (local or ``s3://``): ``entities/``, ``rejections/``, ``runs/``, ``_manifest/``."""
+    model: str
+    """Bundle folder (local or ``s3://``)."""
+    run_date: str | None = None
+    """Partition value ``YYYY-MM-DD`` for this run's files; None for today (UTC)."""
+    run_id: str | None = None
+    """None for a fresh id (UTC time + random suffix)."""
+    use_gpu: bool = False
+    """One tagger actor per GPU, bf16 autocast."""
+    num_actors: int | None = None
+    """Tagger actors; None: one per GPU, or on CPU (cluster CPUs - 1) // cpu_threads_per_actor."""
+    cpu_threads_per_actor: int | None = None
+    """torch threads (and Ray CPUs) per CPU tagger actor; None: 1 up to 8 CPUs, then up to 4."""
+    documents_per_call: int = 32
+    """Articles per tagger call (Ray Data ``batch_size``); each call tags all their sentences at
+    once, batched by ``subword_budget`` from length-sorted sentences."""
+    documents_per_split: int = 64
+    """Articles per sentence-splitting task batch."""
+    subword_budget: int = 8192
+    """Subwords (padding included) per forward pass."""
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    """Which articles are tagged."""
+    show_progress: bool = True
+    """tqdm bar over articles on stderr."""
+
+    def __post_init__(self) -> None:
+        if self.run_date is not None:
+            datetime.date.fromisoformat(self.run_date)  # raises ValueError on a bad date
+        for name in ("documents_per_call", "documents_per_split", "subword_budget"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_actors is not None and self.num_actors < 1:
+            raise ValueError(f"num_actors must be >= 1, got {self.num_actors}")
+        if self.cpu_threads_per_actor is not None and self.cpu_threads_per_actor < 1:
+            raise ValueError(f"cpu_threads_per_actor must be >= 1, got {self.cpu_threads_per_actor}")
+
+    def resolved(self) -> AnnotationJobConfig:
+        """A copy with ``run_date`` and ``run_id`` filled in."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return AnnotationJobConfig(**{
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "run_date": self.run_date or now.date().isoformat(),
+            "run_id": self.run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        })
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# One article
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SectionText:
+    """One piece of an article that holds sentences."""
+
+    section: str
+    """``title``, ``abstract``, or the body section's title path (``body`` when it has none)."""
+    section_index: int
+    """0 title, 1 abstract, 2 + i body section i (kept even when earlier pieces are empty)."""
+    text: str
+
+
+def article_sections(
+    title: str | None, abstract: str | None, sections: Sequence[Mapping[str, Any]] | None
+) -> list[SectionText]:
+    """The non-empty texts of one shard row, in article order."""
+    pieces = [SectionText("title", 0, title or ""), SectionText("abstract", 1, abstract or "")]
+    for i, section in enumerate(sections or ()):
+        pieces.append(SectionText((section or {}).get("title") or "body", 2 + i, (section or {}).get("text") or ""))
+    return [piece for piece in pieces if piece.text]
+
+
+def check_article(pieces: Sequence[SectionText], config: AnnotateConfig) -> tuple[str, str] | None:
+    """Why an article (its non-empty pieces) cannot be tagged, as ``(reason, detail)``; None if it can."""
+    if not pieces:
+        return "no_text", "title, abstract and sections are all null or empty"
+    total = sum(len(p.text) for p in pieces)
+    if total > config.max_document_chars:
+        return "too_long", f"{total} characters of text, more than {config.max_document_chars}"
+    if config.reject_control_characters:
+        for piece in pieces:
+            found = _CONTROL.search(piece.text)
+            if found:
+                return "control_characters", f"U+{ord(found.group()):04X} in {piece.section} at offset {found.start()}"
+    return None
+
+
+def sentence_records(pieces: Sequence[SectionText]) -> list[dict[str, Any]]:
+    """Split every piece into sentences (``SENTENCE_TYPE`` dicts, word offsets sentence-relative)."""
+    records = []
+    for piece in pieces:
+        for index, sentence in enumerate(split_sentences(piece.text)):
+            records.append({
+                "section": piece.section,
+                "section_index": piece.section_index,
+                "sentence_index": index,
+                "start": sentence.start,
+                "text": piece.text[sentence.start:sentence.end],
+                "word_starts": [w.start - sentence.start for w in sentence.words],
+                "word_ends": [w.end - sentence.start for w in sentence.words],
+            })
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shard:
+    """One input shard as listed at the start of a run."""
+
+    name: str
+    """Its path relative to the ``shards`` root (``part-00000.parquet``, ``2026/part-1.parquet``):
+    its identity in the manifest and the ``shard`` column of the tables, so that a copy of the
+    input and the output under other roots is still up to date."""
+    uri: str
+    size: int
+    version: str
+    """ETag (S3) or mtime in nanoseconds (local)."""
+
+
+@dataclass(frozen=True)
+class ShardCheck:
+    """One pending shard as the driver found it before tagging."""
+
+    shard: Shard
+    documents: int
+    """Rows in the shard (0 when unreadable)."""
+    rejections: tuple[tuple[int | None, str | None, str, str], ...]
+    """``(row_index, pmcid, reason, detail)`` found by the check."""
+    expected: int
+    """Rows the pipeline will return for it (rows with a pmcid; 0 when it is not tagged at all)."""
+
+
+def list_shards(shards: str) -> list[Shard]:
+    """The shard files named by ``shards``: one ``.parquet`` file, or every one under a folder
+    except the ingest job's ``rejects.parquet``, sorted by name."""
+    if not storage.is_s3(shards):
+        shards = os.path.abspath(shards)
+    if shards.endswith(".parquet"):
+        parent, _, name = shards.rpartition("/")
+        found = storage.list_files(parent, (".parquet",))
+        return [Shard(name, f.uri, f.size, f.version) for f in found if f.uri == shards]
+    root = shards.rstrip("/") + "/"
+    found = [Shard(f.uri[len(root):], f.uri, f.size, f.version) for f in storage.list_files(shards, (".parquet",))]
+    return [s for s in found if PurePosixPath(s.name).name != "rejects.parquet"]
+
+
+def check_shard(shard: Shard) -> ShardCheck:
+    """Open a shard's footer and pmcid column; turn what is wrong into rejection rows."""
+    filesystem, path = storage.filesystem_for(shard.uri)
+    try:
+        metadata = pq.read_metadata(path, filesystem=filesystem)
+    except (OSError, pa.ArrowException) as error:
+        detail = f"{type(error).__name__}: {str(error)[:300]}"
+        return ShardCheck(shard, 0, ((None, None, "unreadable", detail),), 0)
+    rows = metadata.num_rows
+    schema = metadata.schema.to_arrow_schema()
+    pmcids: list[str | None] = [None] * rows
+    if schema.get_field_index("pmcid") >= 0:
+        pmcids = pq.read_table(path, filesystem=filesystem, columns=["pmcid"]).column("pmcid").to_pylist()
+    try:
+        validate_shard_schema(schema, shard.uri)
+    except ShardSchemaError as error:
+        detail = str(error).removeprefix(f"{shard.uri}: ")
+        return ShardCheck(shard, rows, tuple((i, pmcid, "bad_schema", detail) for i, pmcid in enumerate(pmcids)), 0)
+    nulls = tuple((i, None, "null_pmcid", "pmcid is null") for i, pmcid in enumerate(pmcids) if pmcid is None)
+    return ShardCheck(shard, rows, nulls, rows - len(nulls))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage functions (Arrow in, Arrow out)
+# ---------------------------------------------------------------------------------------------
+def split_documents(batch: pa.Table, config: AnnotateConfig) -> pa.Table:
+    """Shard rows (``pmcid, title, abstract, sections, path``) to :data:`SPLIT_SCHEMA` rows.
+
+    Rows without a pmcid are left out: the shard check already recorded them with their row index.
+    """
+    started = time.perf_counter()
+    columns = {name: batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")}
+    rows = []
+    for pmcid, title, abstract, sections, path in zip(*(columns[n] for n in (*TEXT_INPUT_COLUMNS, "path"))):
+        if pmcid is None:
+            continue
+        pieces = article_sections(title, abstract, sections)
+        problem = check_article(pieces, config)
+        if problem:
+            rows.append({"path": path, "pmcid": pmcid, "status": problem[0], "detail": problem[1], "sentences": []})
+        else:
+            sentences = sentence_records(pieces)
+            rows.append({"path": path, "pmcid": pmcid, "status": OK, "detail": "", "sentences": sentences})
+    seconds = (time.perf_counter() - started) / max(1, len(rows))
+    for row in rows:
+        row["split_seconds"] = seconds
+    return pa.Table.from_pylist(rows, schema=SPLIT_SCHEMA)
+
+
+def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
+    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one ``tag_words`` call.
+
+    All sentences of the batch go to the tagger together; it sorts them by length and forms
+    batches within its subword budget, so a call should carry many sentences.
+    """
+    started = time.perf_counter()
+    sentences = batch.column("sentences").combine_chunks()
+    flat = pc.list_flatten(sentences)  # (sentences,) struct
+    owner = pc.list_parent_indices(sentences).to_pylist()  # (sentences,) article row of each
+    texts = pc.struct_field(flat, "text").to_pylist()
+    starts = pc.struct_field(flat, "word_starts").to_pylist()
+    ends = pc.struct_field(flat, "word_ends").to_pylist()
+    words = [[t[s:e] for s, e in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)]
+    taggings = tagger.tag_words(words)
+
+    mentions: list[list[dict[str, Any]]] = [[] for _ in range(batch.num_rows)]
+    word_counts = [0] * batch.num_rows
+    meta = {n: pc.struct_field(flat, n).to_pylist() for n in ("section", "section_index", "sentence_index", "start")}
+    for i, tagging in enumerate(taggings):
+        word_counts[owner[i]] += len(words[i])
+        if not tags_to_spans(tagging.tags):
+            continue
+        sentence = TextSentence(0, len(texts[i]), tuple(Word(w, s, e) for w, s, e in zip(words[i], starts[i], ends[i])))
+        offset = meta["start"][i]
+        for entity in entities_from_tagging(texts[i], sentence, tagging):
+            mentions[owner[i]].append({
+                "section": meta["section"][i],
+                "section_index": meta["section_index"][i],
+                "sentence_index": meta["sentence_index"][i],
+                "start": entity.start + offset,
+                "end": entity.end + offset,
+                "mention": entity.text,
+                "label": entity.label,
+                "confidence": entity.confidence,
+            })
+    seconds = (time.perf_counter() - started) / max(1, batch.num_rows)
+    return pa.table(
+        {
+            "path": batch.column("path"),
+            "pmcid": batch.column("pmcid"),
+            "status": batch.column("status"),
+            "detail": batch.column("detail"),
+            "sentences": pc.list_value_length(sentences).cast(pa.int32()),
+            "words": pa.array(word_counts, pa.int64()),
+            "split_seconds": batch.column("split_seconds"),
+            "tag_seconds": pa.array([seconds] * batch.num_rows, pa.float64()),
+            "entities": pa.array(mentions, pa.list_(MENTION_TYPE)),
+        },
+        schema=TAGGED_SCHEMA,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class RunCounts:
+    """What a run did, added up shard by shard (written as ``runs/<run_id>.json``)."""
+
+    shards_listed: int = 0
+    shards_up_to_date: int = 0
+    shards_committed: int = 0
+    shards_unreadable: int = 0
+    documents_in: int = 0
+    """Articles in the committed shards: always ``documents_tagged + documents_rejected``."""
+    documents_tagged: int = 0
+    documents_rejected: int = 0
+    sentences: int = 0
+    words: int = 0
+    mentions: int = 0
+    mentions_by_label: dict[str, int] = field(default_factory=dict)
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of the driver's stages (``recover``, ``list``, ``check``, ``stream``: read,
+    split and tag overlapping, ``commit``, ``total``), and busy seconds summed over workers
+    (``split_busy``, ``tag_busy``)."""
+
+    def add_shard(self, documents: pa.Table, entities: pa.Table, rejections: pa.Table, documents_in: int) -> None:
+        """Add one committed shard: its tagged articles, entity rows and rejection rows.
+
+        Raises:
+            ValueError: the shard's articles do not reconcile (in != tagged + rejected).
+        """
+        tagged = _count(documents, "status", OK)
+        unreadable = _count(rejections, "reason", "unreadable")
+        rejected = rejections.num_rows - unreadable
+        if tagged + rejected != documents_in:
+            shard = rejections.column("shard")[0].as_py() if rejections.num_rows else "?"
+            raise ValueError(f"{shard}: {documents_in} articles in, but {tagged} tagged + {rejected} rejected")
+        self.shards_committed += 1
+        self.shards_unreadable += unreadable
+        self.documents_in += documents_in
+        self.documents_tagged += tagged
+        self.documents_rejected += rejected
+        if documents.num_rows:
+            self.sentences += pc.sum(documents.column("sentences")).as_py() or 0
+            self.words += pc.sum(documents.column("words")).as_py() or 0
+            self._add_seconds("split_busy", pc.sum(documents.column("split_seconds")).as_py() or 0.0)
+            self._add_seconds("tag_busy", pc.sum(documents.column("tag_seconds")).as_py() or 0.0)
+        self.mentions += entities.num_rows
+        _add_counts(self.mentions_by_label, entities.column("label").to_pylist())
+        _add_counts(self.rejections_by_reason, rejections.column("reason").to_pylist())
+
+    def _add_seconds(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _count(table: pa.Table, column: str, value: str) -> int:
+    return int(pc.sum(pc.equal(table.column(column), value)).as_py() or 0) if table.num_rows else 0
+
+
+def _add_counts(counts: dict[str, int], values: list[str]) -> None:
+    for value, n in Counter(values).items():
+        counts[value] = counts.get(value, 0) + n
+
+
+def bundle_model_id(folder: str | Path, name_hint: str | None = None) -> str:
+    """``name@hash`` of a local bundle, as :attr:`Tagger.model_id` gives it.
+
+    Args:
+        folder: the bundle folder on this machine.
+        name_hint: the name when the bundle's metadata has none (default: the folder's parent's
+            name, as the tagger uses); pass the remote parent's name for a downloaded copy.
+    """
+    folder = Path(folder)
+    metadata = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("metadata") or {}
+    name = metadata.get("name") or name_hint or folder.resolve().parent.name
+    return f"{name}@{bundle_hash(folder)}"

@@ -1,0 +1,249 @@
+"""Exactly-once output per input shard: the annotation manifest and the per-shard commit.
+
+Layout under the output root (local or ``s3://``):
+
+    _manifest/commits/<shard id>/<work key>.json   one marker per committed shard (the truth)
+    _manifest/manifest.json                        all markers in one file (a cache, rewritten)
+    _staging/<run id>/...                          files being written (never read by queries)
+    entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet
+
+``shard id`` hashes the shard's name (its path under the input root); ``work key`` hashes (size,
+version, model id): what was tagged.
+A shard is up to date when its current marker has the key of (its listed size and version, the
+model). Committing one shard (:meth:`AnnotationStore.commit`):
+
+1. write its tables under ``_staging/<run id>/`` (temporary keys);
+2. move them into ``entities/`` and ``rejections/`` (names unique per shard and run);
+3. create the marker with a conditional put (``IfNoneMatch="*"``; a hard link locally): the
+   commit point. If the key exists, another run committed the same work: our files are deleted;
+4. delete the shard's previous output and its marker (an older version or model).
+
+A run killed anywhere leaves at worst unmarked files (2) or two markers for a shard (3-4).
+:meth:`AnnotationStore.recover`, called at the start of every run, keeps the newest marker per
+shard, deletes what the others list, deletes every table file no marker lists and the staging
+area, so a re-run ends with exactly the rows of a clean run. One run at a time per output root:
+recovery treats unmarked files as debris.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adabiobert import storage
+from adabiobert.annotate import Shard
+from adabiobert.entity_tables import TABLES, partition_folder, shard_file_name
+
+MANIFEST_FILE = "_manifest/manifest.json"
+COMMITS_DIR = "_manifest/commits"
+STAGING_DIR = "_staging"
+MANIFEST_SECONDS = 60.0
+"""During a run, ``manifest.json`` is rewritten at most this often (and always at the end)."""
+
+Hook = Callable[[str, str], None]
+"""``hook(step, shard_name)``, called after each commit step (``staged``, ``placed``, ``marked``,
+``superseded``): the crash tests' fault injection."""
+
+
+def shard_id(name: str) -> str:
+    """A stable id of a shard name (hex, 16 characters)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def work_key(size: int, version: str, model_id: str) -> str:
+    """A stable id of (shard content, model): what a marker says was tagged."""
+    return hashlib.sha256(f"{size}\n{version}\n{model_id}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ShardCommit:
+    """A committed shard: the content of its marker."""
+
+    shard: str
+    """The shard's name (path under the input root): its identity."""
+    uri: str
+    """Where it was read from."""
+    size: int
+    version: str
+    """ETag (S3) or mtime in ns (local) of the input when it was listed."""
+    model_id: str
+    run_id: str
+    run_date: str
+    committed_at: str
+    """UTC time of the commit (ISO 8601); the newest marker of a shard wins in recovery."""
+    files: tuple[str, ...]
+    """Table files (relative to the output root) holding the shard's rows."""
+    documents: int
+    """Articles in the shard."""
+    entities: int
+    rejections: int
+
+    @property
+    def marker(self) -> str:
+        """The marker's path relative to the output root."""
+        return f"{COMMITS_DIR}/{shard_id(self.shard)}/{work_key(self.size, self.version, self.model_id)}.json"
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str | Mapping) -> ShardCommit:
+        values = dict(json.loads(data) if isinstance(data, (bytes, str)) else data)
+        values["files"] = tuple(values["files"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :meth:`AnnotationStore.recover` cleaned up."""
+
+    superseded_markers: int
+    orphan_files: int
+
+
+class AnnotationStore:
+    """The committed state of one output root, and the only writer of its files.
+
+    Args:
+        output: the output root (local or ``s3://``).
+        hook: fault injection for tests, see :data:`Hook`.
+    """
+
+    def __init__(self, output: str, hook: Hook | None = None) -> None:
+        self.output = output
+        self.hook = hook or (lambda step, shard: None)
+        self.current: dict[str, ShardCommit] = {}  # shard id -> its committed marker
+        self._manifest_written = 0.0
+
+    def uri(self, relative: str) -> str:
+        return storage.join(self.output, *relative.split("/"))
+
+    def _relative(self, uri: str) -> str:
+        root = self.output.rstrip("/") if storage.is_s3(self.output) else storage.join(self.output, "")
+        return uri[len(root):].lstrip("/").replace("\\", "/")
+
+    # ---- recovery --------------------------------------------------------------------------
+    def recover(self) -> Recovery:
+        """Load the markers and repair what a killed run left (see the module docstring)."""
+        cached = self._read_manifest()
+        by_shard: dict[str, list[ShardCommit]] = {}
+        for info in storage.list_files(self.uri(COMMITS_DIR), (".json",)):
+            relative = self._relative(info.uri)
+            commit = cached.get(relative) or ShardCommit.from_json(storage.read_bytes(info.uri))
+            by_shard.setdefault(relative.split("/")[-2], []).append(commit)
+        superseded = 0
+        for key, commits in by_shard.items():
+            commits.sort(key=lambda c: (c.committed_at, c.run_id))
+            for old in commits[:-1]:
+                self._drop(old)
+                superseded += 1
+            self.current[key] = commits[-1]
+        listed = {f for commit in self.current.values() for f in commit.files}
+        orphans = [
+            info.uri
+            for table in TABLES
+            for info in storage.list_files(self.uri(table))
+            if self._relative(info.uri) not in listed
+        ]
+        storage.delete(orphans)
+        storage.delete_tree(self.uri(STAGING_DIR))
+        self.write_manifest()
+        return Recovery(superseded, len(orphans))
+
+    def _read_manifest(self) -> dict[str, ShardCommit]:
+        try:
+            data = json.loads(storage.read_bytes(self.uri(MANIFEST_FILE)))
+        except FileNotFoundError:
+            return {}
+        commits = (ShardCommit.from_json(entry) for entry in data.get("shards", []))
+        return {commit.marker: commit for commit in commits}
+
+    def write_manifest(self) -> None:
+        """Rewrite ``manifest.json`` from the markers known to this store (atomic replace)."""
+        entries = sorted((asdict(c) for c in self.current.values()), key=lambda e: e["shard"])
+        storage.write_bytes(self.uri(MANIFEST_FILE), json.dumps({"shards": entries}, indent=1).encode())
+        self._manifest_written = time.monotonic()
+
+    # ---- state -----------------------------------------------------------------------------
+    def is_current(self, shard: Shard, model_id: str) -> bool:
+        """True when the shard's committed output is for its listed content and this model."""
+        commit = self.current.get(shard_id(shard.name))
+        return commit is not None and commit.marker.endswith(f"/{work_key(shard.size, shard.version, model_id)}.json")
+
+    # ---- commit ----------------------------------------------------------------------------
+    def commit(
+        self,
+        shard: Shard,
+        model_id: str,
+        run_id: str,
+        run_date: str,
+        tables: Mapping[str, pa.Table],
+        documents: int,
+    ) -> ShardCommit | None:
+        """Publish one shard's tables atomically and record them (steps 1-4 of the module docstring).
+
+        Args:
+            shard: the input as listed at the start of the run.
+            tables: ``{"entities": ..., "rejections": ...}``; empty tables get no file.
+            documents: articles in the shard (for the marker).
+
+        Returns:
+            The commit, or None when another run had already committed this exact work.
+        """
+        key = shard_id(shard.name)
+        name = shard_file_name(shard.name, key, run_id)
+        placed = []
+        staged = []
+        for table_name, table in tables.items():
+            if table.num_rows == 0:
+                continue
+            staging = self.uri(f"{STAGING_DIR}/{run_id}/{table_name}/{name}")
+            filesystem, path = storage.filesystem_for(staging)
+            if not storage.is_s3(staging):
+                filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            pq.write_table(table, path, filesystem=filesystem)
+            staged.append((staging, f"{partition_folder(table_name, run_date)}/{name}"))
+        self.hook("staged", shard.name)
+        for staging, relative in staged:
+            storage.move(staging, self.uri(relative))
+            placed.append(relative)
+        self.hook("placed", shard.name)
+        commit = ShardCommit(
+            shard=shard.name,
+            uri=shard.uri,
+            size=shard.size,
+            version=shard.version,
+            model_id=model_id,
+            run_id=run_id,
+            run_date=run_date,
+            committed_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
+            files=tuple(placed),
+            documents=documents,
+            entities=tables["entities"].num_rows if "entities" in tables else 0,
+            rejections=tables["rejections"].num_rows if "rejections" in tables else 0,
+        )
+        if not storage.write_bytes_if_absent(self.uri(commit.marker), commit.to_json()):
+            storage.delete([self.uri(f) for f in placed])
+            return None
+        self.hook("marked", shard.name)
+        previous = self.current.get(key)
+        if previous is not None and previous.marker != commit.marker:
+            self._drop(previous)
+        self.current[key] = commit
+        self.hook("superseded", shard.name)
+        if time.monotonic() - self._manifest_written > MANIFEST_SECONDS:
+            self.write_manifest()
+        return commit
+
+    def _drop(self, commit: ShardCommit) -> None:
+        """Delete a superseded commit's files, then its marker (in that order: a crash between
+        the two leaves a marker whose files are gone, and recovery drops it again)."""
+        storage.delete([self.uri(f) for f in commit.files])
+        storage.delete([self.uri(commit.marker)])

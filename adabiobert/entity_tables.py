@@ -1,0 +1,128 @@
+"""The annotation job's output tables: Arrow schemas and where their files go.
+
+Two Hive-partitioned Parquet tables live under the job's output folder (see
+``docs/entity-tables.md``):
+
+    entities/run_date=YYYY-MM-DD/<shard stem>-<shard id>-<run id>.parquet     ENTITY_SCHEMA
+    rejections/run_date=YYYY-MM-DD/<shard stem>-<shard id>-<run id>.parquet   REJECTION_SCHEMA
+
+``run_date`` exists only in the path (engines read it as a partition column and prune on it).
+Each file holds the rows of one input shard as tagged by one run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ENTITIES = "entities"
+REJECTIONS = "rejections"
+TABLES = (ENTITIES, REJECTIONS)
+"""Folder names of the tables under the output root."""
+
+ENTITY_SCHEMA = pa.schema(
+    [
+        pa.field("pmcid", pa.string(), nullable=False),
+        pa.field("section", pa.string(), nullable=False),
+        pa.field("section_index", pa.int32(), nullable=False),
+        pa.field("sentence_index", pa.int32(), nullable=False),
+        pa.field("start", pa.int32(), nullable=False),
+        pa.field("end", pa.int32(), nullable=False),
+        pa.field("mention", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("confidence", pa.float32(), nullable=False),
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+    ]
+)
+"""One row per mention. ``section`` is ``title``, ``abstract`` or the body section's title path;
+``section_index`` is 0 for the title, 1 for the abstract, 2 + i for body section i;
+``sentence_index`` counts the sentences of that section from 0; ``start``/``end`` are character
+offsets into that section's text (``text[start:end] == mention``); ``confidence`` is the mean CRF
+marginal of the mention's words; ``model_id`` is ``name@bundle hash``; ``shard`` the input shard's
+path under the input root (the manifest has its full URI)."""
+
+REJECTION_SCHEMA = pa.schema(
+    [
+        pa.field("shard", pa.string(), nullable=False),  # path under the input root
+        pa.field("row_index", pa.int64()),
+        pa.field("pmcid", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ]
+)
+"""One row per article not tagged (or per shard that could not be read: ``row_index`` and
+``pmcid`` null). ``reason`` is a code from :data:`REJECTION_REASONS`, ``detail`` says more."""
+
+REJECTION_REASONS = {
+    "unreadable": "the shard file could not be opened as Parquet (one row for the whole shard)",
+    "bad_schema": "the shard lacks a column of the PMC shard schema or has it with another type",
+    "null_pmcid": "the article has no pmcid",
+    "no_text": "title, abstract and every section are null or empty",
+    "too_long": "more characters of text than AnnotateConfig.max_document_chars",
+    "control_characters": "a C0/C1 control character other than tab, line feed, carriage return",
+}
+"""Every ``reason`` the job writes, with its meaning."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def partition_folder(table: str, run_date: str) -> str:
+    """``entities/run_date=2026-11-25``: the relative folder of one run date's files."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
+    return f"{table}/run_date={run_date}"
+
+
+def shard_file_name(shard_name: str, shard_id: str, run_id: str) -> str:
+    """The file name of one shard's rows from one run, unique per (shard, run)."""
+    stem = _UNSAFE.sub("_", PurePosixPath(shard_name).stem)[:80] or "shard"
+    return f"{stem}-{shard_id[:12]}-{run_id}.parquet"
+
+
+def rejection_table(
+    shard: str, rows: Sequence[tuple[int | None, str | None, str, str]], model_id: str, run_id: str
+) -> pa.Table:
+    """Rejection rows of one shard from ``(row_index, pmcid, reason, detail)`` tuples."""
+    for _, _, reason, _ in rows:
+        if reason not in REJECTION_REASONS:
+            raise ValueError(f"{shard}: unknown rejection reason {reason!r}")
+    columns = list(zip(*rows)) if rows else [(), (), (), ()]
+    n = len(rows)
+    return pa.table(
+        {
+            "shard": [shard] * n,
+            "row_index": list(columns[0]),
+            "pmcid": list(columns[1]),
+            "reason": list(columns[2]),
+            "detail": list(columns[3]),
+            "model_id": [model_id] * n,
+            "run_id": [run_id] * n,
+        },
+        schema=REJECTION_SCHEMA,
+    )
+
+
+def entity_table(documents: pa.Table, shard: str, model_id: str, run_id: str) -> pa.Table:
+    """Flatten tagged documents (``pmcid`` + ``entities`` list column) to :data:`ENTITY_SCHEMA`.
+
+    Args:
+        documents: rows of :data:`adabiobert.annotate.TAGGED_SCHEMA` of one shard.
+        shard, model_id, run_id: written on every row.
+    """
+    entities = documents.column("entities").combine_chunks()
+    flat = pc.list_flatten(entities)  # (mentions,) struct
+    owner = pc.list_parent_indices(entities)  # (mentions,) row of ``documents`` per mention
+    n = len(flat)
+    columns = {"pmcid": pc.take(documents.column("pmcid"), owner)}
+    for name in ("section", "section_index", "sentence_index", "start", "end", "mention", "label", "confidence"):
+        columns[name] = pc.struct_field(flat, name)
+    columns.update(model_id=pa.array([model_id] * n), run_id=pa.array([run_id] * n), shard=pa.array([shard] * n))
+    return pa.table(columns).cast(ENTITY_SCHEMA)

@@ -1,0 +1,66 @@
+"""Small PMC shards for the annotation tests: good articles from corpus sentences, and bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adabiobert import storage
+from adabiobert.pmc_schema import PMC_SHARD_SCHEMA
+
+
+def article(pmcid: str | None, title: str | None = None, abstract: str | None = None,
+            sections: Sequence[tuple[str, str]] = ()) -> dict:
+    """A shard row with every schema column."""
+    return {
+        "pmcid": pmcid, "pmid": None, "doi": None, "title": title, "abstract": abstract,
+        "sections": [{"title": t, "text": x} for t, x in sections], "license": "CC BY",
+        "last_updated": None, "source": "test",
+    }
+
+
+def corpus_articles(sentences: Sequence[Sequence[str]], prefix: str, count: int, per_text: int = 3) -> list[dict]:
+    """``count`` articles whose title, abstract and two sections are corpus sentences."""
+    texts = [" ".join(words) for words in sentences]
+    rows, cursor = [], 0
+
+    def take(n: int) -> str:
+        nonlocal cursor
+        chunk = texts[cursor:cursor + n]
+        cursor += n
+        return " ".join(chunk)
+
+    for i in range(count):
+        rows.append(article(f"{prefix}{i}", take(1), take(per_text),
+                            [("Introduction", take(per_text)), ("Methods / Patients", take(per_text))]))
+    return rows
+
+
+def bad_articles(prefix: str) -> list[dict]:
+    """One article per document-level rejection reason (null pmcid included)."""
+    return [
+        article(f"{prefix}empty", None, "", [("Body", "")]),
+        article(f"{prefix}huge", "A title .", "cancer " * 150_000),  # 1.05 million characters
+        article(f"{prefix}ctrl", "Breast cancer .", "Tumour\x07 cells grew ."),
+        article(None, "No identifier here .", "Colon cancer ."),
+    ]
+
+
+def write_shard(uri: str, rows: Sequence[dict], schema: pa.Schema = PMC_SHARD_SCHEMA) -> str:
+    """Write ``rows`` as one Parquet shard (local or s3://); returns ``uri``."""
+    if any(r.get("pmcid", "") is None for r in rows):  # another tool's shard: pmcid not declared required
+        schema = schema.set(schema.get_field_index("pmcid"), pa.field("pmcid", pa.string()))
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    filesystem, path = storage.filesystem_for(uri)
+    if not storage.is_s3(uri):
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    pq.write_table(table, path, filesystem=filesystem)
+    return uri
+
+
+def without_column(rows: Sequence[dict], column: str) -> tuple[list[dict], pa.Schema]:
+    """Rows and a schema that lack ``column`` (a shard another tool made)."""
+    schema = pa.schema([f for f in PMC_SHARD_SCHEMA if f.name != column])
+    return [{k: v for k, v in r.items() if k != column} for r in rows], schema

@@ -1,0 +1,292 @@
+"""Batch tagging without Ray: articles to sentences to entity rows, rejections, counts, the commit."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from adabiobert import storage
+from adabiobert.annotate import (
+    OK,
+    AnnotateConfig,
+    Shard,
+    RunCounts,
+    article_sections,
+    bundle_model_id,
+    check_article,
+    check_shard,
+    list_shards,
+    split_documents,
+    tag_documents,
+)
+from adabiobert.annotation_commit import AnnotationStore
+from adabiobert.entity_tables import ENTITY_SCHEMA, REJECTION_SCHEMA, entity_table, rejection_table
+from adabiobert.tagger import Tagger
+from adabiobert.text import split_sentences
+from tests.annotation_data import bad_articles, corpus_articles, without_column, write_shard
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_bundle):
+    return Tagger.from_pretrained(tiny_bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def articles(ncbi):
+    return corpus_articles([s.words for s in ncbi.test], "PMC", 4)
+
+
+def shard_batch(rows, path="/shards/a.parquet") -> pa.Table:
+    """Shard rows as the read stage gives them (text columns plus ``path``)."""
+    return pa.Table.from_pylist([{**{k: r[k] for k in ("pmcid", "title", "abstract", "sections")}, "path": path} for r in rows])
+
+
+# ---- one article -------------------------------------------------------------------------------
+def test_article_sections_keep_article_order_and_indexes_and_skip_empty_pieces():
+    pieces = article_sections("T", None, [{"title": "Methods / Cells", "text": "x"}, {"title": None, "text": "y"},
+                                          {"title": "Empty", "text": ""}])
+    assert [(p.section, p.section_index, p.text) for p in pieces] == [
+        ("title", 0, "T"), ("Methods / Cells", 2, "x"), ("body", 3, "y")]
+
+
+@pytest.mark.parametrize(("row", "reason"), [(0, "no_text"), (1, "too_long"), (2, "control_characters")])
+def test_bad_articles_get_a_reason(row, reason):
+    record = bad_articles("P")[row]
+    problem = check_article(article_sections(record["title"], record["abstract"], record["sections"]), AnnotateConfig())
+    assert problem is not None and problem[0] == reason
+
+
+def test_control_character_detail_names_the_character_section_and_offset():
+    pieces = article_sections("Breast cancer .", "Tumour\x07 cells grew .", [])
+    assert check_article(pieces, AnnotateConfig()) == ("control_characters", "U+0007 in abstract at offset 6")
+    assert check_article(pieces, AnnotateConfig(reject_control_characters=False)) is None
+
+
+def test_split_gives_sentences_whose_words_point_into_the_section_text(articles):
+    table = split_documents(shard_batch(articles[:2] + bad_articles("B")), AnnotateConfig())
+    rows = table.to_pylist()
+    assert [r["pmcid"] for r in rows] == ["PMC0", "PMC1", "Bempty", "Bhuge", "Bctrl"]  # null pmcid left to the check
+    assert [r["status"] for r in rows] == [OK, OK, "no_text", "too_long", "control_characters"]
+    assert all(not r["sentences"] for r in rows[2:])
+    source = articles[0]
+    texts = {0: source["title"], 1: source["abstract"], 2: source["sections"][0]["text"], 3: source["sections"][1]["text"]}
+    sentences = rows[0]["sentences"]
+    assert {s["section"] for s in sentences} == {"title", "abstract", "Introduction", "Methods / Patients"}
+    for s in sentences:
+        text = texts[s["section_index"]]
+        assert text[s["start"]:s["start"] + len(s["text"])] == s["text"]
+        assert [s["text"][a:b] for a, b in zip(s["word_starts"], s["word_ends"])] == text[s["start"]:].split()[:len(s["word_starts"])]
+    assert [s["sentence_index"] for s in sentences if s["section_index"] == 1] == list(range(len(split_sentences(texts[1]))))
+
+
+def test_tagging_a_batch_equals_tagging_each_section_alone(articles, tagger):
+    documents = tag_documents(tagger, split_documents(shard_batch(articles), AnnotateConfig()))
+    assert documents.num_rows == len(articles)
+    found = 0
+    for source, row in zip(articles, documents.to_pylist()):
+        texts = [source["title"], source["abstract"]] + [s["text"] for s in source["sections"]]
+        expected = []
+        for index, text in enumerate(texts):
+            for sentence_index, entities in enumerate(tagger.tag_sentences(text, split_sentences(text))):
+                expected += [(index, sentence_index, e.start, e.end, e.text, e.label) for e in entities]
+        got = [(m["section_index"], m["sentence_index"], m["start"], m["end"], m["mention"], m["label"]) for m in row["entities"]]
+        assert got == expected
+        for m in row["entities"]:
+            assert texts[m["section_index"]][m["start"]:m["end"]] == m["mention"]
+            assert 0.0 <= m["confidence"] <= 1.0
+        assert row["sentences"] == sum(len(split_sentences(t)) for t in texts)
+        assert row["words"] == sum(len(t.split()) for t in texts)
+        found += len(got)
+    assert found > 0
+
+
+def test_entity_table_has_the_schema_and_one_row_per_mention(articles, tagger):
+    documents = tag_documents(tagger, split_documents(shard_batch(articles), AnnotateConfig()))
+    table = entity_table(documents, "a.parquet", "tiny@abc", "run1")
+    assert table.schema == ENTITY_SCHEMA
+    assert table.num_rows == sum(len(e) for e in documents.column("entities").to_pylist())
+    assert set(table.column("model_id").to_pylist()) == {"tiny@abc"}
+    first = documents.to_pylist()[0]
+    assert table.filter(pa.compute.equal(table["pmcid"], first["pmcid"])).num_rows == len(first["entities"])
+
+
+def test_rejection_table_takes_only_known_reasons():
+    table = rejection_table("a.parquet", [(3, None, "null_pmcid", "pmcid is null")], "m", "r")
+    assert table.schema == REJECTION_SCHEMA and table.to_pylist()[0]["row_index"] == 3
+    with pytest.raises(ValueError, match="unknown rejection reason"):
+        rejection_table("a.parquet", [(None, "P", "bored", "")], "m", "r")
+
+
+def test_counts_reconcile_articles_in_with_tagged_plus_rejected(articles, tagger):
+    documents = tag_documents(tagger, split_documents(shard_batch(articles[:2] + bad_articles("B")), AnnotateConfig()))
+    entities = entity_table(documents, "a", "m", "r")
+    rejected = documents.filter(pa.compute.not_equal(documents["status"], OK)).to_pylist()
+    rejections = rejection_table("a", [(None, r["pmcid"], r["status"], r["detail"]) for r in rejected]
+                                 + [(5, None, "null_pmcid", "pmcid is null")], "m", "r")
+    counts = RunCounts()
+    counts.add_shard(documents, entities, rejections, documents_in=6)
+    assert (counts.documents_in, counts.documents_tagged, counts.documents_rejected) == (6, 2, 4)
+    assert counts.rejections_by_reason == {"no_text": 1, "too_long": 1, "control_characters": 1, "null_pmcid": 1}
+    assert counts.mentions == entities.num_rows and sum(counts.mentions_by_label.values()) == entities.num_rows
+    with pytest.raises(ValueError, match="7 articles in"):
+        counts.add_shard(documents, entities, rejections, documents_in=7)
+
+
+def test_model_id_is_the_taggers(tiny_bundle, tagger):
+    assert bundle_model_id(tiny_bundle) == tagger.model_id
+
+
+# ---- shards ------------------------------------------------------------------------------------
+def test_check_shard_turns_bad_shards_into_rejection_rows(tmp_path, articles):
+    good = write_shard(str(tmp_path / "good.parquet"), articles[:2] + bad_articles("B"))
+    rows, schema = without_column(articles[:3], "abstract")
+    missing = write_shard(str(tmp_path / "missing.parquet"), rows, schema)
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    write_shard(str(tmp_path / "rejects.parquet"), articles[:1])
+    listed = {shard.name: shard for shard in list_shards(str(tmp_path))}
+    assert sorted(listed) == ["broken.parquet", "good.parquet", "missing.parquet"]
+
+    checked = check_shard(listed["good.parquet"])
+    assert (checked.shard.uri, checked.shard.name, checked.documents, checked.expected) == (good, "good.parquet", 6, 5)
+    assert checked.rejections == ((5, None, "null_pmcid", "pmcid is null"),)
+    checked = check_shard(listed["missing.parquet"])
+    assert checked.shard.uri == missing and (checked.documents, checked.expected) == (3, 0)
+    assert [(r[0], r[1], r[2]) for r in checked.rejections] == [(0, "PMC0", "bad_schema"), (1, "PMC1", "bad_schema"), (2, "PMC2", "bad_schema")]
+    assert "abstract" in checked.rejections[0][3]
+    checked = check_shard(listed["broken.parquet"])
+    assert (checked.documents, checked.expected) == (0, 0)
+    assert [r[:3] for r in checked.rejections] == [(None, None, "unreadable")]
+
+
+# ---- the commit --------------------------------------------------------------------------------
+def S(name: str, size: int, version: str) -> Shard:
+    return Shard(name, f"/in/{name}", size, version)
+
+
+def tables(pmcids, run_id="r"):
+    entities = pa.table({
+        "pmcid": pmcids, "section": ["title"] * len(pmcids), "section_index": [0] * len(pmcids),
+        "sentence_index": [0] * len(pmcids), "start": [0] * len(pmcids), "end": [4] * len(pmcids),
+        "mention": ["Pain"] * len(pmcids), "label": ["Disease"] * len(pmcids), "confidence": [0.5] * len(pmcids),
+        "model_id": ["m"] * len(pmcids), "run_id": [run_id] * len(pmcids), "shard": ["s"] * len(pmcids),
+    }, schema=ENTITY_SCHEMA)
+    return {"entities": entities, "rejections": rejection_table("s", [(0, None, "null_pmcid", "x")], "m", run_id)}
+
+
+def table_rows(output: str, table: str) -> list[tuple]:
+    rows = []
+    for info in storage.list_files(storage.join(output, table), (".parquet",)):
+        filesystem, path = storage.filesystem_for(info.uri)
+        rows += [tuple(v for k, v in r.items() if k != "run_id") for r in pq.read_table(path, filesystem=filesystem).to_pylist()]
+    return sorted(rows, key=repr)
+
+
+def test_a_commit_publishes_files_and_a_new_version_replaces_them(tmp_path):
+    out = str(tmp_path / "out")
+    store = AnnotationStore(out)
+    store.recover()
+    first = store.commit(S("s", 10, "v1"), "m", "r1", "2026-11-24", tables(["A", "B"], "r1"), documents=3)
+    assert store.is_current(S("s", 10, "v1"), "m") and not store.is_current(S("s", 10, "v2"), "m")
+    assert not store.is_current(S("s", 10, "v1"), "other-model")
+    assert all(f.startswith(("entities/run_date=2026-11-24/", "rejections/run_date=2026-11-24/")) for f in first.files)
+    second = store.commit(S("s", 11, "v2"), "m", "r2", "2026-11-25", tables(["C"], "r2"), documents=1)
+    assert [r[0] for r in table_rows(out, "entities")] == ["C"]
+    assert not any(os.path.exists(os.path.join(out, f)) for f in first.files)
+    assert all(os.path.exists(os.path.join(out, f)) for f in second.files)
+    assert not os.path.exists(os.path.join(out, first.marker)) and os.path.exists(os.path.join(out, second.marker))
+    assert storage.list_files(os.path.join(out, "_staging")) == []  # moved out; recover() removes the folders
+
+
+@pytest.mark.parametrize("step", ["staged", "placed", "marked", "superseded"])
+def test_a_crash_at_any_commit_step_then_a_rerun_leaves_exactly_the_clean_rows(tmp_path, step):
+    class Crash(Exception):
+        pass
+
+    def crash(name, shard):
+        if name == step:
+            raise Crash(name)
+
+    clean = str(tmp_path / "clean")
+    store = AnnotationStore(clean)
+    store.commit(S("s", 10, "v1"), "m", "r1", "2026-11-24", tables(["A", "B"], "r1"), documents=2)
+    store.commit(S("s", 11, "v2"), "m", "r2", "2026-11-25", tables(["C"], "r2"), documents=1)
+
+    out = str(tmp_path / "out")
+    AnnotationStore(out).commit(S("s", 10, "v1"), "m", "r1", "2026-11-24", tables(["A", "B"], "r1"), documents=2)
+    crashing = AnnotationStore(out, hook=crash)
+    crashing.recover()
+    with pytest.raises(Crash):
+        crashing.commit(S("s", 11, "v2"), "m", "r2", "2026-11-25", tables(["C"], "r2"), documents=1)
+    rerun = AnnotationStore(out)
+    rerun.recover()
+    if not rerun.is_current(S("s", 11, "v2"), "m"):
+        rerun.commit(S("s", 11, "v2"), "m", "r3", "2026-11-25", tables(["C"], "r3"), documents=1)
+    assert table_rows(out, "entities") == table_rows(clean, "entities")
+    assert table_rows(out, "rejections") == table_rows(clean, "rejections")
+    assert len(storage.list_files(os.path.join(out, "_manifest", "commits"))) == 1
+    assert storage.list_files(os.path.join(out, "_staging")) == []
+
+
+def test_the_second_of_two_runs_committing_the_same_work_backs_out(tmp_path):
+    out = str(tmp_path / "out")
+    first, second = AnnotationStore(out), AnnotationStore(out)
+    assert first.commit(S("s", 10, "v1"), "m", "r1", "2026-11-25", tables(["A"], "r1"), documents=1) is not None
+    assert second.commit(S("s", 10, "v1"), "m", "r2", "2026-11-25", tables(["A"], "r2"), documents=1) is None
+    assert [r[0] for r in table_rows(out, "entities")] == ["A"]
+
+
+def test_the_markers_are_the_truth_and_the_manifest_only_a_copy(tmp_path):
+    out = str(tmp_path / "out")
+    commit = AnnotationStore(out).commit(S("s", 10, "v1"), "m", "r1", "2026-11-25", tables(["A"], "r1"), documents=1)
+    AnnotationStore(out).commit(S("t", 10, "v1"), "m", "r1", "2026-11-25", tables(["B"], "r1"), documents=1)
+    os.remove(os.path.join(out, "_manifest", "manifest.json"))
+    os.remove(os.path.join(out, commit.marker))  # as if the commit of "s" never happened
+    store = AnnotationStore(out)
+    recovery = store.recover()
+    assert store.is_current(S("t", 10, "v1"), "m") and not store.is_current(S("s", 10, "v1"), "m")
+    assert recovery.orphan_files == len(commit.files)
+    assert [r[0] for r in table_rows(out, "entities")] == ["B"]
+    assert os.path.exists(os.path.join(out, "_manifest", "manifest.json"))
+
+
+def test_the_commit_works_on_s3(s3_bucket):
+    out = f"s3://{s3_bucket}/entities-out"
+    store = AnnotationStore(out)
+    store.recover()
+    first = store.commit(S("a.parquet", 10, "etag1"), "m", "r1", "2026-11-25", tables(["A"], "r1"), documents=1)
+    assert storage.exists(storage.join(out, first.marker))
+    assert store.commit(S("a.parquet", 10, "etag2"), "m", "r2", "2026-11-25", tables(["B"], "r2"), documents=1)
+    assert [r[0] for r in table_rows(out, "entities")] == ["B"]
+    assert not storage.list_files(storage.join(out, "_staging"))
+    fresh = AnnotationStore(out)
+    fresh.recover()
+    assert fresh.is_current(S("a.parquet", 10, "etag2"), "m")
+
+
+# ---- the storage primitives the commit uses -----------------------------------------------------
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_write_if_absent_move_and_delete_tree(where, tmp_path, request):
+    root = str(tmp_path) if where == "local" else f"s3://{request.getfixturevalue('s3_bucket')}"
+    marker = storage.join(root, "m", "marker.json")
+    assert storage.write_bytes_if_absent(marker, b"one") is True
+    assert storage.write_bytes_if_absent(marker, b"two") is False
+    assert storage.read_bytes(marker) == b"one"
+    storage.write_bytes(storage.join(root, "stage", "a.bin"), b"data")
+    storage.move(storage.join(root, "stage", "a.bin"), storage.join(root, "final", "a.bin"))
+    assert storage.read_bytes(storage.join(root, "final", "a.bin")) == b"data"
+    assert not storage.exists(storage.join(root, "stage", "a.bin"))
+    storage.delete_tree(storage.join(root, "final"))
+    assert storage.list_files(storage.join(root, "final")) == []
+    storage.delete([storage.join(root, "m", "marker.json"), storage.join(root, "m", "gone.json")])
+    assert not storage.exists(marker)
+
+
+def test_shards_are_named_by_their_path_under_the_root(tmp_path, articles):
+    write_shard(str(tmp_path / "2026" / "part-0.parquet"), articles[:1])
+    write_shard(str(tmp_path / "part-1.parquet"), articles[1:2])
+    assert [s.name for s in list_shards(str(tmp_path))] == ["2026/part-0.parquet", "part-1.parquet"]
+    assert [s.name for s in list_shards(str(tmp_path / "part-1.parquet"))] == ["part-1.parquet"]
+    assert list_shards(str(tmp_path / "missing")) == []
