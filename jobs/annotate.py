@@ -1,0 +1,90 @@
+"""Tag PMC shards with a saved tagger; write Hive-partitioned entity tables (see docs/entity-tables.md).
+
+    python jobs/annotate.py --shards runs/pmc-shards --model runs/ncbi/model --output runs/entities
+    ray job submit --working-dir . -- python jobs/annotate.py --gpu \
+        --shards s3://bucket/shards --model s3://bucket/runs/ncbi/model --output s3://bucket/entities
+
+Nightly and incremental: a run tags only shards that are new, changed, or were tagged by another
+model, and commits each shard's rows atomically; a killed run is simply run again. Plain
+``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the cluster.
+S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDPOINT_URL) names
+another S3 endpoint such as MinIO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
+
+from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]:
+    d, a = AnnotationJobConfig("", "", ""), AnnotateConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", required=True, help="a shard or a folder of shards (local or s3://)")
+    parser.add_argument("--model", required=True, help="bundle folder (local or s3://)")
+    parser.add_argument("--output", required=True, help="output root (local or s3://)")
+    parser.add_argument("--run-date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--run-id", default=None, help="default: UTC time and a random suffix")
+    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: $AWS_ENDPOINT_URL or AWS)")
+    compute = parser.add_argument_group("compute")
+    compute.add_argument("--gpu", action="store_true", help="one tagger actor per GPU, bf16")
+    compute.add_argument("--num-actors", type=int, default=None, help="tagger actors (default: sized to the cluster)")
+    compute.add_argument("--cpu-threads", type=int, default=None, help="torch threads per CPU actor")
+    compute.add_argument("--documents-per-call", type=int, default=d.documents_per_call,
+                         help="articles per tagger call")
+    compute.add_argument("--documents-per-split", type=int, default=d.documents_per_split,
+                         help="articles per split batch")
+    compute.add_argument("--subword-budget", type=int, default=d.subword_budget, help="subwords per forward pass")
+    rules = parser.add_argument_group("input rules")
+    rules.add_argument("--max-document-chars", type=int, default=a.max_document_chars,
+                       help="longer articles are rejected")
+    rules.add_argument("--allow-control-characters", action="store_true", help="tag articles with control characters")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    config = AnnotationJobConfig(
+        shards=args.shards,
+        output=args.output,
+        model=args.model,
+        run_date=args.run_date,
+        run_id=args.run_id,
+        use_gpu=args.gpu,
+        num_actors=args.num_actors,
+        cpu_threads_per_actor=args.cpu_threads,
+        documents_per_call=args.documents_per_call,
+        documents_per_split=args.documents_per_split,
+        subword_budget=args.subword_budget,
+        annotate=AnnotateConfig(args.max_document_chars, not args.allow_control_characters),
+        show_progress=not args.no_progress,
+    )
+    return config, args.endpoint_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, endpoint_url = parse_args(argv)
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
+    from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.errors import AdaBioBertError
+
+    try:
+        summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr))
+    except AdaBioBertError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"run {summary['run_id']} ({summary['model_id']}): {summary['shards_committed']} shards tagged, "
+        f"{summary['shards_up_to_date']} up to date; {summary['documents_in']} articles in = "
+        f"{summary['documents_tagged']} tagged + {summary['documents_rejected']} rejected; "
+        f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""The annotation job end to end on the suite's local Ray: local paths and s3://, incremental runs,
+a new model, a run killed mid-way, and the DuckDB queries of docs/entity-tables.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from adabiobert import storage
+from adabiobert.annotate import AnnotationJobConfig
+from adabiobert.tagger import Tagger
+from tests.annotation_data import bad_articles, corpus_articles, without_column, write_shard
+
+pytestmark = pytest.mark.ray
+REPO = Path(__file__).resolve().parents[1]
+RUN_DATE = "2026-11-24"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _s3_env_before_ray(s3_server):
+    """Start the loopback S3 server before the suite's Ray: Ray workers take their environment
+    (the endpoint and the dummy credentials) from the process that starts Ray."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def ray_data(ray_session):
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = context.execution_no_progress_timeout_s
+    context.execution_no_progress_timeout_s = 120
+    yield ray_session
+    context.execution_no_progress_timeout_s = saved
+
+
+@pytest.fixture(scope="module")
+def shard_rows(ncbi):
+    """Rows of four shards: good and bad articles, good ones, one without a column, one broken file."""
+    sentences = [s.words for s in ncbi.test]
+    missing, missing_schema = without_column(corpus_articles(sentences[300:], "PMC3", 2), "sections")
+    return {
+        "part-0.parquet": (corpus_articles(sentences, "PMC0", 4) + bad_articles("PMC0"), None),
+        "part-1.parquet": (corpus_articles(sentences[150:], "PMC1", 3), None),
+        "part-2.parquet": (missing, missing_schema),
+        "part-3.parquet": None,
+    }
+
+
+def write_shards(root: str, shard_rows) -> str:
+    for name, content in shard_rows.items():
+        uri = storage.join(root, name)
+        if content is None:
+            storage.write_bytes(uri, b"PAR1 not a parquet file")
+        else:
+            write_shard(uri, content[0], *(content[1:] if content[1] is not None else ()))
+    return root
+
+
+def job_config(shards: str, output: str, model, **overrides) -> AnnotationJobConfig:
+    settings = dict(run_date=RUN_DATE, num_actors=1, cpu_threads_per_actor=1, documents_per_call=4,
+                    documents_per_split=4, show_progress=False)
+    settings.update(overrides)
+    return AnnotationJobConfig(shards, output, str(model), **settings)
+
+
+def read_rows(output: str, table: str, drop=("run_id",)) -> list[dict]:
+    rows = []
+    for info in storage.list_files(storage.join(output, table), (".parquet",)):
+        filesystem, path = storage.filesystem_for(info.uri)
+        partition = re.search(r"run_date=([0-9-]+)", info.uri).group(1)
+        for row in pq.read_table(path, filesystem=filesystem).to_pylist():
+            rows.append({**{k: v for k, v in row.items() if k not in drop}, "run_date": partition})
+    return rows
+
+
+def same_rows(left: list[dict], right: list[dict]) -> bool:
+    """Equal multisets of rows, confidences within 1e-3 (batching may move the 4th decimal)."""
+    def key(row):
+        return tuple(sorted((k, v) for k, v in row.items() if k != "confidence"))
+
+    left, right = sorted(left, key=key), sorted(right, key=key)
+    return len(left) == len(right) and all(
+        key(a) == key(b) and abs(a.get("confidence", 0) - b.get("confidence", 0)) < 1e-3 for a, b in zip(left, right))
+
+
+def files_under(output: str) -> set[str]:
+    return {info.uri for info in storage.list_files(output) if "/runs/" not in info.uri.replace(os.sep, "/")}
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_data, shard_rows, tiny_bundle, tmp_path_factory):
+    """One clean run over local shards; later tests copy its folders."""
+    from adabiobert.distributed.annotation import run_annotation
+
+    root = tmp_path_factory.mktemp("annotate")
+    shards = write_shards(str(root / "shards"), shard_rows)
+    summary = run_annotation(job_config(shards, str(root / "out"), tiny_bundle), log=lambda line: None)
+    return {"root": root, "shards": shards, "out": str(root / "out"), "summary": summary}
+
+
+def section_texts(shard_rows) -> dict[str, list[str]]:
+    texts = {}
+    for content in shard_rows.values():
+        for row in (content or ((),))[0]:
+            if row.get("pmcid"):
+                texts[row["pmcid"]] = [row["title"], row["abstract"]] + [s["text"] for s in row.get("sections") or ()]
+    return texts
+
+
+# ---- local ------------------------------------------------------------------------------------
+def test_a_run_counts_every_article_and_records_every_rejection(first_run, shard_rows):
+    summary = first_run["summary"]
+    articles_in = sum(len(c[0]) for c in shard_rows.values() if c)
+    assert summary["documents_in"] == articles_in == summary["documents_tagged"] + summary["documents_rejected"]
+    assert summary["documents_tagged"] == 7 and summary["shards_committed"] == 4 and summary["shards_unreadable"] == 1
+    assert summary["rejections_by_reason"] == {"bad_schema": 2, "unreadable": 1, "null_pmcid": 1, "no_text": 1,
+                                               "too_long": 1, "control_characters": 1}
+    rejections = read_rows(first_run["out"], "rejections")
+    assert len(rejections) == sum(summary["rejections_by_reason"].values())
+    assert {(r["reason"], r["pmcid"], r["row_index"]) for r in rejections if r["reason"] in ("null_pmcid", "unreadable")} == {
+        ("null_pmcid", None, 7), ("unreadable", None, None)}
+    assert {r["pmcid"] for r in rejections if r["reason"] == "bad_schema"} == {"PMC30", "PMC31"}
+    assert {"recover", "list", "check", "stream", "commit", "total", "split_busy", "tag_busy"} <= set(summary["seconds"])
+    on_disk = json.loads(Path(first_run["out"], "runs", f"{summary['run_id']}.json").read_text())
+    assert on_disk["documents_in"] == articles_in
+
+
+def test_entity_rows_point_into_their_section_and_carry_model_and_run(first_run, shard_rows, tiny_bundle):
+    rows = read_rows(first_run["out"], "entities", drop=())
+    summary = first_run["summary"]
+    assert len(rows) == summary["mentions"] > 0
+    texts = section_texts(shard_rows)
+    for row in rows:
+        assert texts[row["pmcid"]][row["section_index"]][row["start"]:row["end"]] == row["mention"]
+    assert {r["model_id"] for r in rows} == {Tagger.from_pretrained(tiny_bundle, device="cpu").model_id}
+    assert {r["run_id"] for r in rows} == {summary["run_id"]} and {r["run_date"] for r in rows} == {RUN_DATE}
+    assert {r["pmcid"][:4] for r in rows} == {"PMC0", "PMC1"}
+    assert {r["section"] for r in rows} <= {"title", "abstract", "Introduction", "Methods / Patients"}
+
+
+def test_a_second_run_is_a_no_op(first_run, tiny_bundle):
+    from adabiobert.distributed.annotation import run_annotation
+
+    before = files_under(first_run["out"])
+    summary = run_annotation(job_config(first_run["shards"], first_run["out"], tiny_bundle), log=lambda line: None)
+    assert (summary["shards_up_to_date"], summary["shards_committed"], summary["documents_in"]) == (4, 0, 0)
+    assert files_under(first_run["out"]) - {storage.join(first_run["out"], "_manifest", "manifest.json")} == before - {
+        storage.join(first_run["out"], "_manifest", "manifest.json")}
+
+
+def test_a_changed_shard_alone_is_retagged_and_replaces_its_rows(first_run, tiny_bundle, tmp_path, ncbi):
+    from adabiobert.distributed.annotation import run_annotation
+
+    shards, out = shutil.copytree(first_run["shards"], tmp_path / "shards"), shutil.copytree(first_run["out"], tmp_path / "out")
+    write_shard(str(shards / "part-1.parquet"), corpus_articles([s.words for s in ncbi.test[400:]], "PMC9", 2))
+    summary = run_annotation(job_config(str(shards), str(out), tiny_bundle, run_date="2026-11-25"), log=lambda line: None)
+    assert (summary["shards_committed"], summary["shards_up_to_date"], summary["documents_in"]) == (1, 3, 2)
+    rows = read_rows(str(out), "entities")
+    assert {r["pmcid"][:4] for r in rows} == {"PMC0", "PMC9"}
+    assert {r["run_date"] for r in rows if r["pmcid"].startswith("PMC9")} == {"2026-11-25"}
+    before = [r for r in read_rows(first_run["out"], "entities") if r["pmcid"].startswith("PMC0")]
+    assert same_rows([r for r in rows if r["pmcid"].startswith("PMC0")], before)
+
+
+def test_a_new_model_retags_every_shard(first_run, tiny_bundle, tmp_path):
+    from adabiobert.distributed.annotation import run_annotation
+
+    model = shutil.copytree(tiny_bundle, tmp_path / "renamed" / "model")
+    manifest = json.loads((model / "adabiobert.json").read_text())
+    manifest["metadata"]["name"] = "tiny-v2"  # same weights, another bundle: another model id
+    (model / "adabiobert.json").write_text(json.dumps(manifest))
+    out = shutil.copytree(first_run["out"], tmp_path / "out")
+    summary = run_annotation(job_config(first_run["shards"], str(out), model), log=lambda line: None)
+    assert summary["model_id"].startswith("tiny-v2@") and summary["shards_committed"] == 4
+    rows = read_rows(str(out), "entities")
+    assert {r["model_id"] for r in rows} == {summary["model_id"]}
+    old = read_rows(first_run["out"], "entities")
+    assert same_rows([{**r, "model_id": ""} for r in rows], [{**r, "model_id": ""} for r in old])
+    assert len(read_rows(str(out), "rejections")) == len(read_rows(first_run["out"], "rejections"))
+
+
+def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_run, tiny_bundle, tmp_path, capsys):
+    import ray
+
+    from jobs.annotate import main
+
+    shards, out = shutil.copytree(first_run["shards"], tmp_path / "shards"), tmp_path / "out"
+    argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
+            "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
+    # Shards 1 and 2 (no column, unreadable) commit from the driver; the 3rd is the first tagged one.
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "ADABIOBERT_ANNOTATE_CRASH": "placed:3"}
+    killed = subprocess.run([sys.executable, str(REPO / "jobs" / "annotate.py"), *argv], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == 3, killed.stderr[-3000:]
+    assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 2
+    assert read_rows(str(out), "entities")  # the killed shard's rows were visible, not yet committed
+
+    assert main(argv) == 0
+    assert "2 shards tagged, 2 up to date" in capsys.readouterr().out
+    assert same_rows(read_rows(str(out), "entities"), read_rows(first_run["out"], "entities"))
+    assert same_rows(read_rows(str(out), "rejections"), read_rows(first_run["out"], "rejections"))
+    assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 4
+
+
+# ---- S3 ---------------------------------------------------------------------------------------
+def test_the_job_runs_on_s3_with_a_bundle_on_s3(ray_data, s3_bucket, shard_rows, tiny_bundle, first_run):
+    from adabiobert.distributed.annotation import run_annotation
+
+    shards = write_shards(f"s3://{s3_bucket}/shards", shard_rows)
+    storage.upload_dir(tiny_bundle, f"s3://{s3_bucket}/bundles/model")
+    out = f"s3://{s3_bucket}/entities-out"
+    config = job_config(shards, out, f"s3://{s3_bucket}/bundles/model")
+    summary = run_annotation(config, log=lambda line: None)
+    local = first_run["summary"]
+    assert summary["model_id"] == local["model_id"]  # a downloaded bundle keeps its id
+    for key in ("documents_in", "documents_tagged", "documents_rejected", "mentions", "rejections_by_reason"):
+        assert summary[key] == local[key]
+    assert same_rows(read_rows(out, "entities"), read_rows(first_run["out"], "entities"))
+    assert len(storage.list_files(storage.join(out, "_manifest", "commits"))) == 4
+    assert storage.exists(storage.join(out, "runs", f"{summary['run_id']}.json"))
+    again = run_annotation(config, log=lambda line: None)
+    assert (again["shards_up_to_date"], again["shards_committed"]) == (4, 0)
+
+
+# ---- the documented queries -------------------------------------------------------------------
+def test_the_duckdb_queries_in_the_docs_run_on_real_output(first_run):
+    import duckdb
+
+    text = (REPO / "docs" / "entity-tables.md").read_text(encoding="utf-8")
+    queries = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
+    assert len(queries) >= 4
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{first_run['out']}'")
+    results = [con.execute(query).fetchall() for query in queries]
+    assert all(results), "every documented query returns rows on real output"
+    mentions = first_run["summary"]["mentions"]
+    assert results[0] == [(mentions,)] or any(row == (mentions,) for result in results for row in result)
