@@ -1,0 +1,141 @@
+"""The ``adabiobert`` command: tag text on this machine with a saved bundle.
+
+    adabiobert tag --model runs/ncbi/model paper.txt notes.txt > mentions.jsonl
+    cat abstracts.txt | adabiobert tag --model runs/ncbi/model --lines --format tsv
+
+Each input file (or stdin) is one text; with ``--lines`` each non-empty line is one. Output is one
+record per mention: JSON Lines (default) or TSV with a header, with character offsets into the
+text (``text[start:end] == mention``; with ``--lines``, into the line, and ``line`` is 1-based).
+A progress bar over sentences goes to stderr when it is a terminal (``--progress`` forces it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TextIO
+
+TSV_COLUMNS = ("source", "line", "start", "end", "label", "confidence", "mention")
+
+
+@dataclass(frozen=True)
+class Text:
+    """One text to tag and where it came from."""
+
+    source: str
+    line: int | None
+    text: str
+
+
+def read_texts(paths: list[str], lines: bool, stdin: TextIO) -> Iterator[Text]:
+    """The texts of the inputs, in order (``-`` or no path: stdin)."""
+    for path in paths or ["-"]:
+        if path == "-":
+            content, source = stdin.read(), "<stdin>"
+        else:
+            with open(path, encoding="utf-8") as handle:
+                content, source = handle.read(), path
+        if not lines:
+            yield Text(source, None, content)
+            continue
+        for number, line in enumerate(content.splitlines(), start=1):
+            if line.strip():
+                yield Text(source, number, line)
+
+
+def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, progress) -> Iterator[dict]:
+    """Mentions of every text, in input order, tagging ``batch_sentences`` sentences per call.
+
+    Args:
+        texts: each text with its sentences (``adabiobert.text.split_sentences``).
+
+    Sentences of many texts share one ``tag_words`` call, which batches them by subword budget.
+    """
+    from adabiobert.tagger import entities_from_tagging
+
+    pending: list[tuple[Text, object]] = []
+
+    def flush() -> Iterator[dict]:
+        taggings = tagger.tag_words([[w.text for w in s.words] for _, s in pending])
+        for (text, sentence), tagging in zip(pending, taggings):
+            for entity in entities_from_tagging(text.text, sentence, tagging):
+                yield {"source": text.source, "line": text.line, "start": entity.start, "end": entity.end,
+                       "label": entity.label, "confidence": entity.confidence, "mention": entity.text}
+        progress.update(len(pending))
+        pending.clear()
+
+    for text, sentences in texts:
+        pending.extend((text, sentence) for sentence in sentences)
+        if len(pending) >= batch_sentences:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def write_records(records: Iterable[dict], fmt: str, out: TextIO) -> int:
+    """Print records as JSON Lines or TSV; returns how many."""
+    count = 0
+    if fmt == "tsv":
+        out.write("\t".join(TSV_COLUMNS) + "\n")
+    for record in records:
+        if fmt == "tsv":
+            record = {**record, "line": "" if record["line"] is None else record["line"],
+                      "mention": " ".join(record["mention"].split())}  # no tab or newline inside a field
+            out.write("\t".join(str(record[c]) for c in TSV_COLUMNS) + "\n")
+        else:
+            if record["line"] is None:
+                record = {k: v for k, v in record.items() if k != "line"}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+def _tag_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from adabiobert.tagger import Tagger
+    from adabiobert.text import split_sentences
+
+    try:
+        texts = list(read_texts(args.inputs, args.lines, sys.stdin))
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+    show = args.progress or (args.progress is None and sys.stderr.isatty())
+    split = [(text, split_sentences(text.text)) for text in texts]
+    total = sum(len(sentences) for _, sentences in split)
+    with tqdm(total=total, unit="sentence", desc="tag", disable=not show, file=sys.stderr) as progress:
+        count = write_records(tag_texts(tagger, split, args.batch_sentences, progress), args.format, sys.stdout)
+    print(f"{count} mentions in {len(texts)} texts ({tagger.model_id})", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adabiobert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tag = commands.add_parser("tag", help="tag text files or stdin; print one record per mention")
+    tag.add_argument("inputs", nargs="*", help="UTF-8 text files; none or '-' reads stdin")
+    tag.add_argument("--model", required=True, help="bundle folder (the 'model' folder of a training run)")
+    tag.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl")
+    tag.add_argument("--lines", action="store_true", help="each non-empty line is a text of its own")
+    tag.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tag.add_argument("--batch-sentences", type=int, default=512, help="sentences per tagger call")
+    tag.add_argument("--subword-budget", type=int, default=8192, help="subwords per forward pass")
+    tag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar on stderr (default: when stderr is a terminal)")
+    tag.set_defaults(run=_tag_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""``adabiobert tag``: files or stdin in, one JSONL or TSV record per mention out, offsets exact."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adabiobert.cli import main
+from adabiobert.tagger import Tagger
+
+
+@pytest.fixture(scope="module")
+def texts(ncbi):
+    sentences = [" ".join(s.words) for s in ncbi.test[:40]]
+    return ["\n\n".join(sentences[:25]), "  " + "\t".join(sentences[25:])]  # paragraphs; a tab-joined text
+
+
+def test_files_give_jsonl_with_offsets_into_each_file(tmp_path, texts, tiny_bundle, capsys):
+    paths = []
+    for i, text in enumerate(texts):
+        paths.append(tmp_path / f"doc{i}.txt")
+        paths[-1].write_text(text, encoding="utf-8")
+    assert main(["tag", "--model", str(tiny_bundle), "--no-progress", *map(str, paths)]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert records and "mentions in 2 texts" in captured.err
+    for record in records:
+        assert Path(record["source"]).read_text(encoding="utf-8")[record["start"]:record["end"]] == record["mention"]
+        assert "line" not in record
+    expected = Tagger.from_pretrained(tiny_bundle, device="cpu").tag(texts)
+    got = [[(r["start"], r["end"], r["label"]) for r in records if r["source"] == str(p)] for p in paths]
+    assert got == [[(e.start, e.end, e.label) for e in doc] for doc in expected]
+
+
+def test_lines_from_stdin_as_tsv(texts, tiny_bundle, capsys, monkeypatch):
+    lines = texts[0].split("\n\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines[:10]) + "\n\n"))
+    assert main(["tag", "--model", str(tiny_bundle), "--lines", "--format", "tsv", "--no-progress"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert tuple(rows[0]) == ("source", "line", "start", "end", "label", "confidence", "mention")
+    assert len(rows) > 1
+    for source, line, start, end, label, confidence, mention in rows[1:]:
+        assert source == "<stdin>" and 1 <= int(line) <= 10
+        assert lines[int(line) - 1][int(start):int(end)] == mention
+        assert label == "Disease" and 0.0 <= float(confidence) <= 1.0
+
+
+def test_one_sentence_per_call_gives_the_same_mentions(tmp_path, texts, tiny_bundle, capsys):
+    path = tmp_path / "doc.txt"
+    path.write_text(texts[0], encoding="utf-8")
+    outputs = []
+    for batch in ("1", "512"):
+        assert main(["tag", "--model", str(tiny_bundle), "--no-progress", "--batch-sentences", batch, str(path)]) == 0
+        outputs.append([{k: v for k, v in json.loads(line).items() if k != "confidence"}
+                        for line in capsys.readouterr().out.splitlines()])
+    assert outputs[0] == outputs[1] and outputs[0]
+
+
+def test_a_missing_file_is_an_error_not_a_traceback(tmp_path, tiny_bundle, capsys):
+    assert main(["tag", "--model", str(tiny_bundle), str(tmp_path / "nope.txt")]) == 2
+    assert "nope.txt" in capsys.readouterr().err
+
+
+def test_the_console_script_reads_stdin(tiny_bundle, texts):
+    script = Path(sys.executable).parent / "adabiobert"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "adabiobert.cli"]
+    result = subprocess.run([*command, "tag", "--model", str(tiny_bundle), "--progress"], input=texts[1],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records and all(texts[1][r["start"]:r["end"]] == r["mention"] for r in records)
+    assert "sentence" in result.stderr  # the tqdm bar
