@@ -10,6 +10,10 @@ same way with their `RayletKiller`).
     train: the training worker of rank 0 parks after epoch 1, once its checkpoint is registered;
            its node is killed and a replacement node joins (what an autoscaler does). The run must
            finish through FailureConfig, resuming from the epoch-1 checkpoint.
+    annotate: a clean annotation run, then the same run into another output, where the tagger
+           actor parks in its second call; its node is killed and a replacement joins. Ray Data
+           restarts the actor and re-runs the lost tasks; the run must commit exactly the clean
+           run's rows. A third run over the same output must find every shard up to date.
 
 Each mode writes a JSON report to --report for the test to check.
 """
@@ -156,17 +160,89 @@ def run_train(args) -> dict:
         cluster.shutdown()
 
 
+# ---------------------------------------------------------------------------------------------
+# annotate
+# ---------------------------------------------------------------------------------------------
+SHARDS, ARTICLES_PER_SHARD, RUN_DATE = 4, 5, "2026-11-24"
+
+
+def parked_tagger_class(marker: Path):
+    """The job's tagger actor, except that its second call parks (once, marked by ``marker``)
+    after tagging, until its node is killed. Built here so that Ray ships it by value."""
+    from adabiobert.distributed.annotation import TaggerActor
+
+    class ParkedTagger(TaggerActor):
+        calls = 0
+
+        def __call__(self, batch):
+            tagged = super().__call__(batch)
+            self.calls += 1
+            if self.calls == 2 and not marker.exists():
+                marker.write_text(ray.get_runtime_context().get_node_id())
+                threading.Event().wait(PARK_TIMEOUT_S)
+                raise RuntimeError(f"the tagger's node was not killed within {PARK_TIMEOUT_S} s")
+            return tagged
+
+    return ParkedTagger
+
+
+def write_test_shards(folder: Path, data_root: str) -> str:
+    from adabiobert.corpus import load_corpus
+    from tests.annotation_data import corpus_articles, write_shard
+
+    sentences = [s.words for s in load_corpus("NCBI-disease", data_root).test]
+    for i in range(SHARDS):
+        rows = corpus_articles(sentences[i * 60:], f"PMC{i}", ARTICLES_PER_SHARD)
+        write_shard(str(folder / f"part-{i:05d}.parquet"), rows)
+    return str(folder)
+
+
+def run_annotate(args) -> dict:
+    from adabiobert.annotate import AnnotationJobConfig
+    from adabiobert.distributed import annotation
+
+    scratch = Path(args.scratch)
+    shards = write_test_shards(scratch / "shards", args.data_root)
+
+    def run(output: str) -> dict:
+        config = AnnotationJobConfig(shards, output, args.model, run_date=RUN_DATE, num_actors=1,
+                                     cpu_threads_per_actor=1, documents_per_call=2, documents_per_split=2,
+                                     show_progress=False)
+        return annotation.run_annotation(config, log=lambda line: print(line, flush=True))
+
+    cluster, nodes = start_cluster(Path(args.temp_dir), workers=2, cpus_per_worker=2)
+    try:
+        clean = run(str(scratch / "clean"))
+        marker = scratch / "tagger-parked"
+        annotation.TaggerActor = parked_tagger_class(marker)
+        chaos_run = Background(lambda: run(str(scratch / "chaos")))
+        chaos_run.start()
+        killed, replacement = kill_parked_node(cluster, nodes, marker, Path(args.temp_dir), cpus=2, job=chaos_run)
+        chaos = chaos_run.outcome(timeout_s=PARK_TIMEOUT_S)
+        again = run(str(scratch / "chaos"))
+        keys = ("shards_listed", "shards_committed", "shards_up_to_date", "documents_in", "documents_tagged",
+                "documents_rejected", "mentions")
+        return {"killed": killed, "replacement": replacement, "clean_output": str(scratch / "clean"),
+                "chaos_output": str(scratch / "chaos"),
+                **{name: {k: summary[k] for k in keys} for name, summary in
+                   (("clean", clean), ("chaos", chaos), ("again", again))}}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("train",))
+    parser.add_argument("mode", choices=("train", "annotate"))
     parser.add_argument("--temp-dir", required=True, help="Ray's temp dir (short path)")
     parser.add_argument("--scratch", required=True, help="a folder for markers")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
     parser.add_argument("--data-root")
     parser.add_argument("--backbone")
     parser.add_argument("--output")
+    parser.add_argument("--model", help="a tagger bundle (annotate)")
     args = parser.parse_args(argv)
-    report = {"train": run_train}[args.mode](args)
+    report = {"train": run_train, "annotate": run_annotate}[args.mode](args)
     Path(args.report).write_text(json.dumps(report, indent=2))
     return 0
 
