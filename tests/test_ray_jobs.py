@@ -97,3 +97,24 @@ def test_training_job_submitted_to_a_ray_head_succeeds_and_writes_its_run(ray_he
     assert results["test"]["sentences"] == 40
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "model" / "adabiobert.json").is_file()
+
+
+def test_annotation_job_submitted_to_a_ray_head_succeeds_and_commits_every_shard(ray_head, tmp_path, tiny_bundle, ncbi):
+    from tests.annotation_data import corpus_articles, write_shard
+
+    sentences = [s.words for s in ncbi.test]
+    for i in range(2):
+        write_shard(str(tmp_path / "shards" / f"part-{i:05d}.parquet"), corpus_articles(sentences[i * 60:], f"PMC{i}", 3))
+    output = tmp_path / "entities"
+    submit(ray_head, "annotate-tiny", [
+        "jobs/annotate.py", "--shards", str(tmp_path / "shards"), "--model", str(Path(tiny_bundle).resolve()),
+        "--output", str(output), "--run-date", "2026-11-24", "--run-id", "nightly-test", "--num-actors", "1",
+        "--cpu-threads", "1", "--documents-per-call", "2", "--documents-per-split", "2", "--no-progress",
+    ])
+    status, logs = wait_for_job(ray_head, "annotate-tiny")
+    assert status == "SUCCEEDED", logs[-4000:]
+    assert "Job 'annotate-tiny' succeeded" in cli_status(ray_head, "annotate-tiny")
+    summary = json.loads((output / "runs" / "nightly-test.json").read_text())
+    assert summary["shards_committed"] == 2 and summary["documents_in"] == summary["documents_tagged"] == 6
+    assert sorted(p.name.split("-")[1] for p in (output / "entities" / "run_date=2026-11-24").glob("*.parquet")) == ["00000", "00001"]
+    assert "2 shards tagged" in logs
