@@ -290,13 +290,19 @@ def test_every_ray_job_runs_a_real_script_with_flags_it_accepts():
         assert entrypoint_problems(commands[0]) == [], path.name
 
 
+def comments(path: Path) -> str:
+    """The comment lines of a YAML file or Dockerfile, without their ``#``."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(line.strip()[1:] for line in lines if line.strip().startswith("#"))
+
+
 def test_every_commented_example_in_cluster_runs_a_real_script_with_flags_it_accepts():
     found = 0
     for path in [CLUSTER / "aws.yaml", CLUSTER / "Dockerfile", *MANIFESTS]:
-        for argv in job_commands(path.read_text(encoding="utf-8")):
+        for argv in job_commands(comments(path)):
             found += 1
             assert entrypoint_problems(argv) == [], f"{path.name}: {' '.join(argv)}"
-    assert found >= len(ray_jobs())
+    assert found >= 2  # aws.yaml and raycluster.yaml show `ray job submit`
 
 
 def flag_values(argv: list[str]) -> dict[str, str | bool]:
@@ -314,7 +320,7 @@ def test_ray_jobs_ask_for_resources_their_cluster_has_and_write_to_s3():
         flags = flag_values(argv)
         cluster = spec["rayClusterSpec"]
         if flags.get("--gpu"):
-            workers = int(flags.get("--num-workers", 1))
+            workers = int(flags.get("--num-workers") or flags.get("--num-actors") or 1)
             assert workers <= gpu_capacity(cluster), f"{path.name}: {workers} GPU workers, cluster has {gpu_capacity(cluster)}"
         assert str(flags["--output"]).startswith("s3://"), f"{path.name}: output must outlive the cluster"
         for flag in ("--data-root", "--word-vectors", "--model"):
@@ -339,3 +345,70 @@ def test_the_training_job_resumes_by_name_and_retries_workers():
     assert flags["--gpu"] is True
     assert int(flags["--max-failures"]) >= 1
     assert flags["--name"] and flags["--name"] is not True
+
+
+# ---------------------------------------------------------------------------------------------
+# The nightly annotation: a CronJob that creates a RayJob (deployed), a RayCronJob (alternative)
+# ---------------------------------------------------------------------------------------------
+PLACEHOLDER = "__RUN_DATE__"
+DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def nightly_objects() -> dict[str, dict]:
+    docs = load_documents(CLUSTER / "k8s" / "cronjob-annotate.yaml")
+    by_kind = {d["kind"]: d for d in docs}
+    assert set(by_kind) == {"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "CronJob"}
+    return by_kind
+
+
+def test_the_cronjob_creates_the_rayjob_of_its_configmap_for_the_nights_date():
+    objects = nightly_objects()
+    cron = objects["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid" and cron["timeZone"]
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    script = pod["containers"][0]["command"][-1]
+    (volume,) = pod["volumes"]
+    (mount,) = pod["containers"][0]["volumeMounts"]
+    assert volume["configMap"]["name"] == objects["ConfigMap"]["metadata"]["name"]
+    (key,) = objects["ConfigMap"]["data"]
+    assert f"{mount['mountPath']}/{key}" in script and f"s/{PLACEHOLDER}/" in script
+    assert "test \"$STATUS\" = SUCCEEDED" in script  # a failed night fails the Job
+
+    night = yaml.safe_load(objects["ConfigMap"]["data"][key].replace(PLACEHOLDER, "2026-11-25"))
+    assert night["kind"] == "RayJob" and DNS_1123.match(night["metadata"]["name"]), night["metadata"]["name"]
+    assert f"pmc-annotate-$RUN_DATE" in script and night["metadata"]["name"] == "pmc-annotate-2026-11-25"
+    flags = flag_values(job_commands(night["spec"]["entrypoint"])[0])
+    assert flags["--run-date"] == "2026-11-25"
+
+
+def test_the_scheduler_may_create_rayjobs_and_nothing_more():
+    objects = nightly_objects()
+    account = objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"]
+    assert objects["ServiceAccount"]["metadata"]["name"] == account
+    binding = objects["RoleBinding"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account}]
+    assert binding["roleRef"]["name"] == objects["Role"]["metadata"]["name"]
+    (rule,) = objects["Role"]["rules"]
+    assert rule["apiGroups"] == ["ray.io"] and rule["resources"] == ["rayjobs"] and "create" in rule["verbs"]
+
+
+def test_the_raycronjob_alternative_runs_the_same_rayjob():
+    (alternative,) = load_documents(CLUSTER / "k8s" / "raycronjob-annotate.yaml")
+    assert alternative["kind"] == "RayCronJob" and set(alternative["spec"]) == {"schedule", "suspend", "jobTemplate"}
+    objects = nightly_objects()
+    night = yaml.safe_load(next(iter(objects["ConfigMap"]["data"].values())))["spec"]
+    night["entrypoint"] = night["entrypoint"].replace(f" --run-date {PLACEHOLDER}", "")
+    assert alternative["spec"]["jobTemplate"] == night
+    assert alternative["spec"]["schedule"] == objects["CronJob"]["spec"]["schedule"]
+
+
+def test_the_nightly_job_tags_with_a_model_on_s3_and_all_gpus_it_has():
+    for path, spec in ray_jobs():
+        if "jobs/annotate.py" not in spec["entrypoint"]:
+            continue
+        flags = flag_values(job_commands(spec["entrypoint"])[0])
+        assert flags["--gpu"] is True and str(flags["--model"]).startswith("s3://"), path.name
+        assert int(flags["--num-actors"]) == gpu_capacity(spec["rayClusterSpec"]), path.name
+        gpu_group = next(g for g in spec["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == "gpu")
+        # the job sizes its pool from the GPUs present at start: no scale-from-zero
+        assert gpu_group["minReplicas"] == gpu_group["replicas"] == gpu_group["maxReplicas"], path.name
