@@ -379,6 +379,10 @@ def test_the_cronjob_creates_the_rayjob_of_its_configmap_for_the_nights_date():
     assert f"pmc-annotate-$RUN_DATE" in script and night["metadata"]["name"] == "pmc-annotate-2026-11-25"
     flags = flag_values(job_commands(night["spec"]["entrypoint"])[0])
     assert flags["--run-date"] == "2026-11-25"
+    # One run at a time per output root: the RayJob ends before its waiting pod, which ends
+    # before the next daily run.
+    assert cron["schedule"].split()[2:] == ["*", "*", "*"]
+    assert night["spec"]["activeDeadlineSeconds"] < cron["jobTemplate"]["spec"]["activeDeadlineSeconds"] < 24 * 3600
 
 
 def test_the_scheduler_may_create_rayjobs_and_nothing_more():
@@ -400,6 +404,7 @@ def test_the_raycronjob_alternative_runs_the_same_rayjob():
     night["entrypoint"] = night["entrypoint"].replace(f" --run-date {PLACEHOLDER}", "")
     assert alternative["spec"]["jobTemplate"] == night
     assert alternative["spec"]["schedule"] == objects["CronJob"]["spec"]["schedule"]
+    assert alternative["spec"]["jobTemplate"]["activeDeadlineSeconds"] < 24 * 3600  # no overlap
 
 
 def test_the_nightly_job_tags_with_a_model_on_s3_and_all_gpus_it_has():
