@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -166,11 +166,8 @@ class AnnotationJobConfig:
     def resolved(self) -> AnnotationJobConfig:
         """A copy with ``run_date`` and ``run_id`` filled in."""
         now = datetime.datetime.now(datetime.timezone.utc)
-        return AnnotationJobConfig(**{
-            **{f: getattr(self, f) for f in self.__dataclass_fields__},
-            "run_date": self.run_date or now.date().isoformat(),
-            "run_id": self.run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
-        })
+        return replace(self, run_date=self.run_date or now.date().isoformat(),
+                       run_id=self.run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -388,6 +385,8 @@ class RunCounts:
     shards_listed: int = 0
     shards_up_to_date: int = 0
     shards_committed: int = 0
+    shards_committed_elsewhere: int = 0
+    """Shards whose marker another run created first (this run's files were withdrawn)."""
     shards_unreadable: int = 0
     documents_in: int = 0
     """Articles in the committed shards: always ``documents_tagged + documents_rejected``."""

@@ -211,6 +211,16 @@ def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_ru
     assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 4
 
 
+def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_data, shard_rows, tiny_bundle, tmp_path):
+    from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.errors import ConfigError
+
+    shards = write_shards(str(tmp_path / "shards"), shard_rows)
+    with pytest.raises(ConfigError, match="no GPU"):
+        run_annotation(job_config(shards, str(tmp_path / "out"), tiny_bundle, use_gpu=True), log=lambda line: None)
+    assert storage.list_files(str(tmp_path / "out" / "_manifest" / "commits")) == []
+
+
 # ---- S3 ---------------------------------------------------------------------------------------
 def test_the_job_runs_on_s3_with_a_bundle_on_s3(ray_data, s3_bucket, shard_rows, tiny_bundle, first_run):
     from adabiobert.distributed.annotation import run_annotation

@@ -132,6 +132,15 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         checks = list(pool.map(check_shard, pending))
     seconds["check"] = time.perf_counter() - mark
 
+    streamed = [c for c in checks if c.expected > 0]
+    pool = None
+    if streamed:
+        mark = time.perf_counter()
+        if not ray.is_initialized():
+            ray.init(configure_logging=False)  # $RAY_ADDRESS when set, else a local instance
+        pool = _tagger_pool(config)  # raises before anything is committed
+        seconds["ray_start"] = time.perf_counter() - mark
+
     commit_seconds = 0.0
     empty = TAGGED_SCHEMA.empty_table()
     for check in checks:
@@ -140,13 +149,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
             _commit(store, check, empty, config, model_id, counts)
             commit_seconds += time.perf_counter() - mark
 
-    streamed = [c for c in checks if c.expected > 0]
-    if streamed and not ray.is_initialized():
-        mark = time.perf_counter()
-        ray.init(configure_logging=False)  # $RAY_ADDRESS when set, else a local instance
-        seconds["ray_start"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    stream_commit_seconds = _stream_and_commit(store, streamed, config, model_id, counts) if streamed else 0.0
+    stream_commit_seconds = _stream_and_commit(store, streamed, config, model_id, pool, counts) if streamed else 0.0
     seconds["stream"] = time.perf_counter() - mark - stream_commit_seconds
     seconds["commit"] = commit_seconds + stream_commit_seconds
     store.write_manifest()
@@ -167,7 +171,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
 
 def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config: AnnotationJobConfig,
-                       model_id: str, counts: RunCounts) -> float:
+                       model_id: str, pool: tuple, counts: RunCounts) -> float:
     """Run the Ray pipeline over ``checks`` and commit each shard as its last article arrives.
 
     Returns:
@@ -176,7 +180,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     ray.data.DataContext.get_current().enable_progress_bars = False  # our own bar below
     filesystem, _ = storage.filesystem_for(checks[0].shard.uri)
     by_path = {storage.filesystem_for(c.shard.uri)[1]: c for c in checks}
-    dataset = _pipeline(list(by_path), filesystem, config, model_id)
+    dataset = _pipeline(list(by_path), filesystem, config, model_id, pool)
 
     parts: dict[str, list[pa.Table]] = {}
     seen: Counter[str] = Counter()
@@ -204,9 +208,9 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     return commit_seconds
 
 
-def _pipeline(paths: list[str], filesystem, config: AnnotationJobConfig, model_id: str) -> ray.data.Dataset:
+def _pipeline(paths: list[str], filesystem, config: AnnotationJobConfig, model_id: str, pool: tuple) -> ray.data.Dataset:
     """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`)."""
-    actors, cpus, gpus, threads = _tagger_pool(config)
+    actors, cpus, gpus, threads = pool
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None
     return (
@@ -233,7 +237,7 @@ def _pipeline(paths: list[str], filesystem, config: AnnotationJobConfig, model_i
     )
 
 
-def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float, float | None, int | None]:
+def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float | None, float | None, int | None]:
     """``(actors, CPUs per actor, GPUs per actor, torch threads)`` for this cluster.
 
     CPU: actors share the cluster's CPUs minus one, which stays free for the read and split
@@ -244,7 +248,7 @@ def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float, float | None,
         gpus = int(resources.get("GPU", 0))
         if gpus < 1:
             raise ConfigError("use_gpu was asked for but the Ray cluster has no GPU")
-        return config.num_actors or gpus, 1, 1, None
+        return config.num_actors or gpus, None, 1, None  # Ray reserves 1 CPU per GPU actor itself
     cpus = int(resources.get("CPU", 1))
     threads = config.cpu_threads_per_actor or (1 if cpus <= 8 else min(4, (cpus - 1) // 4))
     return config.num_actors or max(1, (cpus - 1) // threads), threads, None, threads
@@ -264,7 +268,9 @@ def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, conf
     entities = entity_table(documents, check.shard.name, model_id, run_id).sort_by(order)
     commit = store.commit(check.shard, model_id, run_id, config.run_date, {ENTITIES: entities, REJECTIONS: rejections},
                           check.documents)
-    if commit is not None:
+    if commit is None:
+        counts.shards_committed_elsewhere += 1
+    else:
         counts.add_shard(documents, entities, rejections, check.documents)
 
 
