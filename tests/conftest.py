@@ -43,6 +43,7 @@ def ray_session():
     os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never join another Ray on this machine (a developer's, a job's)
             num_cpus=8,
             include_dashboard=False,
             log_to_driver=False,
