@@ -143,7 +143,7 @@ def run_train(args) -> dict:
         training.train_loop_per_worker = parked_train_loop
         job = TrainJobConfig(
             dataset="NCBI-disease", data_root=args.data_root, output=args.output, name="node-kill",
-            max_train_sentences=120, max_eval_sentences=40, num_workers=2, cpu_threads_per_worker=1,
+            max_train_sentences=64, max_eval_sentences=16, num_workers=2, cpu_threads_per_worker=1,
             max_failures=1,
             train=TrainConfig(model=ModelConfig(backbone=args.backbone, max_subwords=64, window_overlap=16),
                               epochs=2, batch_size=16),

@@ -84,7 +84,7 @@ def test_training_job_submitted_to_a_ray_head_succeeds_and_writes_its_run(ray_he
     submit(ray_head, "train-tiny", [
         "jobs/train.py", "--dataset", "NCBI-disease", "--data-root", str(Path(corpora_root).resolve()),
         "--backbone", str(Path(tiny_backbone_dir).resolve()), "--max-subwords", "64",
-        "--max-train-sentences", "120", "--max-eval-sentences", "40", "--epochs", "1", "--batch-size", "16",
+        "--max-train-sentences", "64", "--max-eval-sentences", "16", "--epochs", "1", "--batch-size", "16",
         "--num-workers", "1", "--cpu-threads", "1", "--output", str(output), "--name", "ray-job",
     ])
     status, logs = wait_for_job(ray_head, "train-tiny")
@@ -94,7 +94,7 @@ def test_training_job_submitted_to_a_ray_head_succeeds_and_writes_its_run(ray_he
     run = output / "ray-job"
     results = json.loads((run / "results.json").read_text())
     assert [e["epoch"] for e in results["epochs"]] == [1]
-    assert results["test"]["sentences"] == 40
+    assert results["test"]["sentences"] == 16
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "model" / "adabiobert.json").is_file()
 
