@@ -10,20 +10,23 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-quiet() { grep -v -e "^WARNING: Location" -e "^$" || true; }
+LOG=.venv-setup.log
+# pip's output goes to $LOG; it is shown only when a step fails.
+step() { "$@" >>"$LOG" 2>&1 || { cat "$LOG"; echo "setup: failed: $*" >&2; exit 1; }; }
+: >"$LOG"
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet
+step .venv/bin/python -m pip install -q --upgrade pip
 
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then
     echo "setup: NVIDIA GPU found, installing $TORCH_SPEC (CUDA build)"
-    .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | quiet
+    step .venv/bin/python -m pip install -q "$TORCH_SPEC"
   else
     echo "setup: no GPU, installing the CPU build of $TORCH_SPEC"
-    .venv/bin/python -m pip install -q "$TORCH_SPEC" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} 2>&1 | quiet
+    step .venv/bin/python -m pip install -q "$TORCH_SPEC" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
   fi
 fi
 
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | quiet
+step .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -c "import torch, ray, transformers; print(f'setup: torch {torch.__version__}, ray {ray.__version__}, transformers {transformers.__version__}')"
