@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot_alpha(results: dict, path: str) -> None:
-    """alpha per epoch for every ATS run with an alpha trace (the paper's Figure 2, per dataset)."""
+    """alpha per epoch of every run with a learned alpha (the paper's Figure 2, per dataset)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,14 +160,15 @@ def plot_alpha(results: dict, path: str) -> None:
 
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
     for key, value in sorted(results.items()):
+        dataset, variant, seed = key.split("|")
         trace = value.get("alpha_trace")
-        if trace:
-            dataset, variant, seed = key.split("|")
+        if trace and "learned" in variant:
             axis.plot(range(1, len(trace) + 1), trace, "o-", label=f"{dataset} {variant} s{seed}")
     axis.set_xlabel("epoch")
     axis.set_ylabel("alpha (weight of L_CE)")
     axis.set_ylim(0, 1)
-    axis.legend(fontsize=6)
+    axis.set_xticks(range(1, 1 + max((len(v.get("alpha_trace") or []) for v in results.values()), default=1)))
+    axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
