@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from adabiobert.backbone import encoder_max_subwords, load_encoder, load_tokenizer
+from adabiobert.backbone import encoder_max_subwords, load_encoder
 from adabiobert.batching import Example
 from adabiobert.config import ModelConfig, TrainConfig
 from adabiobert.encoding import ExampleEncoder
@@ -50,7 +50,3 @@ def build_optimizer(model: AdaBioBert, config: TrainConfig, train: Sequence[Exam
     optimizer = torch.optim.AdamW(groups, lr=config.optim.head_lr, weight_decay=config.optim.weight_decay)
     total_steps = steps_per_epoch(len(train), config, world_size) * config.epochs
     return optimizer, linear_warmup_schedule(optimizer, total_steps, config.optim.warmup_ratio)
-
-
-def default_tokenizer(config: TrainConfig):
-    return load_tokenizer(config.model.backbone)

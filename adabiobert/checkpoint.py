@@ -114,7 +114,7 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundl
         features,
         dropout=model_config.dropout,
     )
-    model.load_state_dict(load_file(str(folder / WEIGHTS)))
+    load_weights(folder, model)
     if word_vectors is not None:
         vectors = model.word_vectors.table[2:].numpy()  # the real vectors, for callers that want them
         word_vectors = WordVectors(word_vectors.words, vectors)
@@ -127,7 +127,8 @@ def bundle_hash(folder: str | Path) -> str:
     """A short content hash of a bundle's files (names and bytes), for model ids."""
     digest = hashlib.sha256()
     folder = Path(folder)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(STATE_JSON.split(".")[0])):
+    files = (p for p in folder.rglob("*") if p.is_file() and p.name not in (STATE_JSON, STATE_TENSORS))
+    for path in sorted(files):
         digest.update(str(path.relative_to(folder)).encode())
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -177,8 +178,9 @@ def load_training_state(folder: str | Path, optimizer: torch.optim.Optimizer | N
     return payload["state"]
 
 
-def has_training_state(folder: str | Path) -> bool:
-    return (Path(folder) / STATE_JSON).is_file()
+def load_weights(folder: str | Path, model: AdaBioBert) -> None:
+    """Load a bundle's or checkpoint's weights into a model of the same shape."""
+    model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
 
 
 def _asdict(config) -> dict:

@@ -376,7 +376,7 @@ def test_the_cronjob_creates_the_rayjob_of_its_configmap_for_the_nights_date():
 
     night = yaml.safe_load(objects["ConfigMap"]["data"][key].replace(PLACEHOLDER, "2026-11-25"))
     assert night["kind"] == "RayJob" and DNS_1123.match(night["metadata"]["name"]), night["metadata"]["name"]
-    assert f"pmc-annotate-$RUN_DATE" in script and night["metadata"]["name"] == "pmc-annotate-2026-11-25"
+    assert "pmc-annotate-$RUN_DATE" in script and night["metadata"]["name"] == "pmc-annotate-2026-11-25"
     flags = flag_values(job_commands(night["spec"]["entrypoint"])[0])
     assert flags["--run-date"] == "2026-11-25"
     # One run at a time per output root: the RayJob ends before its waiting pod, which ends

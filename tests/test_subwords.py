@@ -1,7 +1,6 @@
 """Word-to-subword encoding, windows for long sentences and the gather index of a batch."""
 
 import pytest
-import torch
 
 from adabiobert.backbone import load_tokenizer
 from adabiobert.batching import Example, budget_batches, collate

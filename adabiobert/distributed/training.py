@@ -28,7 +28,7 @@ from ray.train.torch import TorchTrainer
 from adabiobert import storage
 from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
 from adabiobert.backbone import load_tokenizer
-from adabiobert.checkpoint import STATE_JSON, STATE_TENSORS, load_training_state, save_bundle, save_training_state
+from adabiobert.checkpoint import STATE_JSON, STATE_TENSORS, load_training_state, load_weights, save_bundle, save_training_state
 from adabiobert.config import TrainConfig, TrainJobConfig
 from adabiobert.corpus import load_corpus, resolve_data_root
 from adabiobert.engine import fit
@@ -75,9 +75,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            from safetensors.torch import load_file
-
-            model.load_state_dict(load_file(str(Path(folder) / "model.safetensors")))
+            load_weights(folder, model)
             state = load_training_state(folder, optimizer, scheduler)
         start_epoch, history = state["epoch"], state["history"]
     model.to(device)
