@@ -15,7 +15,8 @@ from adabiobert.errors import ConfigError
 
 T = TypeVar("T")
 
-LOSS_MODES = ("learned", "fixed", "ce", "crf")
+LOSS_MODES = ("adaptive", "learned", "paper", "fixed", "ce", "crf")
+ALPHA_MODES = ("adaptive", "learned", "paper")  # modes whose alpha changes during training
 ALPHA_UPDATES = ("step", "epoch")
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -56,18 +57,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The Adaptive Token-Sequence loss ``L = a*L_CE + (1-a)*L_CRF``."""
+    """The Adaptive Token-Sequence loss ``L = a*L_CE + (1-a)*L_CRF`` and how ``a`` moves."""
 
     mode: str = "learned"
-    """``learned`` (a = sigmoid(theta), theta trained), ``fixed`` (a = ``alpha``), ``ce`` (a = 1)
-    or ``crf`` (a = 0)."""
+    """``adaptive``: a = sigmoid(theta), theta moved by the held-out gradient-alignment rule
+    (``adabiobert.adaptive_alpha``); ``learned``: theta trained on the training loss itself;
+    ``paper``: the paper's reductions (per-sentence CRF NLL beside per-word CE) with one step on
+    theta per epoch; ``fixed`` (a = ``alpha``), ``ce`` (a = 1) or ``crf`` (a = 0)."""
 
     alpha: float = 0.5
-    """Initial a for ``learned``, the constant for ``fixed``."""
+    """Initial a for ``adaptive``, ``learned`` and ``paper``; the constant for ``fixed``."""
 
     alpha_update: str = "step"
-    """``step``: theta is updated by the optimizer with every step; ``epoch``: the paper's
-    variant, one gradient step on theta per epoch from the epoch's mean losses."""
+    """For ``learned``: ``step``, theta is updated by the optimizer with every step; ``epoch``,
+    one gradient step on theta per epoch from the epoch's mean losses (``paper`` always does)."""
+
+    adaptive_every: int = 10
+    """``adaptive``: optimizer steps between two held-out probes (each costs about one extra
+    training step's forward and backward work on a train and a dev batch)."""
+
+    adaptive_step: float = 0.5
+    """``adaptive``: change of theta = logit(a) per probe for a cosine difference of 1."""
+
+    adaptive_dev_batch: int = 32
+    """``adaptive``: dev sentences per probe, drawn afresh (seeded) each time."""
 
     def __post_init__(self) -> None:
         if self.mode not in LOSS_MODES:
@@ -76,24 +89,27 @@ class LossConfig:
             raise ConfigError(f"alpha_update must be one of {ALPHA_UPDATES}, got {self.alpha_update!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.mode == "learned" and not 0.0 < self.alpha < 1.0:
-            raise ConfigError("a learned alpha must start strictly inside (0, 1)")
+        if self.mode in ALPHA_MODES and not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"a {self.mode} alpha must start strictly inside (0, 1)")
+        if self.adaptive_every < 1 or self.adaptive_dev_batch < 1 or self.adaptive_step <= 0:
+            raise ConfigError("adaptive_every and adaptive_dev_batch must be at least 1, adaptive_step positive")
 
     @classmethod
-    def parse(cls, text: str, alpha_update: str = "step") -> LossConfig:
-        """Read the command-line form: ``learned``, ``learned=0.3``, ``fixed=0.5``, ``ce``, ``crf``."""
+    def parse(cls, text: str, alpha_update: str = "step", **settings: Any) -> LossConfig:
+        """Read the command-line form: ``adaptive[=a0]``, ``learned[=a0]``, ``paper[=a0]``,
+        ``fixed=<a>``, ``ce``, ``crf``; ``settings`` are further LossConfig fields."""
         mode, _, value = text.partition("=")
         if mode in ("ce", "crf"):
             if value:
                 raise ConfigError(f"loss {mode!r} takes no value, got {text!r}")
-            return cls(mode=mode, alpha=1.0 if mode == "ce" else 0.0, alpha_update=alpha_update)
+            return cls(mode=mode, alpha=1.0 if mode == "ce" else 0.0, alpha_update=alpha_update, **settings)
         if mode == "fixed" and not value:
             raise ConfigError("fixed loss needs a value, e.g. fixed=0.5")
         try:
             alpha = float(value) if value else 0.5
         except ValueError:
             raise ConfigError(f"alpha in {text!r} is not a number") from None
-        return cls(mode=mode, alpha=alpha, alpha_update=alpha_update)
+        return cls(mode=mode, alpha=alpha, alpha_update=alpha_update, **settings)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from adabiobert import adaptive_alpha
 from adabiobert.batching import Example, budget_batches, collate, move_to
 from adabiobert.config import TrainConfig
 from adabiobert.labels import LabelSet
@@ -40,6 +41,11 @@ class EpochReport:
     dev: dict = field(default_factory=dict)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    alpha_steps: list = field(default_factory=list)
+    """Where alpha changes within the epoch: one entry per change, ``{"step", "alpha"}`` plus the
+    step's ``ce``/``crf`` (``learned``) or the probe's ``cos_ce``/``cos_crf`` (``adaptive``)."""
+    probe_seconds: float = 0.0
+    """Time spent in the adaptive rule's held-out probes (included in ``train_seconds``)."""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -126,7 +132,7 @@ def fit(
         model.train()
         sums = torch.zeros(3, dtype=torch.float64)
         batches = epoch_micro_batches(train, config, epoch, rank, world_size)
-        steps = 0
+        steps, alpha_steps, probe_seconds = 0, [], 0.0
         optimizer.zero_grad(set_to_none=True)
         for index, batch_indices in enumerate(batches):
             batch = move_to(collate([train[i] for i in batch_indices], pad_subword_id), device)
@@ -138,14 +144,22 @@ def fit(
                 (parts.total / config.grad_accumulation).backward()
             sums += torch.tensor([parts.total.item(), parts.ce.item(), parts.crf.item()], dtype=torch.float64)
             if last_in_step:
+                global_step = scheduler.last_epoch + 1  # optimizer steps over the run, this one included
+                if inner.ats.is_adaptive and dev and global_step % config.loss.adaptive_every == 0:
+                    probe_started = time.perf_counter()
+                    alpha_steps.append(_adaptive_update(inner, batch, dev, config, device, pad_subword_id, global_step, rank))
+                    probe_seconds += time.perf_counter() - probe_started
                 if config.optim.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 steps += 1
+                if inner.ats.trains_theta_by_step:
+                    alpha = float(inner.ats.alpha().detach())
+                    alpha_steps.append({"step": global_step, "alpha": alpha, "ce": parts.ce.item(), "crf": parts.crf.item()})
                 if progress is not None and steps % 20 == 0:
-                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}")
+                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}, alpha {float(inner.ats.alpha()):.3f}")
         means = _all_mean(sums / max(1, len(batches)))
         inner.ats.epoch_update(float(means[1]), float(means[2]), lr=config.optim.alpha_lr)
         train_seconds = time.perf_counter() - started
@@ -162,7 +176,25 @@ def fit(
             dev=dev_summary,
             train_seconds=train_seconds,
             eval_seconds=time.perf_counter() - started,
+            alpha_steps=alpha_steps,
+            probe_seconds=probe_seconds,
         )
+
+
+def dev_probe_batch(dev: Sequence[Example], size: int, seed: int, step: int, rank: int) -> list[int]:
+    """The dev sentences of one adaptive probe: a seeded sample, different per step and process."""
+    rng = random.Random((seed * 1_000_003 + step) * 7_919 + rank)
+    return rng.sample(range(len(dev)), min(size, len(dev)))
+
+
+def _adaptive_update(inner, batch, dev, config: TrainConfig, device, pad_subword_id: int, step: int, rank: int) -> dict:
+    """Probe the held-out signal on this step's batch, average it over processes, move theta."""
+    dev_indices = dev_probe_batch(dev, config.loss.adaptive_dev_batch, config.seed, step, rank)
+    dev_batch = move_to(collate([dev[i] for i in dev_indices], pad_subword_id), device)
+    measured = adaptive_alpha.probe(inner, batch, dev_batch, autocast=lambda: autocast_for(device, config.precision))
+    cos_ce, cos_crf = (float(v) for v in _all_mean(torch.tensor([measured.cos_ce, measured.cos_crf], dtype=torch.float64)))
+    inner.ats.heldout_update(cos_ce - cos_crf)
+    return {"step": step, "alpha": float(inner.ats.alpha()), "cos_ce": cos_ce, "cos_crf": cos_crf}
 
 
 def predict(

@@ -15,7 +15,7 @@ from torch import nn
 from adabiobert.config import LossConfig
 from adabiobert.crf import ConstrainedCRF
 from adabiobert.labels import LabelSet
-from adabiobert.loss import ATSLoss, LossParts
+from adabiobert.loss import ATSLoss, LossParts, TermLosses
 from adabiobert.word_vectors import UNKNOWN_ID
 
 
@@ -79,6 +79,10 @@ class AdaBioBert(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> LossParts:
         """The ATS loss of a batch with ``tags``."""
         return self.ats(self.emissions(batch), batch["tags"], batch["word_mask"], self.crf)
+
+    def term_losses(self, batch: dict[str, torch.Tensor]) -> TermLosses:
+        """L_CE and L_CRF of a batch with ``tags``, unmixed and with their graphs."""
+        return self.ats.terms(self.emissions(batch), batch["tags"], batch["word_mask"], self.crf)
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], with_confidence: bool = False):

@@ -21,7 +21,7 @@ from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig,
 
 def parse_args(argv: list[str] | None) -> TrainJobConfig:
     defaults = TrainJobConfig()
-    t, m, o = TrainConfig(), ModelConfig(), OptimConfig()
+    t, m, o, lc = TrainConfig(), ModelConfig(), OptimConfig(), LossConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=defaults.dataset, help="dataset name, e.g. NCBI-disease, BC5CDR, BC2GM")
@@ -35,8 +35,11 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
     model.add_argument("--dropout", type=float, default=m.dropout)
     model.add_argument("--max-subwords", type=int, default=m.max_subwords, help="encoder window length")
     loss = parser.add_argument_group("loss")
-    loss.add_argument("--loss", default="learned", help="learned[=a0] | fixed=<a> | ce | crf")
-    loss.add_argument("--alpha-update", default="step", choices=("step", "epoch"), help="epoch: the paper's per-epoch update")
+    loss.add_argument("--loss", default="learned", help="adaptive[=a0] | learned[=a0] | paper[=a0] | fixed=<a> | ce | crf")
+    loss.add_argument("--alpha-update", default="step", choices=("step", "epoch"), help="learned: per step, or once per epoch")
+    loss.add_argument("--adaptive-every", type=int, default=lc.adaptive_every, help="adaptive: optimizer steps between held-out probes")
+    loss.add_argument("--adaptive-step", type=float, default=lc.adaptive_step, help="adaptive: theta change per probe per unit of cosine difference")
+    loss.add_argument("--adaptive-dev-batch", type=int, default=lc.adaptive_dev_batch, help="adaptive: dev sentences per probe")
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=t.epochs)
     train.add_argument("--batch-size", type=int, default=t.batch_size, help="sentences per optimizer step (all workers)")
@@ -71,7 +74,13 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
         train=TrainConfig(
             model=ModelConfig(backbone=args.backbone, dropout=args.dropout, max_subwords=args.max_subwords,
                               window_overlap=min(m.window_overlap, args.max_subwords // 4)),
-            loss=LossConfig.parse(args.loss, alpha_update=args.alpha_update),
+            loss=LossConfig.parse(
+                args.loss,
+                alpha_update=args.alpha_update,
+                adaptive_every=args.adaptive_every,
+                adaptive_step=args.adaptive_step,
+                adaptive_dev_batch=args.adaptive_dev_batch,
+            ),
             optim=OptimConfig(
                 encoder_lr=args.encoder_lr,
                 head_lr=args.head_lr,

@@ -77,3 +77,25 @@ def test_loss_parse_rejects_nonsense():
     for text in ("fixed", "fixed=2", "ce=0.3", "learned=1.0", "mystery", "fixed=abc"):
         with pytest.raises(ConfigError):
             LossConfig.parse(text)
+
+
+def test_paper_mode_puts_the_per_sentence_crf_nll_beside_the_per_word_ce(batch):
+    emissions, tags, mask, crf = batch
+    parts = ATSLoss(LossConfig.parse("paper"))(emissions, tags, mask, crf)
+    per_sentence = -crf(emissions, tags, mask=mask, reduction="none")
+    assert parts.crf.item() == pytest.approx(per_sentence.mean().item(), rel=1e-6)
+    assert parts.ce.item() == pytest.approx(F.cross_entropy(emissions[mask], tags[mask]).item(), rel=1e-6)
+
+
+def test_paper_mode_moves_theta_once_per_epoch_only():
+    loss = ATSLoss(LossConfig.parse("paper"))
+    assert not loss.theta.requires_grad
+    loss.epoch_update(mean_ce=0.2, mean_crf=4.0, lr=1.0)  # per-sentence CRF NLL is larger: alpha rises
+    assert loss.alpha().item() > 0.5
+
+
+@pytest.mark.parametrize("text,mode,alpha", [("adaptive", "adaptive", 0.5), ("adaptive=0.3", "adaptive", 0.3), ("paper", "paper", 0.5)])
+def test_loss_parse_reads_the_moving_modes(text, mode, alpha):
+    config = LossConfig.parse(text, adaptive_every=5)
+    assert (config.mode, config.alpha, config.adaptive_every) == (mode, alpha, 5)
+    assert ATSLoss(config).alpha().item() == pytest.approx(alpha, abs=1e-6)
