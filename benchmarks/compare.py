@@ -20,15 +20,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig  # noqa: E402
+from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
 from adabiobert.corpus import load_corpus  # noqa: E402
 
 # (variant, loss, uses word vectors)
 ATS_VARIANTS = [
+    ("ats-adaptive", "adaptive", False),
     ("ats-learned", "learned", False),
+    ("ats-paper", "paper", False),
     ("ce-only", "ce", False),
     ("ats-fixed-0.5", "fixed=0.5", False),
     ("crf-only", "crf", False),
+    ("ats-adaptive+w2v", "adaptive", True),
     ("ats-learned+w2v", "learned", True),
     ("ce-only+w2v", "ce", True),
     ("ats-fixed-0.5+w2v", "fixed=0.5", True),
@@ -40,7 +43,8 @@ PEERS = ["hf-token-classification", "feature-crf", "spacy-ner"]
 def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, seed: int) -> dict:
     from adabiobert.distributed.training import run_training
 
-    name = f"compare-{dataset}-{variant.replace('+', '-')}-s{seed}"
+    settings = f"e{args.epochs}-lr{args.encoder_lr:g}-h{args.head_lr:g}-w{args.warmup_ratio:g}"
+    name = f"compare-{dataset}-{variant.replace('+', '-')}-{settings}-s{seed}"
     results_path = Path(args.runs) / name / "results.json"
     if not results_path.is_file():
         job = TrainJobConfig(
@@ -50,8 +54,14 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
             name=name,
             word_vectors=vectors,
             use_gpu=args.gpu,
-            train=TrainConfig(model=ModelConfig(backbone=args.backbone), loss=LossConfig.parse(loss),
-                              epochs=args.epochs, batch_size=32, seed=seed),
+            train=TrainConfig(
+                model=ModelConfig(backbone=args.backbone),
+                loss=LossConfig.parse(loss),
+                optim=OptimConfig(encoder_lr=args.encoder_lr, head_lr=args.head_lr, warmup_ratio=args.warmup_ratio),
+                epochs=args.epochs,
+                batch_size=32,
+                seed=seed,
+            ),
         )
         run_training(job)
     results = json.loads(results_path.read_text())
@@ -60,6 +70,8 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
         train_seconds=results["timings"]["fit_seconds"],
         alpha_trace=results["alpha_trace"],
         dev_f1_trace=[e["dev"]["entity_f1"] for e in results["epochs"]],
+        alpha_steps=[[s["step"], round(s["alpha"], 5)] for e in results["epochs"] for s in e.get("alpha_steps", [])],
+        probe_seconds=sum(e.get("probe_seconds", 0.0) for e in results["epochs"]),
         best_epoch=results["best_epoch"],
     )
     return test
@@ -116,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[13])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--backbone", default="minilm")
+    parser.add_argument("--encoder-lr", type=float, default=OptimConfig.encoder_lr)
+    parser.add_argument("--head-lr", type=float, default=OptimConfig.head_lr)
+    parser.add_argument("--warmup-ratio", type=float, default=OptimConfig.warmup_ratio)
     parser.add_argument("--word-vectors", default=None, help="KeyedVectors for the +w2v variants (skipped without)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these variants/peers, in this order")
     parser.add_argument("--runs", default="runs/compare")
