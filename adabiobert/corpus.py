@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from adabiobert.errors import CorpusFormatError, DatasetNotFoundError
+from adabiobert.errors import CorpusError, CorpusFormatError, DatasetNotFoundError
 from adabiobert.labels import LabelSet
-from adabiobert.spans import repair_iob2, split_tag
+from adabiobert.spans import OUTSIDE, repair_iob2, split_tag
 
 DATA_ROOT_ENV = "ADABIOBERT_DATA_ROOT"
 DOCSTART = "-DOCSTART-"
@@ -100,6 +100,8 @@ class Corpus:
     test: list[Sentence]
     labels: LabelSet
     """Built from every loaded split, so a type seen only in test still has tags."""
+    files: dict[str, str] = field(default_factory=dict)
+    """The file each loaded split was read from, by split name; a split not loaded is absent."""
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
@@ -234,7 +236,56 @@ def load_corpus(
         )
     splits = {split: read_iob(path) if path is not None else [] for split, path in found.items()}
     labels = LabelSet.from_tag_sequences(s.tags for sentences in splits.values() for s in sentences)
-    return Corpus(spec.name, train=splits["train"], dev=splits["dev"], test=splits["test"], labels=labels)
+    files = {split: str(path) for split, path in found.items() if path is not None}
+    return Corpus(spec.name, train=splits["train"], dev=splits["dev"], test=splits["test"], labels=labels, files=files)
+
+
+def validate_for_training(corpus: Corpus) -> None:
+    """Refuse a corpus that cannot be trained on, before any work is done.
+
+    Pass the splits that will actually be used (after any sentence limit), so that a limit of
+    0 or a prefix without entities is caught as well.
+
+    Args:
+        corpus: the train, dev and test splits to use; ``corpus.files`` names their files.
+
+    Raises:
+        CorpusError: naming the split's file, when a split has no sentence (a missing or empty
+            file, or one holding only ``-DOCSTART-``), when the train split has no entity, or
+            when a dev or test split has entity types the train split lacks (they are listed).
+            Tags that do not parse are refused earlier, by ``read_iob``.
+    """
+    for split in SPLIT_FILES:
+        if not getattr(corpus, split):
+            raise CorpusError(
+                _split_file(corpus, split),
+                f"the {split} split has no sentences to use (the file is empty or holds only "
+                f"{DOCSTART}, or the sentence limit is 0)",
+            )
+    train_types = entity_types(corpus.train)
+    if not train_types:
+        raise CorpusError(
+            _split_file(corpus, "train"),
+            f"the train split has no entity in its {len(corpus.train)} sentences (every tag is O); nothing to learn",
+        )
+    for split in ("dev", "test"):
+        unseen = entity_types(getattr(corpus, split)) - train_types
+        if unseen:
+            raise CorpusError(
+                _split_file(corpus, split),
+                f"the {split} split has entity types the train split lacks: {', '.join(sorted(unseen))} "
+                f"(train has {', '.join(sorted(train_types))}, file {_split_file(corpus, 'train')})",
+            )
+
+
+def entity_types(sentences: Sequence[Sentence]) -> set[str]:
+    """The entity types that the tags of ``sentences`` use (IOB2 tags, as ``read_iob`` gives)."""
+    return {split_tag(tag)[1] for sentence in sentences for tag in sentence.tags if tag != OUTSIDE}
+
+
+def _split_file(corpus: Corpus, split: str) -> str:
+    """The file a split came from, or a description when it was not loaded from one."""
+    return corpus.files.get(split, f"{corpus.name} ({split} split: no file)")
 
 
 def _first_existing(folder: Path, names: Sequence[str]) -> Path | None:

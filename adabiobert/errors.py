@@ -7,7 +7,24 @@ class AdaBioBertError(Exception):
     """Base class for every error this library raises on purpose."""
 
 
-class CorpusFormatError(AdaBioBertError):
+class CorpusError(AdaBioBertError):
+    """A corpus file that cannot be used: unreadable, or unfit to train on as a whole.
+
+    Attributes:
+        path: the file.
+        line: 1-based line number, or ``None`` when the problem is the file as a whole.
+        reason: the message without the location.
+    """
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class CorpusFormatError(CorpusError):
     """A line of an IOB corpus file that cannot be read.
 
     Attributes:
@@ -16,10 +33,7 @@ class CorpusFormatError(AdaBioBertError):
     """
 
     def __init__(self, path: str, line: int, message: str) -> None:
-        self.path = str(path)
-        self.line = line
-        self.reason = message
-        super().__init__(f"{self.path}:{line}: {message}")
+        super().__init__(path, message, line)
 
 
 class DatasetNotFoundError(AdaBioBertError):

@@ -310,3 +310,68 @@ def delete_tree(uri: str) -> None:
         delete([info.uri for info in list_files(uri)])
     else:
         shutil.rmtree(uri, ignore_errors=True)
+
+
+def publish_dir(local_dir: str | Path, uri: str, last: str) -> None:
+    """Copy a finished folder to ``uri`` so that no reader ever finds a part of it there.
+
+    Every file goes first to a hidden staging sibling, ``<parent>/.<name>.<random>.staging``; a
+    failure while staging deletes that copy and leaves ``uri`` as it was. Then:
+
+    - Local: the staged folder is renamed onto ``uri`` (an existing folder there is renamed
+      aside first and deleted after), so ``uri`` holds the old folder, nothing, or the whole
+      new one.
+    - S3 has no rename of a prefix: an existing folder's ``last`` file is deleted first, then
+      the rest of it, then the staged files are moved in with ``last`` moved last, so a prefix
+      that holds ``last`` is always complete.
+
+    Args:
+        local_dir: the folder to publish.
+        uri: the target folder, local or S3.
+        last: the path, relative to the folder, of the file that marks it complete.
+
+    Raises:
+        FileNotFoundError: if ``local_dir`` has no file ``last``; nothing is written.
+    """
+    if not (Path(local_dir) / last).is_file():
+        raise FileNotFoundError(f"{local_dir}: {last} is missing, so the folder cannot be marked complete")
+    staging = _hidden_sibling(uri, "staging")
+    try:
+        upload_dir(local_dir, staging)
+    except BaseException:
+        delete_tree(staging)
+        raise
+    if is_s3(uri):
+        _move_prefix(staging, uri, last)
+    else:
+        _replace_folder(staging, uri)
+
+
+def _hidden_sibling(uri: str, kind: str) -> str:
+    """``<parent>/.<name>.<random>.<kind>``, beside ``uri``."""
+    uri = uri.rstrip("/")
+    if is_s3(uri):
+        parent, _, name = uri.rpartition("/")
+        return f"{parent}/.{name}.{uuid.uuid4().hex}.{kind}"
+    path = Path(uri)
+    return str(path.with_name(f".{path.name}.{uuid.uuid4().hex}.{kind}"))
+
+
+def _replace_folder(staged: str, target: str) -> None:
+    """Rename the local folder ``staged`` onto ``target``, replacing what was there."""
+    aside = None
+    if os.path.exists(target):
+        aside = _hidden_sibling(target, "old")
+        os.replace(target, aside)
+    os.replace(staged, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _move_prefix(staged: str, target: str, last: str) -> None:
+    """Move every S3 object under ``staged`` to ``target``, ``last`` after all the others."""
+    delete([join(target, *last.split("/"))])  # an old folder stops looking complete first
+    delete_tree(target)
+    relatives = sorted((_relative(info.uri, staged) for info in list_files(staged)), key=lambda r: r == last)
+    for relative in relatives:
+        move(join(staged, *relative.split("/")), join(target, *relative.split("/")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -18,8 +19,9 @@ from adabiobert.corpus import (
     load_corpus,
     read_iob,
     resolve_data_root,
+    validate_for_training,
 )
-from adabiobert.errors import CorpusFormatError, DatasetNotFoundError
+from adabiobert.errors import CorpusError, CorpusFormatError, DatasetNotFoundError
 from adabiobert.labels import LabelSet
 
 
@@ -211,6 +213,64 @@ def test_split_not_required_and_absent_is_empty(tmp_path: Path) -> None:
 def test_unknown_split_in_require_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="validation"):
         load_corpus("JNLPBA", tmp_path, require=("validation",))
+
+
+GOOD_SPLITS = {
+    "train.tsv": "Mild\tO\nasthma\tB-Disease\n\nBRCA1\tB-Chemical\n",
+    "devel.tsv": "severe\tO\nasthma\tB-Disease\n",
+    "test.tsv": "aspirin\tB-Chemical\n",
+}
+
+
+def training_corpus(root: Path, **replaced: str):
+    """A BC5CDR corpus under ``root`` whose files are GOOD_SPLITS with some replaced."""
+    make_dataset(root, "BC5CDR-IOB", {**GOOD_SPLITS, **{f"{k}.tsv": v for k, v in replaced.items()}})
+    return load_corpus("BC5CDR", root)
+
+
+def test_a_trainable_corpus_passes_validation(tmp_path: Path) -> None:
+    corpus = training_corpus(tmp_path)
+    validate_for_training(corpus)
+    assert corpus.files["dev"] == str(tmp_path / "BC5CDR-IOB" / "devel.tsv")
+
+
+@pytest.mark.parametrize("split, file", [("train", "train.tsv"), ("devel", "devel.tsv"), ("test", "test.tsv")])
+@pytest.mark.parametrize("content", ["", "-DOCSTART- -X- O O\n\n", "\n\n"])
+def test_a_split_without_sentences_is_refused_naming_its_file(tmp_path: Path, split: str, file: str, content: str) -> None:
+    corpus = training_corpus(tmp_path, **{split: content})
+    with pytest.raises(CorpusError, match="no sentences") as caught:
+        validate_for_training(corpus)
+    assert caught.value.path == str(tmp_path / "BC5CDR-IOB" / file)
+    assert str(tmp_path / "BC5CDR-IOB" / file) in str(caught.value)
+
+
+def test_a_sentence_limit_of_zero_is_refused(tmp_path: Path) -> None:
+    corpus = dataclasses.replace(training_corpus(tmp_path), train=[])
+    with pytest.raises(CorpusError, match="train split has no sentences"):
+        validate_for_training(corpus)
+
+
+def test_a_train_split_without_entities_is_refused_naming_its_file(tmp_path: Path) -> None:
+    corpus = training_corpus(tmp_path, train="a\tO\nb\tO\n\nc\tO\n")
+    with pytest.raises(CorpusError, match="no entity in its 2 sentences") as caught:
+        validate_for_training(corpus)
+    assert caught.value.path == str(tmp_path / "BC5CDR-IOB" / "train.tsv")
+
+
+@pytest.mark.parametrize("split, file", [("devel", "devel.tsv"), ("test", "test.tsv")])
+def test_an_eval_split_with_a_type_train_lacks_is_refused_naming_type_and_file(tmp_path: Path, split: str, file: str) -> None:
+    corpus = training_corpus(tmp_path, train="asthma\tB-Disease\n", **{split: "a\tB-Chemical\nb\tI-Chemical\n"})
+    with pytest.raises(CorpusError, match="entity types the train split lacks: Chemical") as caught:
+        validate_for_training(corpus)
+    assert caught.value.path == str(tmp_path / "BC5CDR-IOB" / file)
+    assert "train has Disease" in str(caught.value)
+
+
+def test_a_tag_that_does_not_parse_is_refused_when_loading_naming_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="tag 'B_Chemical' is not O") as caught:
+        training_corpus(tmp_path, devel="severe\tO\naspirin\tB_Chemical\n")
+    assert isinstance(caught.value, CorpusFormatError)
+    assert (caught.value.path, caught.value.line) == (str(tmp_path / "BC5CDR-IOB" / "devel.tsv"), 2)
 
 
 def test_ncbi_disease_loads_from_the_data_root(corpora_root: Path) -> None:

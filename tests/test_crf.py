@@ -95,6 +95,49 @@ def test_marginals_equal_brute_force_posteriors():
     assert torch.allclose(marginals.sum(-1), torch.ones(length), atol=1e-5)
 
 
+def autograd_marginals(crf: ConstrainedCRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The former method, kept as an oracle: d log Z / d emissions, in float32."""
+    with torch.enable_grad():
+        leaf = emissions.detach().float().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(crf.log_partition(leaf, mask).sum(), leaf)
+    return gradient * mask.unsqueeze(-1)
+
+
+def test_marginals_agree_with_autograd_of_log_partition_on_short_padded_batches():
+    crf = make_crf(9)
+    lengths = [12, 7, 1, 12, 3]
+    emissions = torch.randn(len(lengths), 12, len(LABELS)) * 2
+    mask = torch.tensor([[t < n for t in range(12)] for n in lengths])
+    assert torch.allclose(crf.marginals(emissions, mask), autograd_marginals(crf, emissions, mask), atol=1e-5)
+
+
+def test_each_row_of_a_padded_batch_equals_the_marginals_of_that_sentence_alone():
+    crf = make_crf(13)
+    lengths = [9, 4, 1, 6]
+    emissions = torch.randn(len(lengths), 9, len(LABELS)) * 3
+    mask = torch.tensor([[t < n for t in range(9)] for n in lengths])
+    batched = crf.marginals(emissions, mask)
+    for b, n in enumerate(lengths):
+        alone = crf.marginals(emissions[b : b + 1, :n], torch.ones(1, n, dtype=torch.bool))[0]
+        assert torch.allclose(batched[b, :n], alone, atol=1e-6)
+        assert batched[b, n:].abs().sum().item() == 0.0
+
+
+@pytest.mark.parametrize("num_tags", [3, 5])
+def test_marginals_of_a_50000_word_sentence_are_probabilities(num_tags):
+    torch.manual_seed(num_tags)
+    labels = LabelSet.from_entity_types(["Chem", "Dis"][: (num_tags - 1) // 2])
+    crf = ConstrainedCRF(num_tags, *labels.transition_constraints())
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_(0, 2.0)
+        emissions = torch.randn(1, 50_000, num_tags) * 5  # the scale of a trained model's scores
+        marginals = crf.marginals(emissions, torch.ones(1, 50_000, dtype=torch.bool))[0]
+    assert (marginals.sum(-1) - 1).abs().max().item() < 1e-4
+    assert marginals.min().item() >= 0.0
+    assert marginals.max().item() <= 1.0
+
+
 def test_constraints_survive_in_the_state_dict_and_training():
     crf = make_crf(1)
     names = set(crf.state_dict())

@@ -99,3 +99,85 @@ def test_upload_dir_to_a_local_folder(tmp_path):
     storage.write_bytes(str(tmp_path / "a" / "x" / "f.txt"), b"1")
     storage.upload_dir(tmp_path / "a", str(tmp_path / "b"))
     assert (tmp_path / "b" / "x" / "f.txt").read_bytes() == b"1"
+
+
+def bundle_folder(root, marker: str = "new") -> str:
+    """A small folder shaped like a bundle: a manifest, weights and a nested tokenizer file."""
+    for relative in ("adabiobert.json", "model.safetensors", "tokenizer/vocab.txt"):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{marker} {relative}")
+    return str(root)
+
+
+def copies_then_fails(monkeypatch, after: int):
+    """Make storage's local file copy fail after ``after`` successful copies (a crash mid-publish)."""
+    real, calls = storage.shutil.copyfile, []
+
+    def copy(source, target):
+        calls.append(target)
+        if len(calls) > after:
+            raise OSError("disk full")
+        return real(source, target)
+
+    monkeypatch.setattr(storage.shutil, "copyfile", copy)
+
+
+def test_publish_dir_puts_the_whole_folder_in_place_and_replaces_an_old_one(tmp_path):
+    target = tmp_path / "run" / "model"
+    bundle_folder(target, "old")
+    (target / "stale.bin").write_text("from the old bundle")
+    storage.publish_dir(bundle_folder(tmp_path / "scratch"), str(target), last="adabiobert.json")
+    published = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert published == ["adabiobert.json", "model.safetensors", "tokenizer/vocab.txt"]
+    assert (target / "tokenizer" / "vocab.txt").read_text() == "new tokenizer/vocab.txt"
+    assert os.listdir(tmp_path / "run") == ["model"]  # no staging or set-aside folder left
+
+
+def test_publish_dir_failing_midway_leaves_no_model_folder(tmp_path, monkeypatch):
+    copies_then_fails(monkeypatch, after=1)
+    with pytest.raises(OSError, match="disk full"):
+        storage.publish_dir(bundle_folder(tmp_path / "scratch"), str(tmp_path / "run" / "model"), last="adabiobert.json")
+    assert os.listdir(tmp_path / "run") == []
+
+
+def test_publish_dir_failing_midway_keeps_the_previous_folder_intact(tmp_path, monkeypatch):
+    target = tmp_path / "run" / "model"
+    bundle_folder(target, "old")
+    copies_then_fails(monkeypatch, after=2)
+    with pytest.raises(OSError, match="disk full"):
+        storage.publish_dir(bundle_folder(tmp_path / "scratch"), str(target), last="adabiobert.json")
+    assert os.listdir(tmp_path / "run") == ["model"]
+    assert all(p.read_text().startswith("old ") for p in target.rglob("*") if p.is_file())
+
+
+def test_publish_dir_refuses_a_folder_without_its_completion_file(tmp_path):
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "model.safetensors").write_text("weights")
+    with pytest.raises(FileNotFoundError, match="adabiobert.json is missing"):
+        storage.publish_dir(str(tmp_path / "scratch"), str(tmp_path / "run" / "model"), last="adabiobert.json")
+    assert not (tmp_path / "run").exists()
+
+
+def test_publish_dir_to_s3_moves_the_completion_file_last(tmp_path, s3_bucket, monkeypatch):
+    target = f"s3://{s3_bucket}/run/model"
+    storage.upload_dir(bundle_folder(tmp_path / "old"), target)
+    moved = []
+    real_move = storage.move
+
+    def move(source, destination):
+        moved.append(destination)
+        if len(moved) == 2:
+            raise OSError("connection reset")  # a crash in the middle of the moves
+        return real_move(source, destination)
+
+    monkeypatch.setattr(storage, "move", move)
+    with pytest.raises(OSError):
+        storage.publish_dir(bundle_folder(tmp_path / "scratch"), target, last="adabiobert.json")
+    assert not storage.exists(f"{target}/adabiobert.json")  # neither the old nor a partial bundle looks complete
+
+    monkeypatch.setattr(storage, "move", real_move)
+    storage.publish_dir(bundle_folder(tmp_path / "scratch"), target, last="adabiobert.json")
+    published = [info.uri[len(target) + 1:] for info in storage.list_files(target)]
+    assert published == ["adabiobert.json", "model.safetensors", "tokenizer/vocab.txt"]
+    assert storage.read_bytes(f"{target}/model.safetensors") == b"new model.safetensors"

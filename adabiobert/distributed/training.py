@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ray
@@ -28,9 +27,9 @@ from ray.train.torch import TorchTrainer
 from adabiobert import storage
 from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
 from adabiobert.backbone import load_tokenizer
-from adabiobert.checkpoint import STATE_JSON, STATE_TENSORS, load_training_state, load_weights, save_bundle, save_training_state
+from adabiobert.checkpoint import MANIFEST, STATE_JSON, STATE_TENSORS, load_training_state, load_weights, save_bundle, save_training_state
 from adabiobert.config import TrainConfig, TrainJobConfig
-from adabiobert.corpus import load_corpus, resolve_data_root
+from adabiobert.corpus import load_corpus, resolve_data_root, validate_for_training
 from adabiobert.engine import fit
 from adabiobert.report import plot_training_curve, results_document
 from adabiobert.word_vectors import WordVectors
@@ -143,14 +142,24 @@ def _maybe_crash(setting: str | None, epoch: int, rank: int) -> None:
 def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
     """Fine-tune, keep the best checkpoint by dev entity F1, test it, export it, write results.
 
-    Writes into ``<job.output>/<job.name>/``: Ray Train's checkpoints, ``model/`` (the best
-    bundle), ``results.json`` and ``training_curve.png``.
+    Writes into ``<job.output>/<job.name>/``: Ray Train's checkpoints, ``results.json``,
+    ``training_curve.png`` and, last and atomically, ``model/`` (the best bundle), so a run that
+    fails leaves no ``model/`` that looks finished.
+
+    Raises:
+        AdaBioBertError: for a dataset that is missing, unreadable or unfit to train on
+            (``validate_for_training``), raised before Ray starts or anything is written.
     """
     started = time.perf_counter()
     corpus = load_corpus(job.dataset, resolve_data_root(job.data_root))
-    train = corpus.train[: job.max_train_sentences]
-    dev = corpus.dev[: job.max_eval_sentences]
-    test = corpus.test[: job.max_eval_sentences]
+    corpus = replace(
+        corpus,
+        train=corpus.train[: job.max_train_sentences],
+        dev=corpus.dev[: job.max_eval_sentences],
+        test=corpus.test[: job.max_eval_sentences],
+    )
+    validate_for_training(corpus)  # what will be trained on, before any work
+    train, dev, test = corpus.train, corpus.dev, corpus.test
     word_vectors = WordVectors.load(job.word_vectors) if job.word_vectors else None
     log(
         f"{corpus.name}: {len(train)} train / {len(dev)} dev / {len(test)} test sentences, "
@@ -204,10 +213,10 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
         results = results_document(job, history, test_summary, fit_seconds, time.perf_counter() - started, _versions())
         (Path(scratch) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         plot_training_curve(history, Path(scratch) / "training_curve.png", title=f"{job.name} ({job.dataset})")
-        model_uri = storage.join(run_dir, "model")
-        _publish(model_dir, model_uri)
         for name in ("results.json", "training_curve.png"):
             storage.write_bytes(storage.join(run_dir, name), (Path(scratch) / name).read_bytes())
+        model_uri = storage.join(run_dir, "model")
+        storage.publish_dir(model_dir, model_uri, last=MANIFEST)  # last: model/ means the run finished
     return TrainingOutcome(run_dir, model_uri, results)
 
 
@@ -229,16 +238,6 @@ def _history(checkpoint: Checkpoint | None, scratch: Path) -> list[dict]:
 def _bundle_bytes(folder: Path) -> dict[str, bytes]:
     """A bundle as {relative path: bytes}, so the evaluation task need not share a filesystem."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
-def _publish(folder: Path, uri: str) -> None:
-    if storage.is_s3(uri):
-        storage.upload_dir(str(folder), uri)
-    else:
-        target = Path(uri)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(folder, target)
 
 
 @ray.remote
