@@ -43,7 +43,7 @@ def replay(gaps: list[float], alpha_lr: float, warmup_ratio: float, total_steps:
         theta.grad = (gap * a * (1 - a)).detach().reshape(())
         optimizer.step()
         scheduler.step()
-        trace.append(float(torch.sigmoid(theta)))
+        trace.append(float(torch.sigmoid(theta.detach())))
     return trace
 
 

@@ -38,13 +38,14 @@ ATS_VARIANTS = [
     ("crf-only+w2v", "crf", True),
 ]
 PEERS = ["hf-token-classification", "feature-crf", "spacy-ner"]
+FROZEN_SETTINGS = "e3-lr0.0001-h0.001-w0.1"
+"""The shared settings every corpus's table uses (chosen on NCBI-disease dev; docs/benchmarks.md)."""
 
 
 def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, seed: int) -> dict:
     from adabiobert.distributed.training import run_training
 
-    settings = f"e{args.epochs}-lr{args.encoder_lr:g}-h{args.head_lr:g}-w{args.warmup_ratio:g}"
-    name = f"compare-{dataset}-{variant.replace('+', '-')}-{settings}-s{seed}"
+    name = f"compare-{dataset}-{variant.replace('+', '-')}-{settings_tag(args)}-s{seed}"
     results_path = Path(args.runs) / name / "results.json"
     if not results_path.is_file():
         job = TrainJobConfig(
@@ -72,9 +73,21 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
         dev_f1_trace=[e["dev"]["entity_f1"] for e in results["epochs"]],
         alpha_steps=[[s["step"], round(s["alpha"], 5)] for e in results["epochs"] for s in e.get("alpha_steps", [])],
         probe_seconds=sum(e.get("probe_seconds", 0.0) for e in results["epochs"]),
+        steps_per_epoch=results["epochs"][0]["steps"],
         best_epoch=results["best_epoch"],
     )
     return test
+
+
+def settings_tag(args) -> str:
+    """The shared settings of a run, short: part of its run folder's name."""
+    return f"e{args.epochs}-lr{args.encoder_lr:g}-h{args.head_lr:g}-w{args.warmup_ratio:g}"
+
+
+def result_key(dataset: str, variant: str, seed: int, args) -> str:
+    """``dataset|variant|seed``, plus ``|settings`` for runs away from the frozen settings (tuning)."""
+    tag = settings_tag(args)
+    return f"{dataset}|{variant}|{seed}" + ("" if tag == FROZEN_SETTINGS else f"|{tag}")
 
 
 def run_peer(peer: str, dataset: str, args, seed: int) -> dict | None:
@@ -104,7 +117,8 @@ def table(results: dict) -> str:
     ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for key, value in results.items():
-        dataset, variant, _ = key.split("|")
+        dataset, variant, _, *settings = key.split("|")
+        variant = " ".join([variant, *settings])
         if "skipped" not in value:
             groups.setdefault((dataset, variant), []).append(value)
     for (dataset, variant), runs in groups.items():
@@ -145,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in args.datasets:
         for seed in args.seeds:
             for name in names:
-                key = f"{dataset}|{name}|{seed}"
+                key = result_key(dataset, name, seed, args)
                 if key in results:
                     continue
                 started = time.perf_counter()
@@ -167,23 +181,41 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot_alpha(results: dict, path: str) -> None:
-    """alpha per epoch of every run with a learned alpha (the paper's Figure 2, per dataset)."""
+    """alpha over training for every run whose alpha moves, one panel per dataset (the paper's
+    Figure 2): per step where it was recorded, else per epoch; the first seed solid, others faint."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for key, value in sorted(results.items()):
-        dataset, variant, seed = key.split("|")
-        trace = value.get("alpha_trace")
-        if trace and "learned" in variant:
-            axis.plot(range(1, len(trace) + 1), trace, "o-", label=f"{dataset} {variant} s{seed}")
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("alpha (weight of L_CE)")
-    axis.set_ylim(0, 1)
-    axis.set_xticks(range(1, 1 + max((len(v.get("alpha_trace") or []) for v in results.values()), default=1)))
-    axis.legend(fontsize=7)
+    moving = {k: v for k, v in sorted(results.items()) if v.get("alpha_trace") and any(m in k for m in ("adaptive", "learned", "paper"))}
+    datasets = sorted({k.split("|")[0] for k in moving})
+    if not datasets:
+        return
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), dpi=120, squeeze=False, sharey=True)
+    colours = {"ats-adaptive": "tab:red", "ats-learned": "tab:blue", "ats-paper": "tab:green"}
+    seen: set[tuple[str, str]] = set()
+    for key, value in moving.items():
+        dataset, variant, seed, *settings = key.split("|")
+        if settings:
+            continue
+        axis = axes[0][datasets.index(dataset)]
+        first = (dataset, variant) not in seen
+        seen.add((dataset, variant))
+        steps, per_epoch = value.get("alpha_steps"), value.get("steps_per_epoch")
+        if steps and per_epoch:
+            x, y = [0.0] + [s / per_epoch for s, _ in steps], [0.5] + [a for _, a in steps]
+        else:
+            x, y = list(range(0, len(value["alpha_trace"]) + 1)), [0.5] + value["alpha_trace"]
+        axis.plot(x, y, "-", color=colours.get(variant.split("+")[0], "tab:gray"), alpha=1.0 if first else 0.35,
+                  linewidth=1.4 if first else 0.9, label=variant if first else None)
+    for axis, dataset in zip(axes[0], datasets):
+        axis.set_title(dataset)
+        axis.set_xlabel("epoch")
+        axis.set_ylim(0, 1)
+        axis.axhline(0.5, color="0.8", linewidth=0.6, zorder=0)
+        axis.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel("alpha (weight of L_CE)")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
