@@ -34,3 +34,15 @@ def test_command_line_maps_onto_the_config():
     assert job.word_vectors is None
     assert job.train.loss == LossConfig(mode="fixed", alpha=0.3, alpha_update="epoch")
     assert job.train.epochs == 4 and job.train.optim.encoder_lr == 3e-5
+
+
+def test_command_line_sets_the_adaptive_rule():
+    job = train_job.parse_args(["--loss", "adaptive=0.4", "--adaptive-every", "5", "--adaptive-step", "0.25",
+                                "--adaptive-dev-batch", "16"])
+    assert job.train.loss == LossConfig(mode="adaptive", alpha=0.4, adaptive_every=5, adaptive_step=0.25, adaptive_dev_batch=16)
+
+
+@pytest.mark.parametrize("field,value", [("adaptive_every", 0), ("adaptive_step", 0.0), ("adaptive_dev_batch", 0)])
+def test_adaptive_settings_out_of_range_are_refused(field, value):
+    with pytest.raises(ConfigError):
+        LossConfig(mode="adaptive", **{field: value})
