@@ -266,12 +266,19 @@ def quarantined_rows(run: dict) -> dict[str, str]:
     return {r["shard"]: r["detail"] for r in run["rejections"] if r["reason"] == "quarantined"}
 
 
+def shards_add_up(summary: dict) -> bool:
+    """Every listed shard is accounted for once, as docs/entity-tables.md says."""
+    parts = ("up_to_date", "committed", "committed_elsewhere", "quarantined", "held")
+    return summary["shards_listed"] == sum(summary[f"shards_{part}"] for part in parts)
+
+
 def test_a_damaged_shard_is_quarantined_and_every_healthy_shard_committed(quarantine_runs, first_run):
     run = quarantine_runs["runs"][0]
     assert run["status"] == 3
     assert run["stderr"].strip().splitlines()[-1].startswith("completed with quarantined shards: 2 quarantined")
     summary = run["summary"]
     assert (summary["shards_committed"], summary["shards_quarantined"], summary["shards_held"]) == (4, 2, 0)
+    assert shards_add_up(summary)
     assert summary["rejections_by_reason"]["quarantined"] == 2
     assert same_rows(run["entities"], read_rows(first_run["out"], "entities"))  # the healthy shards' rows, all of them
     healthy = [r for r in run["rejections"] if r["reason"] != "quarantined"]
@@ -300,6 +307,7 @@ def test_a_shard_quarantined_twice_is_held_without_being_read(quarantine_runs):
     assert run["status"] == 3
     assert run["stderr"].strip().splitlines()[-1].startswith("completed with quarantined shards: 0 quarantined by this run, 1 held")
     assert (summary["shards_up_to_date"], summary["shards_held"], summary["shards_quarantined"]) == (5, 1, 0)
+    assert shards_add_up(summary)
     assert summary["documents_in"] == 0 and "ray_start" not in summary["seconds"]  # nothing was read
     assert [(q["shard"], q["attempt"], q["held"]) for q in summary["quarantined"]] == [("part-4.parquet", 2, True)]
     assert same_rows(run["entities"], before["entities"]) and same_rows(run["rejections"], before["rejections"])
