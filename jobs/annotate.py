@@ -12,7 +12,7 @@ another S3 endpoint such as MinIO.
 
 Exit status: 0 every listed shard is committed; 3 completed with quarantined shards (every other
 shard is committed; the run summary lists the quarantined ones); 2 refused (bad configuration);
-1 failed.
+75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
     from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
     from adabiobert.errors import AdaBioBertError
 
     try:
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        timeout = startup_timeout(error)
+        if timeout is None:
+            raise
+        print(timeout.line(), file=sys.stderr)
+        return EXIT_STARTUP_TIMEOUT
     print(
         f"run {summary['run_id']} ({summary['model_id']}): {summary['shards_committed']} shards tagged, "
         f"{summary['shards_up_to_date']} up to date; {summary['documents_in']} articles in = "
