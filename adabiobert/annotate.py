@@ -3,7 +3,7 @@
 The annotation job (``adabiobert/distributed/annotation.py``) runs these functions in Ray Data
 stages; each takes and returns an Arrow table so that a stage is one call:
 
-    shard rows (pmcid, title, abstract, sections, path)
+    shard (one file, read whole by split_shard; a failure quarantines the shard, see quarantine_row)
       -> split_documents    one row per article: status, and its sentences with offsets (SPLIT_SCHEMA)
       -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per batch
       -> entity_tables.entity_table / rejection_table per shard, ShardCounts, RunCounts
@@ -41,6 +41,9 @@ from adabiobert.text import TextSentence, Word, split_sentences
 
 OK = "ok"
 """``status`` of an article that was tagged; any other status is a rejection reason."""
+
+QUARANTINED = "quarantined"
+"""``status`` of the one row that stands for a whole shard whose read or split failed."""
 
 TEXT_INPUT_COLUMNS = ("pmcid", "title", "abstract", "sections")
 """Shard columns the job reads."""
@@ -151,10 +154,16 @@ class AnnotationJobConfig:
     """Which articles are tagged."""
     show_progress: bool = True
     """tqdm bar over articles on stderr."""
+    read_retries: int = 2
+    """Times the task that reads and splits a shard is run again after its worker died (a crash,
+    out of memory, a lost node) before the shard is quarantined. An error raised while reading
+    (a damaged page, a failed request) quarantines it at once."""
 
     def __post_init__(self) -> None:
         if self.run_date is not None:
             datetime.date.fromisoformat(self.run_date)  # raises ValueError on a bad date
+        if self.read_retries < 0:
+            raise ValueError(f"read_retries must be >= 0, got {self.read_retries}")
         for name in ("documents_per_call", "documents_per_split", "subword_budget"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -257,6 +266,8 @@ class ShardCheck:
     """``(row_index, pmcid, reason, detail)`` found by the check."""
     expected: int
     """Rows the pipeline will return for it (rows with a pmcid; 0 when it is not tagged at all)."""
+    failure: str | None = None
+    """Why its data could not be read (its footer could): the shard is quarantined, not tagged."""
 
 
 def list_shards(shards: str) -> list[Shard]:
@@ -285,7 +296,10 @@ def check_shard(shard: Shard) -> ShardCheck:
     schema = metadata.schema.to_arrow_schema()
     pmcids: list[str | None] = [None] * rows
     if schema.get_field_index("pmcid") >= 0:
-        pmcids = pq.read_table(path, filesystem=filesystem, columns=["pmcid"]).column("pmcid").to_pylist()
+        try:
+            pmcids = pq.read_table(path, filesystem=filesystem, columns=["pmcid"]).column("pmcid").to_pylist()
+        except (OSError, pa.ArrowException) as error:
+            return ShardCheck(shard, rows, (), 0, failure=read_failure(shard.uri, error))
     try:
         validate_shard_schema(schema, shard.uri)
     except ShardSchemaError as error:
@@ -293,6 +307,38 @@ def check_shard(shard: Shard) -> ShardCheck:
         return ShardCheck(shard, rows, tuple((i, pmcid, "bad_schema", detail) for i, pmcid in enumerate(pmcids)), 0)
     nulls = tuple((i, None, "null_pmcid", "pmcid is null") for i, pmcid in enumerate(pmcids) if pmcid is None)
     return ShardCheck(shard, rows, nulls, rows - len(nulls))
+
+
+def read_failure(uri: str, error: BaseException) -> str:
+    """The ``detail`` of a quarantined shard: its URI and the error, on one line."""
+    message = " ".join(str(error).split())[:300]
+    return f"{uri}: {type(error).__name__}: {message}"
+
+
+def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
+    """Read every row group of one shard's text columns and split its articles (:data:`SPLIT_SCHEMA`).
+
+    The whole shard is read before anything is returned, so a shard is either split whole or
+    fails whole: a damaged page anywhere raises here, and no article of it reaches the tagger.
+
+    Raises:
+        OSError, pyarrow.ArrowException: the shard's data cannot be read (decompression, a page
+            header, a request); any other error of the split itself propagates too.
+    """
+    filesystem, path = storage.filesystem_for(uri)
+    shard = pq.read_table(path, filesystem=filesystem, columns=list(TEXT_INPUT_COLUMNS))
+    shard = shard.append_column("path", pa.array([uri] * shard.num_rows, pa.string()))
+    parts = [split_documents(shard.slice(start, documents_per_split), config)
+             for start in range(0, shard.num_rows, documents_per_split)]
+    return pa.concat_tables(parts) if parts else SPLIT_SCHEMA.empty_table()
+
+
+def quarantine_row(uri: str, detail: str) -> pa.Table:
+    """The one :data:`SPLIT_SCHEMA` row that stands for a shard whose read or split failed."""
+    return pa.Table.from_pylist(
+        [{"path": uri, "pmcid": None, "status": QUARANTINED, "detail": detail, "split_seconds": 0.0, "sentences": []}],
+        schema=SPLIT_SCHEMA,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,6 +433,13 @@ class RunCounts:
     shards_committed: int = 0
     shards_committed_elsewhere: int = 0
     """Shards whose marker another run created first (this run's files were withdrawn)."""
+    shards_quarantined: int = 0
+    """Shards this run tried whose read or split failed: committed as one ``quarantined`` rejection."""
+    shards_held: int = 0
+    """Shards not tried: quarantined by the last runs as often as ``QUARANTINE_ATTEMPTS`` allows, for
+    the same content and model."""
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per quarantined or held shard: ``shard``, ``uri``, ``attempt``, ``held``, ``error``."""
     shards_unreadable: int = 0
     documents_in: int = 0
     """Articles in the committed shards: always ``documents_tagged + documents_rejected``."""
@@ -427,6 +480,15 @@ class RunCounts:
         self.mentions += entities.num_rows
         _add_counts(self.mentions_by_label, entities.column("label").to_pylist())
         _add_counts(self.rejections_by_reason, rejections.column("reason").to_pylist())
+
+    def add_quarantine(self, shard: Shard, attempt: int, error: str, held: bool = False) -> None:
+        """Count a shard quarantined by this run (``held=False``) or held from an earlier one."""
+        if held:
+            self.shards_held += 1
+        else:
+            self.shards_quarantined += 1
+            _add_counts(self.rejections_by_reason, [QUARANTINED])
+        self.quarantined.append({"shard": shard.name, "uri": shard.uri, "attempt": attempt, "held": held, "error": error})
 
     def _add_seconds(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 3)

@@ -18,6 +18,12 @@ model). Committing one shard (:meth:`AnnotationStore.commit`):
    commit point. If the key exists, another run committed the same work: our files are deleted;
 4. delete the shard's previous output and its marker (an older version or model).
 
+A shard whose read or split failed is committed the same way with one ``quarantined`` rejection
+row, under the marker ``<work key>.quarantined-<n>.json`` (n: the runs that failed on this exact
+work, at most :data:`QUARANTINE_ATTEMPTS`). Such a shard is not up to date: the next run tries it
+again, until it failed :data:`QUARANTINE_ATTEMPTS` times; then it is held (skipped) until its
+content or the model changes. A run that succeeds replaces the quarantine like any older output.
+
 A run killed anywhere leaves at worst unmarked files (2) or two markers for a shard (3-4).
 :meth:`AnnotationStore.recover`, called at the start of every run, keeps the newest marker per
 shard, deletes what the others list, deletes every table file no marker lists and the staging
@@ -46,6 +52,9 @@ COMMITS_DIR = "_manifest/commits"
 STAGING_DIR = "_staging"
 MANIFEST_SECONDS = 60.0
 """During a run, ``manifest.json`` is rewritten at most this often (and always at the end)."""
+QUARANTINE_ATTEMPTS = 2
+"""Runs that try a shard's exact work (content and model) before it is held in quarantine: the run
+that found it broken, and the next one."""
 
 Hook = Callable[[str, str], None]
 """``hook(step, shard_name)``, called after each commit step (``staged``, ``placed``, ``marked``,
@@ -84,11 +93,18 @@ class ShardCommit:
     """Articles in the shard."""
     entities: int
     rejections: int
+    quarantined: int = 0
+    """0 for a tagged shard; n >= 1 when reading or splitting it failed, on the n-th run that tried
+    this content with this model."""
+    error: str = ""
+    """Why it is quarantined (empty for a tagged shard)."""
 
     @property
     def marker(self) -> str:
         """The marker's path relative to the output root."""
-        return f"{COMMITS_DIR}/{shard_id(self.shard)}/{work_key(self.size, self.version, self.model_id)}.json"
+        key = work_key(self.size, self.version, self.model_id)
+        suffix = f".quarantined-{self.quarantined}" if self.quarantined else ""
+        return f"{COMMITS_DIR}/{shard_id(self.shard)}/{key}{suffix}.json"
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=1).encode()
@@ -173,9 +189,23 @@ class AnnotationStore:
 
     # ---- state -----------------------------------------------------------------------------
     def is_current(self, shard: Shard, model_id: str) -> bool:
-        """True when the shard's committed output is for its listed content and this model."""
+        """True when the shard's committed output is its listed content tagged by this model."""
         commit = self.current.get(shard_id(shard.name))
         return commit is not None and commit.marker.endswith(f"/{work_key(shard.size, shard.version, model_id)}.json")
+
+    def quarantine(self, shard: Shard, model_id: str) -> ShardCommit | None:
+        """The shard's quarantine commit when it is for its listed content and this model, else None."""
+        commit = self.current.get(shard_id(shard.name))
+        if commit is None or not commit.quarantined:
+            return None
+        same_work = (commit.size, commit.version, commit.model_id) == (shard.size, shard.version, model_id)
+        return commit if same_work else None
+
+    def is_held(self, shard: Shard, model_id: str) -> bool:
+        """True when the shard failed :data:`QUARANTINE_ATTEMPTS` runs for its listed content and
+        this model: it is not tried again until one of them changes."""
+        commit = self.quarantine(shard, model_id)
+        return commit is not None and commit.quarantined >= QUARANTINE_ATTEMPTS
 
     # ---- commit ----------------------------------------------------------------------------
     def commit(
@@ -186,6 +216,8 @@ class AnnotationStore:
         run_date: str,
         tables: Mapping[str, pa.Table],
         documents: int,
+        quarantined: int = 0,
+        error: str = "",
     ) -> ShardCommit | None:
         """Publish one shard's tables atomically and record them (steps 1-4 of the module docstring).
 
@@ -193,6 +225,8 @@ class AnnotationStore:
             shard: the input as listed at the start of the run.
             tables: ``{"entities": ..., "rejections": ...}``; empty tables get no file.
             documents: articles in the shard (for the marker).
+            quarantined: 0 for a tagged shard, else the number of runs that failed on this work
+                (this one included); ``error`` says why.
 
         Returns:
             The commit, or None when another run had already committed this exact work.
@@ -228,6 +262,8 @@ class AnnotationStore:
             documents=documents,
             entities=tables["entities"].num_rows if "entities" in tables else 0,
             rejections=tables["rejections"].num_rows if "rejections" in tables else 0,
+            quarantined=quarantined,
+            error=error,
         )
         if not storage.write_bytes_if_absent(self.uri(commit.marker), commit.to_json()):
             storage.delete([self.uri(f) for f in placed])

@@ -58,11 +58,13 @@ REJECTION_SCHEMA = pa.schema(
         pa.field("run_id", pa.string(), nullable=False),
     ]
 )
-"""One row per article not tagged (or per shard that could not be read: ``row_index`` and
-``pmcid`` null). ``reason`` is a code from :data:`REJECTION_REASONS`, ``detail`` says more."""
+"""One row per article not tagged (or per shard that could not be opened or read: ``row_index``
+and ``pmcid`` null). ``reason`` is a code from :data:`REJECTION_REASONS`, ``detail`` says more."""
 
 REJECTION_REASONS = {
     "unreadable": "the shard file could not be opened as Parquet (one row for the whole shard)",
+    "quarantined": "reading or splitting the shard failed (one row for the whole shard; see "
+                   "docs/entity-tables.md for when it is retried)",
     "bad_schema": "the shard lacks a column of the PMC shard schema or has it with another type",
     "null_pmcid": "the article has no pmcid",
     "no_text": "title, abstract and every section are null or empty",

@@ -9,6 +9,10 @@ model, and commits each shard's rows atomically; a killed run is simply run agai
 ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the cluster.
 S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDPOINT_URL) names
 another S3 endpoint such as MinIO.
+
+Exit status: 0 every listed shard is committed; 3 completed with quarantined shards (every other
+shard is committed; the run summary lists the quarantined ones); 2 refused (bad configuration);
+75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
+
+EXIT_QUARANTINED = 3
+"""The run completed, but some shards are quarantined (their read or split failed) or held."""
 
 
 def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]:
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
     from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
     from adabiobert.errors import AdaBioBertError
 
     try:
@@ -77,12 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        timeout = startup_timeout(error)
+        if timeout is None:
+            raise
+        print(timeout.line(), file=sys.stderr)
+        return EXIT_STARTUP_TIMEOUT
     print(
         f"run {summary['run_id']} ({summary['model_id']}): {summary['shards_committed']} shards tagged, "
         f"{summary['shards_up_to_date']} up to date; {summary['documents_in']} articles in = "
         f"{summary['documents_tagged']} tagged + {summary['documents_rejected']} rejected; "
         f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s"
     )
+    quarantined, held = summary["shards_quarantined"], summary["shards_held"]
+    if quarantined or held:
+        print(f"completed with quarantined shards: {quarantined} quarantined by this run, {held} held from earlier "
+              f"runs (rejections with reason 'quarantined'; runs/{summary['run_id']}.json lists them)", file=sys.stderr)
+        return EXIT_QUARANTINED
     return 0
 
 

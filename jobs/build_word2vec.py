@@ -8,7 +8,8 @@ The lexicon that decides which sentences are kept: --lexicon files or folders (D
 .tsv read by column name, plain term lists otherwise), else $ADABIOBERT_LEXICON, else
 ../shared/lexicon beside the checkout. Ray: connects to $RAY_ADDRESS when set, else starts a
 local instance (or uses the one already started in this process).
-Writes <out>/vectors.kv and <out>/word2vec_stats.json.
+Writes <out>/vectors.kv and <out>/word2vec_stats.json. Exit status 75 when Ray did not start in
+time (one line names the setting that gives it longer).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without install
 
+from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout  # noqa: E402
 from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec  # noqa: E402
 from adabiobert.lexicon import Lexicon  # noqa: E402
 from adabiobert.word2vec import Word2VecConfig  # noqa: E402
@@ -58,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         keep_corpus=args.keep_corpus,
         show_progress=not args.no_progress,
     )
-    stats = build_word2vec(config, lexicon)
+    try:
+        stats = build_word2vec(config, lexicon)
+    except Exception as error:
+        timeout = startup_timeout(error)
+        if timeout is None:
+            raise
+        print(timeout.line(), file=sys.stderr)
+        return EXIT_STARTUP_TIMEOUT
     print(f"{stats.documents} articles, {stats.sentences_kept}/{stats.sentences_seen} sentences kept, "
           f"{stats.tokens} words, {stats.vocabulary_size} vectors -> {args.out}")
     return 0

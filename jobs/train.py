@@ -6,6 +6,9 @@
 
 Plain ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the
 cluster. Re-running with the same --name and --output resumes from the latest checkpoint.
+
+Exit status: 0 trained; 2 refused (unfit data, bad configuration); 75 Ray did not start in time
+(one line names the setting that gives it longer); 1 failed.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     job = parse_args(argv)
+    from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
     from adabiobert.distributed.training import run_training
     from adabiobert.errors import AdaBioBertError
 
@@ -107,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        timeout = startup_timeout(error)
+        if timeout is None:
+            raise
+        print(timeout.line(), file=sys.stderr)
+        return EXIT_STARTUP_TIMEOUT
     results = outcome.results
     test = results["test"]
     print(f"run: {outcome.run_dir}")

@@ -48,15 +48,15 @@ def bad_articles(prefix: str) -> list[dict]:
     ]
 
 
-def write_shard(uri: str, rows: Sequence[dict], schema: pa.Schema = PMC_SHARD_SCHEMA) -> str:
-    """Write ``rows`` as one Parquet shard (local or s3://); returns ``uri``."""
+def write_shard(uri: str, rows: Sequence[dict], schema: pa.Schema = PMC_SHARD_SCHEMA, compression: str = "snappy") -> str:
+    """Write ``rows`` as one Parquet shard (local or s3://; ``zstd`` as the ingest job writes); returns ``uri``."""
     if any(r.get("pmcid", "") is None for r in rows):  # another tool's shard: pmcid not declared required
         schema = schema.set(schema.get_field_index("pmcid"), pa.field("pmcid", pa.string()))
     table = pa.Table.from_pylist(list(rows), schema=schema)
     filesystem, path = storage.filesystem_for(uri)
     if not storage.is_s3(uri):
         filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    pq.write_table(table, path, filesystem=filesystem)
+    pq.write_table(table, path, filesystem=filesystem, compression=compression)
     return uri
 
 
@@ -64,3 +64,19 @@ def without_column(rows: Sequence[dict], column: str) -> tuple[list[dict], pa.Sc
     """Rows and a schema that lack ``column`` (a shard another tool made)."""
     schema = pa.schema([f for f in PMC_SHARD_SCHEMA if f.name != column])
     return [{k: v for k, v in r.items() if k != column} for r in rows], schema
+
+
+def damage_data_pages(uri: str, column: str | None = None) -> str:
+    """Overwrite bytes in the middle of one column chunk of a shard, as a bad disk or a torn copy
+    would; the footer stays intact. ``column`` None: the largest chunk other than ``pmcid``, so
+    that the pmcid column still reads and the text does not."""
+    data = bytearray(storage.read_bytes(uri))
+    metadata = pq.read_metadata(pa.BufferReader(bytes(data)))
+    chunks = [metadata.row_group(g).column(c) for g in range(metadata.num_row_groups) for c in range(metadata.num_columns)]
+    chunks = [c for c in chunks if (c.path_in_schema == column if column else c.path_in_schema != "pmcid")]
+    chunk = max(chunks, key=lambda c: c.total_compressed_size)
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    middle = start + chunk.total_compressed_size // 2
+    data[middle:middle + 32] = bytes(range(32))
+    storage.write_bytes(uri, bytes(data))
+    return uri

@@ -20,13 +20,14 @@ from adabiobert.annotate import (
     check_shard,
     list_shards,
     split_documents,
+    split_shard,
     tag_documents,
 )
-from adabiobert.annotation_commit import AnnotationStore
+from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore
 from adabiobert.entity_tables import ENTITY_SCHEMA, REJECTION_SCHEMA, entity_table, rejection_table
 from adabiobert.tagger import Tagger
 from adabiobert.text import split_sentences
-from tests.annotation_data import bad_articles, corpus_articles, without_column, write_shard
+from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +162,26 @@ def test_check_shard_turns_bad_shards_into_rejection_rows(tmp_path, articles):
     assert [r[:3] for r in checked.rejections] == [(None, None, "unreadable")]
 
 
+def test_a_shard_with_damaged_data_pages_passes_the_check_and_fails_the_split(tmp_path, articles):
+    shard = write_shard(str(tmp_path / "bad.parquet"), articles, compression="zstd")
+    assert split_shard(shard, AnnotateConfig(), 2).num_rows == len(articles)
+    damage_data_pages(shard)
+    assert pq.read_metadata(shard).num_rows == len(articles)  # the footer is intact
+    checked = check_shard(list_shards(shard)[0])
+    assert (checked.expected, checked.failure, checked.rejections) == (len(articles), None, ())
+    with pytest.raises(OSError, match="ZSTD decompression failed"):
+        pq.read_table(shard)
+    with pytest.raises(OSError, match="ZSTD decompression failed"):
+        split_shard(shard, AnnotateConfig(), 2)
+
+
+def test_a_damaged_pmcid_column_makes_the_check_report_a_failure_with_the_uri(tmp_path, articles):
+    shard = damage_data_pages(write_shard(str(tmp_path / "bad.parquet"), articles, compression="zstd"), "pmcid")
+    checked = check_shard(list_shards(shard)[0])
+    assert (checked.documents, checked.expected, checked.rejections) == (len(articles), 0, ())
+    assert checked.failure.startswith(f"{shard}: OSError: ")
+
+
 # ---- the commit --------------------------------------------------------------------------------
 def S(name: str, size: int, version: str) -> Shard:
     return Shard(name, f"/in/{name}", size, version)
@@ -264,6 +285,40 @@ def test_the_commit_works_on_s3(s3_bucket):
     fresh = AnnotationStore(out)
     fresh.recover()
     assert fresh.is_current(S("a.parquet", 10, "etag2"), "m")
+
+
+def quarantine(store, shard, run_id):
+    """Commit ``shard`` as quarantined the way the job does: attempt = earlier attempts + 1."""
+    previous = store.quarantine(shard, "m")
+    attempt = (previous.quarantined if previous else 0) + 1
+    rejections = rejection_table(shard.name, [(None, None, "quarantined", "boom")], "m", run_id)
+    return store.commit(shard, "m", run_id, "2026-11-25", {"rejections": rejections}, 0, quarantined=attempt, error="boom")
+
+
+def test_a_quarantined_shard_is_tried_again_once_then_held_until_its_content_changes(tmp_path):
+    out, shard = str(tmp_path / "out"), S("s", 10, "v1")
+    store = AnnotationStore(out)
+    quarantine(store, shard, "r1")
+    assert not store.is_current(shard, "m") and not store.is_held(shard, "m")  # the next run retries it
+    assert QUARANTINE_ATTEMPTS == 2
+    quarantine(store, shard, "r2")
+    reopened = AnnotationStore(out)
+    reopened.recover()
+    assert reopened.is_held(shard, "m") and reopened.quarantine(shard, "m").quarantined == 2
+    assert not reopened.is_held(S("s", 11, "v2"), "m")  # new content: tried again
+    assert not reopened.is_held(shard, "other-model")  # a new model too
+    assert [r[3] for r in table_rows(out, "rejections")] == ["quarantined"]  # one row, the latest attempt's
+    assert len(storage.list_files(os.path.join(out, "_manifest", "commits"))) == 1
+
+
+def test_a_quarantined_shard_that_reads_on_retry_replaces_its_quarantine(tmp_path):
+    out, shard = str(tmp_path / "out"), S("s", 10, "v1")
+    store = AnnotationStore(out)
+    quarantine(store, shard, "r1")
+    store.commit(shard, "m", "r2", "2026-11-25", tables(["A"], "r2"), documents=1)
+    assert store.is_current(shard, "m") and store.quarantine(shard, "m") is None
+    assert [r[3] for r in table_rows(out, "rejections")] == ["null_pmcid"]
+    assert [r[0] for r in table_rows(out, "entities")] == ["A"]
 
 
 # ---- the storage primitives the commit uses -----------------------------------------------------

@@ -1,8 +1,11 @@
 """The annotation job end to end on the suite's local Ray: local paths and s3://, incremental runs,
-a new model, a run killed mid-way, and the DuckDB queries of docs/entity-tables.md."""
+a new model, a run killed mid-way, shards quarantined and retried, and the DuckDB queries of
+docs/entity-tables.md."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -17,7 +20,7 @@ import pytest
 from adabiobert import storage
 from adabiobert.annotate import AnnotationJobConfig
 from adabiobert.tagger import Tagger
-from tests.annotation_data import bad_articles, corpus_articles, without_column, write_shard
+from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
@@ -221,6 +224,104 @@ def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_dat
     assert storage.list_files(str(tmp_path / "out" / "_manifest" / "commits")) == []
 
 
+# ---- quarantine -------------------------------------------------------------------------------
+def run_job(argv: list[str], run_id: str, output: Path) -> dict:
+    """``jobs/annotate.py``'s main in this process: its exit status, stderr and run summary."""
+    from jobs.annotate import main
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        status = main([*argv, "--run-id", run_id])
+    summary = json.loads((output / "runs" / f"{run_id}.json").read_text())
+    return {"status": status, "stderr": stderr.getvalue(), "summary": summary,
+            "entities": read_rows(str(output), "entities"), "rejections": read_rows(str(output), "rejections")}
+
+
+@pytest.fixture(scope="module")
+def quarantine_runs(first_run, ncbi, tiny_bundle, tmp_path_factory):
+    """Four runs over the first run's shards plus part-4 (data pages damaged, footer intact) and
+    part-5 (healthy, but the task reading it kills its worker in the first run only)."""
+    from adabiobert.distributed.annotation import READ_CRASH_ENV
+
+    root = tmp_path_factory.mktemp("quarantine")
+    shards, out = shutil.copytree(first_run["shards"], root / "shards"), root / "out"
+    sentences = [s.words for s in ncbi.test]
+    damaged = write_shard(str(shards / "part-4.parquet"), corpus_articles(sentences[500:], "PMC4", 3), compression="zstd")
+    damage_data_pages(damaged)
+    write_shard(str(shards / "part-5.parquet"), corpus_articles(sentences[600:], "PMC5", 2))
+    argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
+            "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
+    os.environ[READ_CRASH_ENV] = "part-5.parquet"
+    try:
+        runs = [run_job(argv, "q1", out)]
+    finally:
+        del os.environ[READ_CRASH_ENV]
+    runs += [run_job(argv, "q2", out), run_job(argv, "q3", out)]
+    write_shard(damaged, corpus_articles(sentences[500:], "PMC4", 3), compression="zstd")  # repaired: new content
+    runs.append(run_job(argv, "q4", out))
+    return {"damaged": damaged, "runs": runs}
+
+
+def quarantined_rows(run: dict) -> dict[str, str]:
+    return {r["shard"]: r["detail"] for r in run["rejections"] if r["reason"] == "quarantined"}
+
+
+def shards_add_up(summary: dict) -> bool:
+    """Every listed shard is accounted for once, as docs/entity-tables.md says."""
+    parts = ("up_to_date", "committed", "committed_elsewhere", "quarantined", "held")
+    return summary["shards_listed"] == sum(summary[f"shards_{part}"] for part in parts)
+
+
+def test_a_damaged_shard_is_quarantined_and_every_healthy_shard_committed(quarantine_runs, first_run):
+    run = quarantine_runs["runs"][0]
+    assert run["status"] == 3
+    assert run["stderr"].strip().splitlines()[-1].startswith("completed with quarantined shards: 2 quarantined")
+    summary = run["summary"]
+    assert (summary["shards_committed"], summary["shards_quarantined"], summary["shards_held"]) == (4, 2, 0)
+    assert shards_add_up(summary)
+    assert summary["rejections_by_reason"]["quarantined"] == 2
+    assert same_rows(run["entities"], read_rows(first_run["out"], "entities"))  # the healthy shards' rows, all of them
+    healthy = [r for r in run["rejections"] if r["reason"] != "quarantined"]
+    assert same_rows(healthy, read_rows(first_run["out"], "rejections"))
+    details = quarantined_rows(run)
+    assert details["part-4.parquet"].startswith(f"{quarantine_runs['damaged']}: OSError: ZSTD decompression failed")
+    assert "the task reading it died 3 times" in details["part-5.parquet"]  # a dead worker, after 2 retries
+    assert all(d.endswith("(attempt 1 of 2)") for d in details.values())
+    assert {(q["shard"], q["attempt"], q["held"]) for q in summary["quarantined"]} == {
+        ("part-4.parquet", 1, False), ("part-5.parquet", 1, False)}
+
+
+def test_the_next_run_retries_a_quarantined_shard(quarantine_runs):
+    run = quarantine_runs["runs"][1]
+    summary = run["summary"]
+    assert run["status"] == 3
+    assert (summary["shards_up_to_date"], summary["shards_committed"], summary["shards_quarantined"]) == (4, 1, 1)
+    assert quarantined_rows(run)["part-4.parquet"].endswith("(attempt 2 of 2)")
+    assert "part-5.parquet" not in quarantined_rows(run)  # read this time: its rows replace the quarantine
+    assert {r["pmcid"][:4] for r in run["entities"] if r["shard"] == "part-5.parquet"} == {"PMC5"}
+
+
+def test_a_shard_quarantined_twice_is_held_without_being_read(quarantine_runs):
+    before, run = quarantine_runs["runs"][1], quarantine_runs["runs"][2]
+    summary = run["summary"]
+    assert run["status"] == 3
+    assert run["stderr"].strip().splitlines()[-1].startswith("completed with quarantined shards: 0 quarantined by this run, 1 held")
+    assert (summary["shards_up_to_date"], summary["shards_held"], summary["shards_quarantined"]) == (5, 1, 0)
+    assert shards_add_up(summary)
+    assert summary["documents_in"] == 0 and "ray_start" not in summary["seconds"]  # nothing was read
+    assert [(q["shard"], q["attempt"], q["held"]) for q in summary["quarantined"]] == [("part-4.parquet", 2, True)]
+    assert same_rows(run["entities"], before["entities"]) and same_rows(run["rejections"], before["rejections"])
+
+
+def test_a_held_shard_whose_content_changed_is_tagged(quarantine_runs):
+    run = quarantine_runs["runs"][3]
+    summary = run["summary"]
+    assert run["status"] == 0
+    assert (summary["shards_committed"], summary["shards_quarantined"], summary["shards_held"]) == (1, 0, 0)
+    assert quarantined_rows(run) == {}
+    assert {r["pmcid"][:4] for r in run["entities"] if r["shard"] == "part-4.parquet"} == {"PMC4"}
+
+
 # ---- S3 ---------------------------------------------------------------------------------------
 def test_the_job_runs_on_s3_with_a_bundle_on_s3(ray_data, s3_bucket, shard_rows, tiny_bundle, first_run):
     from adabiobert.distributed.annotation import run_annotation
@@ -239,6 +340,24 @@ def test_the_job_runs_on_s3_with_a_bundle_on_s3(ray_data, s3_bucket, shard_rows,
     assert storage.exists(storage.join(out, "runs", f"{summary['run_id']}.json"))
     again = run_annotation(config, log=lambda line: None)
     assert (again["shards_up_to_date"], again["shards_committed"]) == (4, 0)
+
+
+def test_a_damaged_shard_on_s3_is_quarantined_and_the_healthy_one_committed(ray_data, s3_bucket, shard_rows,
+                                                                              tiny_bundle, first_run, ncbi):
+    from adabiobert.distributed.annotation import run_annotation
+
+    shards = write_shards(f"s3://{s3_bucket}/shards", {"part-1.parquet": shard_rows["part-1.parquet"]})
+    damaged = write_shard(f"{shards}/part-4.parquet", corpus_articles([s.words for s in ncbi.test[500:]], "PMC4", 3),
+                          compression="zstd")
+    damage_data_pages(damaged)
+    out = f"s3://{s3_bucket}/entities-out"
+    summary = run_annotation(job_config(shards, out, tiny_bundle), log=lambda line: None)
+    assert (summary["shards_committed"], summary["shards_quarantined"]) == (1, 1)
+    clean = [r for r in read_rows(first_run["out"], "entities") if r["shard"] == "part-1.parquet"]
+    assert same_rows(read_rows(out, "entities"), clean)
+    [row] = read_rows(out, "rejections")
+    assert row["reason"] == "quarantined" and row["shard"] == "part-4.parquet"
+    assert row["detail"].startswith(f"{damaged}: OSError: ZSTD decompression failed")
 
 
 # ---- the documented queries -------------------------------------------------------------------

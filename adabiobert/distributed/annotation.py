@@ -1,16 +1,23 @@
 """Tag PMC shards with Ray Data and commit entity tables shard by shard, exactly once.
 
     recover the output (annotation_commit), list the shards, keep those not yet tagged
-    (new or changed content, or a new model), check each footer on the driver
-      -> read_parquet(pending shards, include_paths=True)            Ray read tasks
-      -> map_batches(split_documents)                                CPU tasks: sentences + offsets
+    (new or changed content, or a new model; not those held in quarantine), check each footer
+    and pmcid column on the driver
+      -> from_items(pending shard URIs), one block per shard
+      -> map_batches(_read_shards, num_cpus=0, TaskPoolStrategy)     waits on one Ray task per shard:
+             _read_and_split (1 CPU, max_retries=read_retries)      reads the whole shard, splits it;
+             any error, or a worker that died read_retries + 1 times, becomes one QUARANTINED row
       -> map_batches(TaggerActor, compute=ActorPoolStrategy(size=n)) one model per actor (per GPU)
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
-         back, its entity and rejection tables are committed (AnnotationStore.commit)
+         back, its entity and rejection tables are committed (AnnotationStore.commit); a
+         QUARANTINED row commits the shard's quarantine instead
 
-Read, split and tag overlap in Ray Data's streaming executor; the driver only groups rows and
-writes one shard's small tables at a time. Shards that cannot be read, or that lack a column, are
-committed from the driver with their rejection rows and never reach Ray.
+Why a Ray task per shard rather than one ``read_parquet`` over all shards: there, one damaged
+page fails the dataset and the run, and a read that kills its worker is retried forever
+(Ray Data's map tasks retry system failures without limit). Read, split and tag still overlap
+in Ray Data's streaming executor; the driver only groups rows and writes one shard's small
+tables at a time. Shards that cannot be opened, or that lack a column, are committed from the
+driver with their rejection rows and never reach Ray.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 
@@ -32,8 +39,8 @@ from tqdm import tqdm
 from adabiobert import storage
 from adabiobert.annotate import (
     OK,
+    QUARANTINED,
     TAGGED_SCHEMA,
-    TEXT_INPUT_COLUMNS,
     AnnotateConfig,
     AnnotationJobConfig,
     RunCounts,
@@ -41,10 +48,12 @@ from adabiobert.annotate import (
     bundle_model_id,
     check_shard,
     list_shards,
-    split_documents,
+    quarantine_row,
+    read_failure,
+    split_shard,
     tag_documents,
 )
-from adabiobert.annotation_commit import AnnotationStore, Hook
+from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import ConfigError
 
@@ -52,8 +61,13 @@ CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
 """Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
 n-th shard reaches commit step ``<step>`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
 
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-"""Settings (never credentials) that workers need to reach the same S3 endpoint as the driver."""
+READ_CRASH_ENV = "ADABIOBERT_ANNOTATE_READ_CRASH"
+"""Fault injection for the quarantine test: the task reading the shard with this file name
+hard-exits its worker, every time."""
+
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", READ_CRASH_ENV)
+"""Settings (never credentials) that workers need: the same S3 endpoint as the driver, and the
+read fault injection when a test sets it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,8 +91,46 @@ class TaggerActor:
         return tag_documents(self.tagger, batch)
 
 
-def _split(batch: pa.Table, config: AnnotateConfig) -> pa.Table:
-    return split_documents(batch, config)
+def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
+    """Ray task: one shard, read whole and split (``split_shard``); raises what reading raised."""
+    if os.environ.get(READ_CRASH_ENV) == PurePosixPath(uri).name:
+        os._exit(1)  # a worker that dies (segfault, OOM kill), not an exception
+    return split_shard(uri, config, documents_per_split)
+
+
+_read_task = ray.remote(num_cpus=1, retry_exceptions=False)(_read_and_split)
+"""Application errors are not retried (a damaged page stays damaged); a dead worker is, up to
+``max_retries`` (set per run from ``read_retries``)."""
+
+
+def _read_shards(batch: pa.Table, config: AnnotateConfig, documents_per_split: int,
+                 read_retries: int) -> Iterator[pa.Table]:
+    """Ray Data UDF over shard URIs: each shard's split rows in slices, or its QUARANTINED row.
+
+    The read runs in a task of its own so that a worker that dies while reading is retried a
+    bounded number of times and then reported here, against its shard, instead of failing the
+    dataset. This UDF only waits, so it holds no CPU (``num_cpus=0``); the read task holds one.
+    """
+    read = _read_task.options(max_retries=read_retries)
+    for uri in batch.column("uri").to_pylist():
+        try:
+            table = ray.get(read.remote(uri, config, documents_per_split))
+        except ray.exceptions.RayTaskError as error:  # an exception raised by the read or the split
+            cause = error.cause if error.cause is not None else error
+            yield quarantine_row(uri, read_failure(uri, cause))
+            continue
+        except ray.exceptions.RayError as error:  # its worker died read_retries + 1 times
+            yield quarantine_row(uri, _died(uri, error, read_retries))
+            continue
+        for start in range(0, table.num_rows, documents_per_split):
+            yield table.slice(start, documents_per_split)
+
+
+def _died(uri: str, error: BaseException, read_retries: int) -> str:
+    """The detail of a shard whose read task's worker died on every attempt."""
+    lines = str(error).strip().splitlines()
+    reason = f": {lines[0][:200]}" if lines else ""
+    return f"{uri}: {type(error).__name__}: the task reading it died {read_retries + 1} times{reason}"
 
 
 def _local_bundle(model: str) -> tuple[str, tempfile.TemporaryDirectory | None]:
@@ -96,13 +148,18 @@ def _local_bundle(model: str) -> tuple[str, tempfile.TemporaryDirectory | None]:
 def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: Callable[[str], None] = print) -> dict:
     """Tag every shard that is new, changed or tagged by another model; commit each atomically.
 
+    A shard whose data cannot be read or split is quarantined, not fatal: the run commits one
+    ``quarantined`` rejection row for it and goes on. It is tried again by the next run, then held
+    (skipped) while its content and the model stay the same (``AnnotationStore.is_held``).
+
     Args:
         config: the run (``resolved()`` is applied here).
         hook: commit-step callback for fault-injection tests (default: from ``$ADABIOBERT_ANNOTATE_CRASH``).
         log: where one-line progress messages go.
 
     Returns:
-        The run summary, also written to ``<output>/runs/<run_id>.json``.
+        The run summary, also written to ``<output>/runs/<run_id>.json``. ``shards_quarantined``
+        and ``shards_held`` say whether the run completed without some shards.
 
     Raises:
         ConfigError: ``use_gpu`` without a GPU in the cluster.
@@ -121,11 +178,18 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     if download is not None:
         download.cleanup()
     listed = list_shards(config.shards)
-    pending = [shard for shard in listed if not store.is_current(shard, model_id)]
-    counts.shards_listed, counts.shards_up_to_date = len(listed), len(listed) - len(pending)
+    pending = []
+    for shard in listed:
+        if store.is_held(shard, model_id):
+            quarantine = store.quarantine(shard, model_id)
+            counts.add_quarantine(shard, quarantine.quarantined, quarantine.error, held=True)
+        elif not store.is_current(shard, model_id):
+            pending.append(shard)
+    counts.shards_listed = len(listed)
+    counts.shards_up_to_date = len(listed) - len(pending) - counts.shards_held
     seconds["list"] = time.perf_counter() - mark
-    log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag ({recovery.orphan_files} orphan files and "
-        f"{recovery.superseded_markers} superseded markers cleaned up)")
+    log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
+        f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up)")
 
     mark = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -146,7 +210,10 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     for check in checks:
         if check.expected == 0:
             mark = time.perf_counter()
-            _commit(store, check, empty, config, model_id, counts)
+            if check.failure is None:
+                _commit(store, check, empty, config, model_id, counts)
+            else:
+                _quarantine(store, check, check.failure, config, model_id, counts)
             commit_seconds += time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -178,46 +245,63 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
         Seconds spent committing (inside the stream's wall time).
     """
     ray.data.DataContext.get_current().enable_progress_bars = False  # our own bar below
-    filesystem, _ = storage.filesystem_for(checks[0].shard.uri)
-    by_path = {storage.filesystem_for(c.shard.uri)[1]: c for c in checks}
-    dataset = _pipeline(list(by_path), filesystem, config, model_id, pool)
+    by_uri = {c.shard.uri: c for c in checks}
+    dataset = _pipeline(list(by_uri), config, model_id, pool)
 
     parts: dict[str, list[pa.Table]] = {}
     seen: Counter[str] = Counter()
+    done: set[str] = set()
     commit_seconds = 0.0
     total = sum(c.expected for c in checks)
     progress = tqdm(total=total, desc="annotate", unit="article", disable=not config.show_progress)
     with progress:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
-            paths = batch.column("path")
-            for path in pc.unique(paths).to_pylist():
-                part = batch.filter(pc.equal(paths, path))
-                parts.setdefault(path, []).append(part)
-                seen[path] += part.num_rows
-                check = by_path[path]
-                if seen[path] > check.expected:
-                    raise RuntimeError(f"{check.shard.uri}: {seen[path]} articles came back, expected {check.expected}")
-                if seen[path] == check.expected:
+            failed = pc.equal(batch.column("status"), QUARANTINED)
+            for uri, detail in zip(*(batch.filter(failed).column(n).to_pylist() for n in ("path", "detail"))):
+                mark = time.perf_counter()
+                _quarantine(store, by_uri[uri], detail, config, model_id, counts)
+                commit_seconds += time.perf_counter() - mark
+                done.add(uri)
+                progress.update(by_uri[uri].expected)
+            batch = batch.filter(pc.invert(failed))
+            uris = batch.column("path")
+            for uri in pc.unique(uris).to_pylist():
+                part = batch.filter(pc.equal(uris, uri))
+                parts.setdefault(uri, []).append(part)
+                seen[uri] += part.num_rows
+                check = by_uri[uri]
+                if uri in done or seen[uri] > check.expected:
+                    raise RuntimeError(f"{check.shard.uri}: {seen[uri]} articles came back, expected {check.expected}")
+                if seen[uri] == check.expected:
                     mark = time.perf_counter()
-                    _commit(store, check, pa.concat_tables(parts.pop(path)), config, model_id, counts)
+                    _commit(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts)
                     commit_seconds += time.perf_counter() - mark
+                    done.add(uri)
             progress.update(batch.num_rows)
-    missing = [by_path[p].shard.uri for p in by_path if seen[p] < by_path[p].expected]
+    missing = [uri for uri in by_uri if uri not in done]
     if missing:
         raise RuntimeError(f"the pipeline ended before every article came back from: {', '.join(missing)}")
     return commit_seconds
 
 
-def _pipeline(paths: list[str], filesystem, config: AnnotationJobConfig, model_id: str, pool: tuple) -> ray.data.Dataset:
-    """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`)."""
+def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: tuple) -> ray.data.Dataset:
+    """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`, or one
+    QUARANTINED row per shard that failed)."""
     actors, cpus, gpus, threads = pool
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
-    runtime_env = {"env_vars": env} if env else None
+    runtime_env = {"env_vars": env} if env else None  # the read tasks inherit it from _read_shards
     return (
-        ray.data.read_parquet(paths, filesystem=filesystem, include_paths=True, runtime_env=runtime_env)
-        .select_columns([*TEXT_INPUT_COLUMNS, "path"])  # pushed down into the read
-        .map_batches(_split, fn_kwargs={"config": config.annotate}, batch_size=config.documents_per_split,
-                     batch_format="pyarrow", num_cpus=1, runtime_env=runtime_env)
+        ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
+        .map_batches(
+            _read_shards,
+            fn_kwargs={"config": config.annotate, "documents_per_split": config.documents_per_split,
+                       "read_retries": config.read_retries},
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=0,  # also keeps it from being fused into the tagger actors (other resources)
+            compute=ray.data.TaskPoolStrategy(size=min(len(uris), _read_slots(actors, cpus))),
+            runtime_env=runtime_env,
+        )
         .map_batches(
             TaggerActor,
             fn_constructor_kwargs={
@@ -254,6 +338,17 @@ def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float | None, float 
     return config.num_actors or max(1, (cpus - 1) // threads), threads, None, threads
 
 
+def _read_slots(actors: int, cpus: float | None) -> int:
+    """Shards read at once: the cluster's CPUs that the tagger actors leave (at least one).
+
+    Each slot is one waiting UDF task (no CPU) and one read task (one CPU), so this also bounds
+    the memory of reads in flight to that many shards.
+    """
+    total = int(ray.cluster_resources().get("CPU", 1))
+    held = actors * (cpus or 1)  # a GPU actor reserves one CPU (Ray's default)
+    return max(1, int(total - held))
+
+
 def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
             model_id: str, counts: RunCounts) -> None:
     """Build one shard's tables from its tagged articles and the check's rejections; commit them."""
@@ -272,6 +367,21 @@ def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, conf
         counts.shards_committed_elsewhere += 1
     else:
         counts.add_shard(documents, entities, rejections, check.documents)
+
+
+def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: AnnotationJobConfig,
+                model_id: str, counts: RunCounts) -> None:
+    """Commit a shard whose read or split failed as one ``quarantined`` rejection row."""
+    previous = store.quarantine(check.shard, model_id)
+    attempt = (previous.quarantined if previous else 0) + 1
+    rows = [(None, None, QUARANTINED, f"{detail} (attempt {attempt} of {QUARANTINE_ATTEMPTS})")]
+    rejections = rejection_table(check.shard.name, rows, model_id, config.run_id)
+    commit = store.commit(check.shard, model_id, config.run_id, config.run_date,
+                          {REJECTIONS: rejections}, check.documents, quarantined=attempt, error=detail)
+    if commit is None:
+        counts.shards_committed_elsewhere += 1
+    else:
+        counts.add_quarantine(check.shard, attempt, detail)
 
 
 def _env_hook() -> Hook | None:
