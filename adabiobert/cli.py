@@ -20,6 +20,40 @@ from typing import TextIO
 
 TSV_COLUMNS = ("source", "line", "start", "end", "label", "confidence", "mention")
 
+EXIT_USAGE = 2
+"""Exit status of a refused command: a wrong argument, a missing input, an output in the way."""
+
+
+def version_line() -> str:
+    """What ``--version`` prints: ``adabiobert <version>``."""
+    from adabiobert import __version__
+
+    return f"adabiobert {__version__}"
+
+
+def one_line(message: object) -> str:
+    """``message`` with every run of white space (newlines included) made one space."""
+    return " ".join(str(message).split())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of the CLI and of every job: ``--version``, and a usage error as one line on
+    stderr (``<prog>: error: <what> (see <prog> --help)``) with exit status 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=version_line())
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def refuse(error: BaseException | str) -> int:
+    """Print ``error: <message>`` as one line on stderr; returns :data:`EXIT_USAGE`."""
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    return EXIT_USAGE
+
 
 @dataclass(frozen=True)
 class Text:
@@ -96,15 +130,21 @@ def write_records(records: Iterable[dict], fmt: str, out: TextIO) -> int:
 def _tag_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from adabiobert.checkpoint import require_bundle
+    from adabiobert.errors import AdaBioBertError
     from adabiobert.tagger import Tagger
     from adabiobert.text import split_sentences
 
     try:
+        require_bundle(args.model)  # before stdin is read: a wrong --model must not wait for input
         texts = list(read_texts(args.inputs, args.lines, sys.stdin))
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+        tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+    except AdaBioBertError as error:
+        return refuse(error)
+    except OSError as error:  # an input file that is missing or unreadable
+        return refuse(f"{error}; name UTF-8 text files, or '-' for stdin")
+    except UnicodeDecodeError as error:
+        return refuse(f"an input is not UTF-8 text ({error.reason} at byte {error.start}); name UTF-8 text files")
     show = args.progress or (args.progress is None and sys.stderr.isatty())
     split = [(text, split_sentences(text.text)) for text in texts]
     total = sum(len(sentences) for _, sentences in split)
@@ -114,9 +154,16 @@ def _tag_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adabiobert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="adabiobert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     tag = commands.add_parser("tag", help="tag text files or stdin; print one record per mention")
     tag.add_argument("inputs", nargs="*", help="UTF-8 text files; none or '-' reads stdin")
@@ -124,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl")
     tag.add_argument("--lines", action="store_true", help="each non-empty line is a text of its own")
     tag.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    tag.add_argument("--batch-sentences", type=int, default=512, help="sentences per tagger call")
-    tag.add_argument("--subword-budget", type=int, default=8192, help="subwords per forward pass")
+    tag.add_argument("--batch-sentences", type=positive_int, default=512, help="sentences per tagger call")
+    tag.add_argument("--subword-budget", type=positive_int, default=8192, help="subwords per forward pass")
     tag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
     tag.set_defaults(run=_tag_command)
