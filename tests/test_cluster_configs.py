@@ -417,3 +417,26 @@ def test_the_nightly_job_tags_with_a_model_on_s3_and_all_gpus_it_has():
         gpu_group = next(g for g in spec["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == "gpu")
         # the job sizes its pool from the GPUs present at start: no scale-from-zero
         assert gpu_group["minReplicas"] == gpu_group["replicas"] == gpu_group["maxReplicas"], path.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The launcher: what its examples read on the head is copied there
+# ---------------------------------------------------------------------------------------------
+def launcher_head_folders() -> list[str]:
+    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text(encoding="utf-8"))
+    folders = [m for c in config["head_setup_commands"] for m in re.findall(r"download_dir\('[^']+', '(/[^']+)'\)", c)]
+    return folders + list(config.get("file_mounts") or {})
+
+
+def test_the_launcher_copies_to_the_head_what_its_and_the_readmes_cluster_examples_read():
+    folders = launcher_head_folders()
+    assert "/data/corpora" in folders and "/data/pmc-w2v" in folders
+    examples = job_commands(comments(CLUSTER / "aws.yaml")) + job_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    checked = 0
+    for argv in examples:
+        for flag in ("--data-root", "--word-vectors"):
+            value = flag_values(argv).get(flag)
+            if isinstance(value, str) and value.startswith("/"):
+                checked += 1
+                assert any(value == f or value.startswith(f + "/") for f in folders), f"{' '.join(argv)}: {flag} {value}"
+    assert checked >= 4  # aws.yaml's and the README's training examples, corpus and vectors each
