@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.checkpoint import MANIFEST, bundle_hash
-from adabiobert.errors import ShardSchemaError
+from adabiobert.errors import InputNotFoundError, ShardSchemaError
 from adabiobert.pmc_schema import validate_shard_schema
 from adabiobert.spans import tags_to_spans
 from adabiobert.tagger import Tagger, entities_from_tagging
@@ -161,7 +161,10 @@ class AnnotationJobConfig:
 
     def __post_init__(self) -> None:
         if self.run_date is not None:
-            datetime.date.fromisoformat(self.run_date)  # raises ValueError on a bad date
+            try:
+                datetime.date.fromisoformat(self.run_date)
+            except ValueError:
+                raise ValueError(f"run_date must be a date YYYY-MM-DD, got {self.run_date!r}") from None
         if self.read_retries < 0:
             raise ValueError(f"read_retries must be >= 0, got {self.read_retries}")
         for name in ("documents_per_call", "documents_per_split", "subword_budget"):
@@ -272,7 +275,7 @@ class ShardCheck:
 
 def list_shards(shards: str) -> list[Shard]:
     """The shard files named by ``shards``: one ``.parquet`` file, or every one under a folder
-    except the ingest job's ``rejects.parquet``, sorted by name."""
+    except the ingest job's ``rejects.parquet``, sorted by name (none when it does not exist)."""
     if not storage.is_s3(shards):
         shards = os.path.abspath(shards)
     if shards.endswith(".parquet"):
@@ -513,8 +516,14 @@ def bundle_model_id(folder: str | Path, name_hint: str | None = None) -> str:
         folder: the bundle folder on this machine.
         name_hint: the name when the bundle's metadata has none (default: the folder's parent's
             name, as the tagger uses); pass the remote parent's name for a downloaded copy.
+
+    Raises:
+        InputNotFoundError: the folder holds no bundle manifest.
     """
     folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise InputNotFoundError(f"{folder}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                 "'model' folder of a training run, <output>/<name>/model")
     metadata = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("metadata") or {}
     name = metadata.get("name") or name_hint or folder.resolve().parent.name
     return f"{name}@{bundle_hash(folder)}"

@@ -146,17 +146,26 @@ class AnnotationStore:
         return uri[len(root):].lstrip("/").replace("\\", "/")
 
     # ---- recovery --------------------------------------------------------------------------
-    def recover(self) -> Recovery:
-        """Load the markers and repair what a killed run left (see the module docstring)."""
+    def markers(self) -> dict[str, list[ShardCommit]]:
+        """Every marker under ``_manifest/commits``, by shard id, oldest first; reads, never repairs.
+
+        The last of each list is the shard's current commit (what :meth:`recover` keeps), so a
+        reader such as the exports can see the committed state without changing it.
+        """
         cached = self._read_manifest()
         by_shard: dict[str, list[ShardCommit]] = {}
         for info in storage.list_files(self.uri(COMMITS_DIR), (".json",)):
             relative = self._relative(info.uri)
             commit = cached.get(relative) or ShardCommit.from_json(storage.read_bytes(info.uri))
             by_shard.setdefault(relative.split("/")[-2], []).append(commit)
-        superseded = 0
-        for key, commits in by_shard.items():
+        for commits in by_shard.values():
             commits.sort(key=lambda c: (c.committed_at, c.run_id))
+        return by_shard
+
+    def recover(self) -> Recovery:
+        """Load the markers and repair what a killed run left (see the module docstring)."""
+        superseded = 0
+        for key, commits in self.markers().items():
             for old in commits[:-1]:
                 self._drop(old)
                 superseded += 1

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from adabiobert.backbone import encoder_from_config
 from adabiobert.config import LossConfig, ModelConfig, from_dict
+from adabiobert.errors import InputNotFoundError
 from adabiobert.labels import LabelSet
 from adabiobert.model import AdaBioBert, WordVectorFeatures
 from adabiobert.word_vectors import WordVectors
@@ -81,19 +82,30 @@ def save_bundle(
     return folder
 
 
+def require_bundle(folder: str | Path) -> Path:
+    """``folder`` as a path, after checking that it holds a bundle's files (cheap: no loading).
+
+    Raises:
+        InputNotFoundError: (a ``FileNotFoundError``) naming the first missing file and what to pass.
+    """
+    folder = Path(folder)
+    for required in (MANIFEST, WEIGHTS, TOKENIZER_DIR):
+        if not (folder / required).exists():
+            raise InputNotFoundError(f"{folder} is not an AdaBioBERT bundle: {required} is missing (pass the "
+                                     "'model' folder of a training run, <output>/<name>/model)")
+    return folder
+
+
 def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundle:
     """Rebuild a saved tagger without any download: the encoder comes from its saved config.
 
     Raises:
-        FileNotFoundError: naming the missing file of the bundle.
+        InputNotFoundError: (a ``FileNotFoundError``) naming the missing file of the bundle.
         ValueError: an unknown format version.
     """
     from transformers import AutoConfig, AutoTokenizer
 
-    folder = Path(folder)
-    for required in (MANIFEST, WEIGHTS, TOKENIZER_DIR):
-        if not (folder / required).exists():
-            raise FileNotFoundError(f"{folder} is not an AdaBioBERT bundle: {required} is missing")
+    folder = require_bundle(folder)
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{folder / MANIFEST}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")

@@ -1,12 +1,20 @@
-"""The ``adabiobert`` command: tag text on this machine with a saved bundle.
+"""The ``adabiobert`` command: tag text with a saved bundle; export a run's entity tables.
 
     adabiobert tag --model runs/ncbi/model paper.txt notes.txt > mentions.jsonl
     cat abstracts.txt | adabiobert tag --model runs/ncbi/model --lines --format tsv
+    adabiobert tag --model runs/ncbi/model --format bioc-xml paper.txt > paper.bioc.xml
+    adabiobert export runs/entities --out runs/exports --format bioc-xml --format pubtator
 
-Each input file (or stdin) is one text; with ``--lines`` each non-empty line is one. Output is one
-record per mention: JSON Lines (default) or TSV with a header, with character offsets into the
-text (``text[start:end] == mention``; with ``--lines``, into the line, and ``line`` is 1-based).
-A progress bar over sentences goes to stderr when it is a terminal (``--progress`` forces it).
+``tag``: each input file (or stdin) is one text; with ``--lines`` each non-empty line is one.
+Output: one record per mention as JSON Lines (default) or TSV with a header, with character
+offsets into the text (``text[start:end] == mention``; with ``--lines``, into the line, and
+``line`` is 1-based); or one document per text, with its text and mentions, as BioC XML, BioC
+JSON or PubTator (``adabiobert.exports``: the text is one passage at offset 0, so the offsets are
+the same). A progress bar over sentences goes to stderr when it is a terminal (``--progress``).
+
+``export``: the annotation job's output as BioC XML, BioC JSON and PubTator, one file per shard
+and format (each tagged article one document, its text read back from the shard), offsets as in
+the tables (docs/entity-tables.md, "Exports").
 """
 
 from __future__ import annotations
@@ -19,6 +27,47 @@ from dataclasses import dataclass
 from typing import TextIO
 
 TSV_COLUMNS = ("source", "line", "start", "end", "label", "confidence", "mention")
+
+RECORD_FORMATS = ("jsonl", "tsv")
+"""``tag`` formats with one record per mention; the others (``adabiobert.exports.FORMATS``) hold
+one document per text."""
+
+EXPORT_FORMATS = ("bioc-xml", "bioc-json", "pubtator")
+"""The formats of ``adabiobert.exports`` (named here so that ``--help`` needs no import of it)."""
+
+EXIT_USAGE = 2
+"""Exit status of a refused command: a wrong argument, a missing input, an output in the way."""
+
+
+def version_line() -> str:
+    """What ``--version`` prints: ``adabiobert <version>``."""
+    from adabiobert import __version__
+
+    return f"adabiobert {__version__}"
+
+
+def one_line(message: object) -> str:
+    """``message`` with every run of white space (newlines included) made one space."""
+    return " ".join(str(message).split())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of the CLI and of every job: ``--version``, and a usage error as one line on
+    stderr (``<prog>: error: <what> (see <prog> --help)``) with exit status 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=version_line())
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def refuse(error: BaseException | str) -> int:
+    """Print ``error: <message>`` as one line on stderr; returns :data:`EXIT_USAGE`."""
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -46,29 +95,32 @@ def read_texts(paths: list[str], lines: bool, stdin: TextIO) -> Iterator[Text]:
                 yield Text(source, number, line)
 
 
-def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, progress) -> Iterator[dict]:
+def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, progress) -> Iterator[tuple[int, dict]]:
     """Mentions of every text, in input order, tagging ``batch_sentences`` sentences per call.
 
     Args:
         texts: each text with its sentences (``adabiobert.text.split_sentences``).
 
+    Yields:
+        ``(index of the text, record)`` per mention.
+
     Sentences of many texts share one ``tag_words`` call, which batches them by subword budget.
     """
     from adabiobert.tagger import entities_from_tagging
 
-    pending: list[tuple[Text, object]] = []
+    pending: list[tuple[int, Text, object]] = []
 
-    def flush() -> Iterator[dict]:
-        taggings = tagger.tag_words([[w.text for w in s.words] for _, s in pending])
-        for (text, sentence), tagging in zip(pending, taggings):
+    def flush() -> Iterator[tuple[int, dict]]:
+        taggings = tagger.tag_words([[w.text for w in s.words] for _, _, s in pending])
+        for (index, text, sentence), tagging in zip(pending, taggings):
             for entity in entities_from_tagging(text.text, sentence, tagging):
-                yield {"source": text.source, "line": text.line, "start": entity.start, "end": entity.end,
-                       "label": entity.label, "confidence": entity.confidence, "mention": entity.text}
+                yield index, {"source": text.source, "line": text.line, "start": entity.start, "end": entity.end,
+                              "label": entity.label, "confidence": entity.confidence, "mention": entity.text}
         progress.update(len(pending))
         pending.clear()
 
-    for text, sentences in texts:
-        pending.extend((text, sentence) for sentence in sentences)
+    for index, (text, sentences) in enumerate(texts):
+        pending.extend((index, text, sentence) for sentence in sentences)
         if len(pending) >= batch_sentences:
             yield from flush()
     if pending:
@@ -93,42 +145,102 @@ def write_records(records: Iterable[dict], fmt: str, out: TextIO) -> int:
     return count
 
 
+def write_documents(texts: list[Text], tagged: Iterable[tuple[int, dict]], fmt: str, model_id: str, out: TextIO) -> int:
+    """Print every text with its mentions as one BioC collection or PubTator file; returns the mentions."""
+    from adabiobert.exports import dumps, text_document
+
+    found: list[list[tuple]] = [[] for _ in texts]
+    for index, r in tagged:
+        found[index].append((r["start"], r["end"], r["mention"], r["label"], r["confidence"]))
+    documents = []
+    for text, mentions in zip(texts, found):
+        doc_id = text.source if text.line is None else f"{text.source}:{text.line}"
+        infons = {"source": text.source} if text.line is None else {"source": text.source, "line": str(text.line)}
+        documents.append(text_document(doc_id, text.text, mentions, infons))
+    out.write(dumps(documents, fmt, f"AdaBioBERT {model_id}", {"model_id": model_id}))
+    return sum(len(m) for m in found)
+
+
 def _tag_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from adabiobert.checkpoint import require_bundle
+    from adabiobert.errors import AdaBioBertError
     from adabiobert.tagger import Tagger
     from adabiobert.text import split_sentences
 
     try:
+        require_bundle(args.model)  # before stdin is read: a wrong --model must not wait for input
         texts = list(read_texts(args.inputs, args.lines, sys.stdin))
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+        tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+    except AdaBioBertError as error:
+        return refuse(error)
+    except OSError as error:  # an input file that is missing or unreadable
+        return refuse(f"{error}; name UTF-8 text files, or '-' for stdin")
+    except UnicodeDecodeError as error:
+        return refuse(f"an input is not UTF-8 text ({error.reason} at byte {error.start}); name UTF-8 text files")
     show = args.progress or (args.progress is None and sys.stderr.isatty())
     split = [(text, split_sentences(text.text)) for text in texts]
     total = sum(len(sentences) for _, sentences in split)
     with tqdm(total=total, unit="sentence", desc="tag", disable=not show, file=sys.stderr) as progress:
-        count = write_records(tag_texts(tagger, split, args.batch_sentences, progress), args.format, sys.stdout)
+        tagged = tag_texts(tagger, split, args.batch_sentences, progress)
+        if args.format in RECORD_FORMATS:
+            count = write_records((record for _, record in tagged), args.format, sys.stdout)
+        else:
+            count = write_documents(texts, tagged, args.format, tagger.model_id, sys.stdout)
     print(f"{count} mentions in {len(texts)} texts ({tagger.model_id})", file=sys.stderr)
     return 0
 
 
+def _export_command(args: argparse.Namespace) -> int:
+    from adabiobert.errors import AdaBioBertError
+    from adabiobert.exports import export_run
+
+    formats = tuple(dict.fromkeys(args.format or EXPORT_FORMATS))
+    shards = documents = mentions = 0
+    try:
+        for exported in export_run(args.entities, args.out, formats, args.shards,
+                                   log=lambda line: print(line, file=sys.stderr)):
+            shards, documents, mentions = shards + 1, documents + exported.documents, mentions + exported.mentions
+    except AdaBioBertError as error:
+        return refuse(error)
+    print(f"{shards} shards, {documents} articles, {mentions} mentions as {', '.join(formats)} -> {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adabiobert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="adabiobert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     tag = commands.add_parser("tag", help="tag text files or stdin; print one record per mention")
     tag.add_argument("inputs", nargs="*", help="UTF-8 text files; none or '-' reads stdin")
     tag.add_argument("--model", required=True, help="bundle folder (the 'model' folder of a training run)")
-    tag.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl")
+    tag.add_argument("--format", choices=RECORD_FORMATS + EXPORT_FORMATS, default="jsonl",
+                     help="a record per mention (jsonl, tsv) or a document per text (bioc-xml, bioc-json, pubtator)")
     tag.add_argument("--lines", action="store_true", help="each non-empty line is a text of its own")
     tag.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    tag.add_argument("--batch-sentences", type=int, default=512, help="sentences per tagger call")
-    tag.add_argument("--subword-budget", type=int, default=8192, help="subwords per forward pass")
+    tag.add_argument("--batch-sentences", type=positive_int, default=512, help="sentences per tagger call")
+    tag.add_argument("--subword-budget", type=positive_int, default=8192, help="subwords per forward pass")
     tag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar on stderr (default: when stderr is a terminal)")
     tag.set_defaults(run=_tag_command)
+
+    export = commands.add_parser("export", help="write an annotation run's entities as BioC XML, BioC JSON, PubTator")
+    export.add_argument("entities", help="the --output folder of jobs/annotate.py (local or s3://)")
+    export.add_argument("--out", required=True, help="folder for the exports (local or s3://); files mirror the shards")
+    export.add_argument("--format", action="append", choices=EXPORT_FORMATS, default=None,
+                        help="repeatable (default: all three)")
+    export.add_argument("--shards", default=None,
+                        help="where the shards are now, if they moved since they were tagged (default: where the run read them)")
+    export.set_defaults(run=_export_command)
     return parser
 
 

@@ -56,3 +56,17 @@ class ShardSchemaError(AdaBioBertError):
 
 class ConfigError(AdaBioBertError):
     """A configuration value that is out of range or inconsistent with another."""
+
+
+class InputNotFoundError(AdaBioBertError, FileNotFoundError):
+    """An input named by the caller (a bundle, shards, articles) that is not there or not what it
+    should be. The message names it and says what to pass instead."""
+
+
+class OutputExistsError(AdaBioBertError, FileExistsError):
+    """An output folder that already holds what a run would write, and must not be mixed with it."""
+
+
+class ExportError(AdaBioBertError):
+    """Entity tables that cannot be exported as they are (for example a shard whose text changed
+    since it was tagged, so the offsets no longer point into it)."""

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from adabiobert import storage
+from adabiobert.errors import InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
 from adabiobert.pmc_schema import records_to_table
 
@@ -91,13 +92,19 @@ def ingest(config: IngestConfig) -> IngestStats:
     """Read every input article and write shards, rejects and stats to ``config.output``.
 
     Raises:
-        FileExistsError: ``config.output`` already holds Parquet files.
+        OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files.
+        InputNotFoundError: none of ``config.inputs`` exists or holds an input file (when some do,
+            the others become rejects and the run goes on).
     """
     started = time.perf_counter()
     existing = storage.list_files(config.output, (".parquet",))
     if existing:
-        raise FileExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}); choose an empty folder")
+        raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
+                                "mixes with an older one; choose an empty --output folder, or delete the old shards")
     files, rejects = find_inputs(config.inputs)
+    if not files:
+        raise InputNotFoundError(f"no input found: {'; '.join(r.source + ': ' + r.reason for r in rejects)}; name "
+                                 f"{'/'.join(INPUT_SUFFIXES)} files or folders that hold them")
     shards: list[str] = []
     pending: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -17,6 +17,7 @@ from adabiobert.assembly import build_example_encoder
 from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
 from adabiobert.config import TrainConfig
 from adabiobert.engine import predict
+from adabiobert.errors import ConfigError
 from adabiobert.spans import tags_to_spans
 from adabiobert.text import TextSentence, split_sentences
 
@@ -65,8 +66,17 @@ class Tagger:
             folder: the bundle (``<run>/model`` after ``jobs/train.py``).
             device: ``cuda``, ``cpu`` or ``None`` for CUDA when available.
             subword_budget: subwords per batch (padding included) when tagging.
+
+        Raises:
+            InputNotFoundError: ``folder`` is not a bundle.
+            ConfigError: ``device`` is not a device, or CUDA is asked for and absent.
         """
-        resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError:
+            raise ConfigError(f"device {device!r} is not a torch device; use cpu or cuda") from None
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA device is available here; use cpu")
         bundle = load_bundle(folder, resolved)
         name = bundle.metadata.get("name") or Path(folder).resolve().parent.name
         return cls(bundle, resolved, subword_budget, model_id=f"{name}@{bundle_hash(folder)}")

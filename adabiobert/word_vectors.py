@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adabiobert.errors import InputNotFoundError
+
 PAD_ID = 0
 UNKNOWN_ID = 1
 _RESERVED = 2
@@ -75,13 +77,14 @@ class WordVectors:
         word2vec format (``.bin`` binary, ``.txt``/``.vec`` text).
 
         Raises:
-            FileNotFoundError: naming the path.
+            InputNotFoundError: (a ``FileNotFoundError``) naming the path.
         """
         from gensim.models import KeyedVectors
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"word vectors not found: {path}")
+            raise InputNotFoundError(f"word vectors not found: {path}; pass a gensim KeyedVectors file "
+                                     "(jobs/build_word2vec.py writes <out>/vectors.kv)")
         if path.suffix in (".bin",):
             keyed = KeyedVectors.load_word2vec_format(str(path), binary=True)
         elif path.suffix in (".txt", ".vec"):

@@ -11,13 +11,13 @@ S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDP
 another S3 endpoint such as MinIO.
 
 Exit status: 0 every listed shard is committed; 3 completed with quarantined shards (every other
-shard is committed; the run summary lists the quarantined ones); 2 refused (bad configuration);
+shard is committed; the run summary lists the quarantined ones); 2 refused before any work (a bad
+argument, no bundle at --model, no --shards; one line on stderr);
 75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -25,6 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
+from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
+from adabiobert.errors import AdaBioBertError  # noqa: E402
 
 EXIT_QUARANTINED = 3
 """The run completed, but some shards are quarantined (their read or split failed) or held."""
@@ -32,7 +34,7 @@ EXIT_QUARANTINED = 3
 
 def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]:
     d, a = AnnotationJobConfig("", "", ""), AnnotateConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="jobs/annotate.py", description=__doc__)
     parser.add_argument("--shards", required=True, help="a shard or a folder of shards (local or s3://)")
     parser.add_argument("--model", required=True, help="bundle folder (local or s3://)")
     parser.add_argument("--output", required=True, help="output root (local or s3://)")
@@ -54,7 +56,14 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     rules.add_argument("--allow-control-characters", action="store_true", help="tag articles with control characters")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    config = AnnotationJobConfig(
+    try:
+        return _config(args), args.endpoint_url
+    except (AdaBioBertError, ValueError) as error:  # a value out of range (a bad --run-date, a count < 1)
+        parser.error(str(error))
+
+
+def _config(args) -> AnnotationJobConfig:
+    return AnnotationJobConfig(
         shards=args.shards,
         output=args.output,
         model=args.model,
@@ -69,7 +78,6 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
         annotate=AnnotateConfig(args.max_document_chars, not args.allow_control_characters),
         show_progress=not args.no_progress,
     )
-    return config, args.endpoint_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,13 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
     from adabiobert.distributed.annotation import run_annotation
     from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
-    from adabiobert.errors import AdaBioBertError
 
     try:
         summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr))
-    except AdaBioBertError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except AdaBioBertError as error:  # no bundle at --model, no --shards, --gpu without a GPU
+        return refuse(error)
     except Exception as error:
         timeout = startup_timeout(error)
         if timeout is None:

@@ -8,27 +8,29 @@ The lexicon that decides which sentences are kept: --lexicon files or folders (D
 .tsv read by column name, plain term lists otherwise), else $ADABIOBERT_LEXICON, else
 ../shared/lexicon beside the checkout. Ray: connects to $RAY_ADDRESS when set, else starts a
 local instance (or uses the one already started in this process).
-Writes <out>/vectors.kv and <out>/word2vec_stats.json. Exit status 75 when Ray did not start in
-time (one line names the setting that gives it longer).
+Writes <out>/vectors.kv and <out>/word2vec_stats.json. Exit status: 0 done; 2 refused (one line
+on stderr: no shard, a missing lexicon, a bad argument, a corpus too small for --min-count);
+75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without install
 
+from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout  # noqa: E402
 from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec  # noqa: E402
+from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.lexicon import Lexicon  # noqa: E402
 from adabiobert.word2vec import Word2VecConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="jobs/build_word2vec.py", description=__doc__)
     parser.add_argument("--shards", required=True, help="a shard or a folder of shards (local or s3://)")
     parser.add_argument("--out", required=True, help="output folder (local or s3://)")
     parser.add_argument("--lexicon", action="append", default=[], help="lexicon file or folder (repeatable)")
@@ -44,24 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
-    if args.lexicon:
-        lexicon = Lexicon.from_files(args.lexicon)
-    else:
-        lexicon = Lexicon.default(REPO_ROOT.parent / "shared")
+    missing = [path for path in args.lexicon if not Path(path).exists()]
+    if missing:
+        parser.error(f"--lexicon {missing[0]}: no such file or folder")
+    try:
+        lexicon = Lexicon.from_files(args.lexicon) if args.lexicon else Lexicon.default(REPO_ROOT.parent / "shared")
+    except FileNotFoundError as error:  # $ADABIOBERT_LEXICON names a folder without the lexicon files
+        parser.error(str(error))
     if lexicon is None or not len(lexicon):
         parser.error("no lexicon: pass --lexicon, set $ADABIOBERT_LEXICON or provide ../shared/lexicon")
-    config = Word2VecBuildConfig(
-        shards=args.shards,
-        out=args.out,
-        word2vec=Word2VecConfig(args.vector_size, args.window, args.min_count, args.epochs, seed=args.seed,
-                                workers=args.workers),
-        num_actors=args.num_actors,
-        batch_size=args.batch_size,
-        keep_corpus=args.keep_corpus,
-        show_progress=not args.no_progress,
-    )
+    try:
+        config = _config(args)
+    except (AdaBioBertError, ValueError) as error:
+        parser.error(str(error))
     try:
         stats = build_word2vec(config, lexicon)
+    except AdaBioBertError as error:  # no shard, a shard without the text columns, too few words
+        return refuse(error)
     except Exception as error:
         timeout = startup_timeout(error)
         if timeout is None:
@@ -71,6 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{stats.documents} articles, {stats.sentences_kept}/{stats.sentences_seen} sentences kept, "
           f"{stats.tokens} words, {stats.vocabulary_size} vectors -> {args.out}")
     return 0
+
+
+def _config(args) -> Word2VecBuildConfig:
+    return Word2VecBuildConfig(
+        shards=args.shards,
+        out=args.out,
+        word2vec=Word2VecConfig(args.vector_size, args.window, args.min_count, args.epochs, seed=args.seed,
+                                workers=args.workers),
+        num_actors=args.num_actors,
+        batch_size=args.batch_size,
+        keep_corpus=args.keep_corpus,
+        show_progress=not args.no_progress,
+    )
 
 
 if __name__ == "__main__":

@@ -4,28 +4,37 @@
     python jobs/ingest_pmc.py s3://bucket/oa/ --output s3://bucket/shards --articles-per-shard 1000
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md).
+Exit status: 0 done; 2 refused before writing anything (one line on stderr): an --output that
+already holds shards, no input found, a bad argument.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
+from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="jobs/ingest_pmc.py", description=__doc__)
     parser.add_argument("inputs", nargs="+", help=".nxml files, .tar.gz packages or folders (local or s3://)")
     parser.add_argument("--output", required=True, help="folder for the shards (local or s3://); must hold no .parquet yet")
     parser.add_argument("--articles-per-shard", type=int, default=1000, help="rows per shard (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
-    stats = ingest(config)
+    try:
+        config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        stats = ingest(config)
+    except AdaBioBertError as error:  # an --output that holds shards already, no input at all
+        return refuse(error)
     print(f"{stats.articles} articles in {len(stats.shards)} shards, {stats.rejected} rejected, "
           f"{stats.files} files, {stats.seconds:.1f} s -> {args.output}")
     return 0

@@ -13,19 +13,20 @@ Exit status: 0 trained; 2 refused (unfit data, bad configuration); 75 Ray did no
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
+from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
+from adabiobert.errors import AdaBioBertError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> TrainJobConfig:
     defaults = TrainJobConfig()
     t, m, o, lc = TrainConfig(), ModelConfig(), OptimConfig(), LossConfig()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="jobs/train.py", description=__doc__)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=defaults.dataset, help="dataset name, e.g. NCBI-disease, BC5CDR, BC2GM")
     data.add_argument("--data-root", default=None, help="folder of the dataset folders (default: $ADABIOBERT_DATA_ROOT)")
@@ -62,6 +63,13 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
     run.add_argument("--cpu-threads", type=int, default=None, help="torch threads per CPU worker")
     run.add_argument("--max-failures", type=int, default=defaults.max_failures)
     args = parser.parse_args(argv)
+    try:
+        return _job(args, m)
+    except AdaBioBertError as error:  # a value out of range or inconsistent: a usage error, one line
+        parser.error(str(error))
+
+
+def _job(args, m: ModelConfig) -> TrainJobConfig:
     return TrainJobConfig(
         dataset=args.dataset,
         data_root=args.data_root,
@@ -104,13 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     job = parse_args(argv)
     from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
     from adabiobert.distributed.training import run_training
-    from adabiobert.errors import AdaBioBertError
 
     try:
         outcome = run_training(job)
     except AdaBioBertError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return refuse(error)
     except Exception as error:
         timeout = startup_timeout(error)
         if timeout is None:

@@ -1,4 +1,5 @@
-"""``adabiobert tag``: files or stdin in, one JSONL or TSV record per mention out, offsets exact."""
+"""``adabiobert tag``: files or stdin in, one JSONL or TSV record per mention out, offsets exact;
+or one BioC / PubTator document per text, with the same offsets."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bioc
 import pytest
+from bioc import biocjson, biocxml, pubtator
 
 from adabiobert.cli import main
 from adabiobert.tagger import Tagger
@@ -75,3 +78,45 @@ def test_the_console_script_reads_stdin(tiny_bundle, texts):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records and all(texts[1][r["start"]:r["end"]] == r["mention"] for r in records)
     assert "sentence" in result.stderr  # the tqdm bar
+
+
+def jsonl_records(argv: list[str], capsys) -> list[dict]:
+    assert main(argv) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+@pytest.mark.parametrize(("fmt", "loads"), [("bioc-xml", biocxml.loads), ("bioc-json", biocjson.loads)])
+def test_bioc_holds_each_file_as_a_document_with_the_jsonl_offsets(fmt, loads, tmp_path, texts, tiny_bundle, capsys):
+    paths = []
+    for i, text in enumerate(texts):  # paragraph breaks; leading spaces and tabs
+        paths.append(str(tmp_path / f"doc{i}.txt"))
+        Path(paths[-1]).write_text(text, encoding="utf-8")
+    common = ["tag", "--model", str(tiny_bundle), "--no-progress", *paths]
+    records = jsonl_records(common, capsys)
+    assert main([*common, "--format", fmt]) == 0
+    collection = loads(capsys.readouterr().out)
+    bioc.validate(collection)
+    assert [d.id for d in collection.documents] == paths
+    for document, text in zip(collection.documents, texts):
+        (passage,) = document.passages
+        assert (passage.offset, passage.text) == (0, text)
+        got = [(a.locations[0].offset, a.locations[0].end, a.text, a.infons["type"]) for a in passage.annotations]
+        assert got == [(r["start"], r["end"], r["mention"], r["label"]) for r in records if r["source"] == document.id]
+    assert sum(len(d.passages[0].annotations) for d in collection.documents) == len(records) > 0
+
+
+def test_pubtator_from_lines_has_one_document_per_line_with_the_jsonl_offsets(texts, tiny_bundle, capsys, monkeypatch):
+    lines = texts[0].split("\n\n")[:10]
+    common = ["tag", "--model", str(tiny_bundle), "--no-progress", "--lines"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines)))
+    records = jsonl_records(common, capsys)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines)))
+    assert main([*common, "--format", "pubtator"]) == 0
+    documents = pubtator.loads(capsys.readouterr().out)
+    assert [(d.pmid, d.title) for d in documents] == [(f"<stdin>:{i}", line) for i, line in enumerate(lines, start=1)]
+    for document in documents:
+        pubtator.validate(document)
+        line = int(document.pmid.rsplit(":", 1)[1])
+        assert [(a.start, a.end, a.text, a.type) for a in document.annotations] == [
+            (r["start"], r["end"], r["mention"], r["label"]) for r in records if r["line"] == line]
+    assert sum(len(d.annotations) for d in documents) == len(records) > 0

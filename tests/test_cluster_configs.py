@@ -417,3 +417,227 @@ def test_the_nightly_job_tags_with_a_model_on_s3_and_all_gpus_it_has():
         gpu_group = next(g for g in spec["rayClusterSpec"]["workerGroupSpecs"] if g["groupName"] == "gpu")
         # the job sizes its pool from the GPUs present at start: no scale-from-zero
         assert gpu_group["minReplicas"] == gpu_group["replicas"] == gpu_group["maxReplicas"], path.name
+
+
+# ---------------------------------------------------------------------------------------------
+# KubeRay versions: each manifest claims the newest version among the fields it uses
+# ---------------------------------------------------------------------------------------------
+KUBERAY_KIND_SINCE = {"RayCluster": (1, 0), "RayJob": (1, 0), "RayCronJob": (1, 6)}
+"""ray.io/v1 came with KubeRay 1.0.0; RayCronJob (alpha) with 1.6.0 (docs/operations.md)."""
+KUBERAY_RAYJOB_FIELD_SINCE = {
+    "entrypoint": (1, 0),
+    "runtimeEnvYAML": (1, 0),
+    "shutdownAfterJobFinishes": (1, 0),
+    "ttlSecondsAfterFinished": (1, 0),
+    "rayClusterSpec": (1, 0),
+    "activeDeadlineSeconds": (1, 1),  # KubeRay v1.1.0 release notes (#1933)
+    "backoffLimit": (1, 2),  # KubeRay v1.2.0 release notes ("Support retry in RayJob", #2192)
+}
+"""RayJob spec fields and the KubeRay release that introduced each, as in docs/operations.md."""
+NEEDS_KUBERAY = re.compile(r"Needs KubeRay >= (\d+)\.(\d+)")
+
+
+def required_kuberay(path: Path) -> tuple[int, int] | None:
+    """The newest KubeRay release among the kinds and RayJob fields a manifest uses (None: no KubeRay)."""
+    needed = [KUBERAY_KIND_SINCE[d["kind"]] for p, d in all_objects() if p == path and d["kind"] in KUBERAY_KIND_SINCE]
+    for job_path, spec in ray_jobs():
+        if job_path != path:
+            continue
+        for field in spec:
+            assert field in KUBERAY_RAYJOB_FIELD_SINCE, (
+                f"{path.name}: RayJob field {field!r} is not in KUBERAY_RAYJOB_FIELD_SINCE; add it with the "
+                "KubeRay release that introduced it (and to docs/operations.md)")
+            needed.append(KUBERAY_RAYJOB_FIELD_SINCE[field])
+    return max(needed) if needed else None
+
+
+def test_each_manifest_claims_the_kuberay_version_its_fields_need():
+    for path in MANIFESTS:
+        claims = [tuple(map(int, c)) for c in NEEDS_KUBERAY.findall(comments(path))]
+        required = required_kuberay(path)
+        if required is None:
+            assert not claims and "Needs no KubeRay" in comments(path), path.name
+        else:
+            assert claims == [required], f"{path.name}: claims KubeRay {claims}, its fields need {required}"
+    assert required_kuberay(CLUSTER / "k8s" / "rayjob-train.yaml") == (1, 2)  # backoffLimit
+
+
+def test_the_operations_doc_asks_for_the_kuberay_the_deployed_manifests_need():
+    deployed = ["serviceaccount.yaml", "raycluster.yaml", "rayjob-train.yaml", "cronjob-annotate.yaml"]
+    needed = max(required_kuberay(CLUSTER / "k8s" / name) or (0, 0) for name in deployed)
+    docs = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    (claim,) = re.findall(r"\*\*Kubernetes \(KubeRay ≥ (\d+)\.(\d+)\)\.\*\*", docs)
+    assert tuple(map(int, claim)) == needed
+
+
+# ---------------------------------------------------------------------------------------------
+# The ServiceAccount: a manifest of its own, so that giving jobs their account starts no head
+# ---------------------------------------------------------------------------------------------
+def test_the_service_account_is_a_manifest_of_its_own_that_starts_nothing():
+    (account,) = load_documents(CLUSTER / "k8s" / "serviceaccount.yaml")
+    assert account["kind"] == "ServiceAccount" and account["metadata"]["name"] == "adabiobert"
+    defined: dict[str, list[str]] = {}
+    for path, doc in all_objects():
+        if doc["kind"] == "ServiceAccount":
+            defined.setdefault(doc["metadata"]["name"], []).append(path.name)
+    assert defined["adabiobert"] == ["serviceaccount.yaml"]
+    for path, doc in all_objects():
+        for name in walk(doc, "serviceAccountName"):
+            assert name in defined, f"{path.name}: pods run as {name}, which no manifest defines"
+            if name == "adabiobert":
+                assert "kubectl apply -f cluster/k8s/serviceaccount.yaml" in comments(path), path.name
+
+
+def test_no_header_says_the_cluster_manifest_provides_the_service_account():
+    for path in MANIFESTS:
+        for line in comments(path).splitlines():
+            assert not ("apply -f cluster/k8s/raycluster.yaml" in line and "ServiceAccount" in line), f"{path.name}: {line.strip()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The nightly pod: its image, built here from sources that keep their releases, and its script
+# ---------------------------------------------------------------------------------------------
+DOCKER_INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+                       "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` per instruction, continuation lines joined, comments dropped."""
+    instructions, pending = [], ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        pending += line.rstrip()
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        keyword, _, arguments = pending.strip().partition(" ")
+        instructions.append((keyword, arguments.strip()))
+        pending = ""
+    assert not pending, f"{path.name}: ends inside a continued line"
+    return instructions
+
+
+def base_image(path: Path) -> str:
+    """The image of the (single) FROM, with ``${ARG}`` replaced by the ARG's default."""
+    instructions = dockerfile_instructions(path)
+    defaults = dict(a.split("=", 1) for k, a in instructions if k == "ARG" and "=" in a)
+    (base,) = [a for k, a in instructions if k == "FROM"]
+    return re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], base)
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "kubectl.Dockerfile"])
+def test_dockerfiles_parse_and_pin_their_base_image(name):
+    instructions = dockerfile_instructions(CLUSTER / name)
+    unknown = [k for k, _ in instructions if k not in DOCKER_INSTRUCTIONS]
+    assert not unknown, f"{name}: not Dockerfile instructions: {unknown}"
+    assert [k for k, _ in instructions if k != "ARG"][0] == "FROM"
+    image = base_image(CLUSTER / name)
+    assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), image
+
+
+def kubectl_version() -> str:
+    defaults = dict(a.split("=", 1) for k, a in dockerfile_instructions(CLUSTER / "kubectl.Dockerfile") if k == "ARG" and "=" in a)
+    return defaults["KUBECTL_VERSION"]
+
+
+def test_the_kubectl_image_is_alpine_and_the_release_binary_checked_against_its_checksum():
+    assert base_image(CLUSTER / "kubectl.Dockerfile").startswith("docker.io/library/alpine:3.")
+    assert re.fullmatch(r"v1\.\d+\.\d+", kubectl_version())
+    (run,) = [a for k, a in dockerfile_instructions(CLUSTER / "kubectl.Dockerfile") if k == "RUN"]
+    assert "https://dl.k8s.io/release/${KUBECTL_VERSION}/bin/linux/${TARGETARCH}/kubectl" in run
+    assert "sha256sum -c" in run and "set -eux" in run
+
+
+def test_the_nightly_pod_runs_the_kubectl_image_built_here_and_nothing_from_bitnami():
+    pod = nightly_objects()["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    registry = project_image().rsplit("/", 1)[0]
+    expected = f"{registry}/adabiobert-kubectl:{kubectl_version().removeprefix('v')}"
+    assert pod["containers"][0]["image"] == expected
+    assert f"-t {expected}" in comments(CLUSTER / "k8s" / "cronjob-annotate.yaml")
+    for path in [CLUSTER / "aws.yaml", CLUSTER / "Dockerfile", CLUSTER / "kubectl.Dockerfile", *MANIFESTS]:
+        assert "bitnami" not in path.read_text(encoding="utf-8"), path.name
+
+
+FAKE_KUBECTL = """#!/bin/sh
+# Stands in for kubectl: records what it is asked, answers the two status queries.
+echo "$*" >> "$FAKE_DIR/calls"
+case "$1" in
+  create) cat > "$FAKE_DIR/created.yaml" ;;
+  get)
+    case "$*" in
+      *jobDeploymentStatus*)
+        polls=$(( $(cat "$FAKE_DIR/polls" 2>/dev/null || echo 0) + 1 )); echo "$polls" > "$FAKE_DIR/polls"
+        if [ "$polls" -lt 2 ]; then printf Running; else printf Complete; fi ;;
+      *jobStatus*) printf '%s' "$FAKE_JOB_STATUS" ;;
+    esac ;;
+esac
+"""
+
+
+@pytest.mark.parametrize(("job_status", "exit_zero"), [("SUCCEEDED", True), ("FAILED", False)])
+def test_the_nightly_pod_creates_the_dated_rayjob_waits_and_fails_unless_it_succeeded(tmp_path, job_status, exit_zero):
+    import datetime
+    import os
+    import subprocess
+
+    objects = nightly_objects()
+    container = objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    (mount,) = container["volumeMounts"]
+    (key, rayjob), = objects["ConfigMap"]["data"].items()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / key).write_text(rayjob)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("kubectl", FAKE_KUBECTL), ("sleep", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    script = container["command"][-1].replace(mount["mountPath"], str(tmp_path / "config"))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_DIR": str(tmp_path), "FAKE_JOB_STATUS": job_status}
+    result = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    assert (result.returncode == 0) is exit_zero, result.stderr
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    created = yaml.safe_load((tmp_path / "created.yaml").read_text())
+    assert created["metadata"]["name"] == f"pmc-annotate-{today}"
+    assert flag_values(job_commands(created["spec"]["entrypoint"])[0])["--run-date"] == str(today)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert f"delete rayjob pmc-annotate-{today - datetime.timedelta(days=8)} --ignore-not-found" in calls
+    assert (tmp_path / "polls").read_text().strip() == "2"  # polled until Complete
+    assert f"pmc-annotate-{today}: deployment Complete, job {job_status}" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# ttlSecondsAfterFinished: short, and each value justified in docs/operations.md
+# ---------------------------------------------------------------------------------------------
+def test_each_rayjob_keeps_its_finished_cluster_briefly_and_the_docs_say_why():
+    docs = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = docs.split("### `ttlSecondsAfterFinished`", 1)[1].split("\n#", 1)[0]
+    for path, spec in ray_jobs():
+        ttl = spec["ttlSecondsAfterFinished"]
+        assert 0 < ttl <= 600, f"{path.name}: {ttl} s of an idle cluster after every run"
+        (row,) = [line for line in section.splitlines() if line.startswith("|") and path.name in line]
+        assert f"| {ttl} s |" in row, f"{path.name}: docs give another value: {row}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The launcher: what its examples read on the head is copied there
+# ---------------------------------------------------------------------------------------------
+def launcher_head_folders() -> list[str]:
+    config = yaml.safe_load((CLUSTER / "aws.yaml").read_text(encoding="utf-8"))
+    folders = [m for c in config["head_setup_commands"] for m in re.findall(r"download_dir\('[^']+', '(/[^']+)'\)", c)]
+    return folders + list(config.get("file_mounts") or {})
+
+
+def test_the_launcher_copies_to_the_head_what_its_and_the_readmes_cluster_examples_read():
+    folders = launcher_head_folders()
+    assert "/data/corpora" in folders and "/data/pmc-w2v" in folders
+    examples = job_commands(comments(CLUSTER / "aws.yaml")) + job_commands((REPO / "README.md").read_text(encoding="utf-8"))
+    checked = 0
+    for argv in examples:
+        for flag in ("--data-root", "--word-vectors"):
+            value = flag_values(argv).get(flag)
+            if isinstance(value, str) and value.startswith("/"):
+                checked += 1
+                assert any(value == f or value.startswith(f + "/") for f in folders), f"{' '.join(argv)}: {flag} {value}"
+    assert checked >= 4  # aws.yaml's and the README's training examples, corpus and vectors each

@@ -40,6 +40,10 @@ def test_two_worker_run_reports_checkpoints_and_exports_a_loadable_tagger(ray_se
     run = tmp_path / "runs" / "two-workers"
     results = json.loads((run / "results.json").read_text())
     assert results["settings"]["num_workers"] == 2
+    assert results["data"]["root"] == results["settings"]["data_root"] == str(Path(corpora_root).resolve())
+    assert set(results["data"]["files"]) == {"train", "dev", "test"}
+    assert all(len(f["sha256"]) == 64 for f in results["data"]["files"].values())
+    assert results["code"]["adabiobert"] == results["versions"]["adabiobert"]
     assert [e["epoch"] for e in results["epochs"]] == [1]
     assert len(results["alpha_trace"]) == 1 and 0 < results["alpha_trace"][0] < 1
     assert results["test"]["sentences"] == 50

@@ -55,7 +55,8 @@ from adabiobert.annotate import (
 )
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
-from adabiobert.errors import ConfigError
+from adabiobert.checkpoint import MANIFEST
+from adabiobert.errors import ConfigError, InputNotFoundError
 
 CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
 """Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
@@ -162,22 +163,36 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         and ``shards_held`` say whether the run completed without some shards.
 
     Raises:
+        InputNotFoundError: no bundle at ``config.model``, or a local ``config.shards`` that does
+            not exist (raised before the output is touched or Ray starts).
         ConfigError: ``use_gpu`` without a GPU in the cluster.
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
     config = config.resolved()
     started, seconds = time.perf_counter(), {}
     counts = RunCounts()
-    store = AnnotationStore(config.output, hook or _env_hook())
-    recovery = store.recover()
-    seconds["recover"] = time.perf_counter() - started
+    # The model and the input first: a wrong path is refused before the output is touched.
+    folder, download = _local_bundle(config.model)
+    try:
+        model_id = bundle_model_id(folder, PurePosixPath(config.model.rstrip("/")).parent.name if download else None)
+    except InputNotFoundError:
+        raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                 "'model' folder of a training run, <output>/<name>/model") from None
+    finally:
+        if download is not None:
+            download.cleanup()
+    if not storage.is_s3(config.shards) and not os.path.exists(config.shards):  # an empty S3 prefix is no input
+        raise InputNotFoundError(f"{config.shards}: no such shard file or folder; pass the --output folder of "
+                                 "jobs/ingest_pmc.py, or one shard")
+    listed = list_shards(config.shards)
+    seconds["list"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    folder, download = _local_bundle(config.model)
-    model_id = bundle_model_id(folder, PurePosixPath(config.model.rstrip("/")).parent.name if download else None)
-    if download is not None:
-        download.cleanup()
-    listed = list_shards(config.shards)
+    store = AnnotationStore(config.output, hook or _env_hook())
+    recovery = store.recover()
+    seconds["recover"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
     pending = []
     for shard in listed:
         if store.is_held(shard, model_id):
@@ -187,7 +202,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
             pending.append(shard)
     counts.shards_listed = len(listed)
     counts.shards_up_to_date = len(listed) - len(pending) - counts.shards_held
-    seconds["list"] = time.perf_counter() - mark
+    seconds["list"] += time.perf_counter() - mark
     log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
         f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up)")
 

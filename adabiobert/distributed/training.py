@@ -31,7 +31,7 @@ from adabiobert.checkpoint import MANIFEST, STATE_JSON, STATE_TENSORS, load_trai
 from adabiobert.config import TrainConfig, TrainJobConfig
 from adabiobert.corpus import load_corpus, resolve_data_root, validate_for_training
 from adabiobert.engine import fit
-from adabiobert.report import plot_training_curve, results_document
+from adabiobert.report import code_version, data_provenance, plot_training_curve, results_document
 from adabiobert.word_vectors import WordVectors
 
 SCORE = "dev_entity_f1"
@@ -151,7 +151,8 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
             (``validate_for_training``), raised before Ray starts or anything is written.
     """
     started = time.perf_counter()
-    corpus = load_corpus(job.dataset, resolve_data_root(job.data_root))
+    data_root = resolve_data_root(job.data_root)
+    corpus = load_corpus(job.dataset, data_root)
     corpus = replace(
         corpus,
         train=corpus.train[: job.max_train_sentences],
@@ -159,6 +160,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
         test=corpus.test[: job.max_eval_sentences],
     )
     validate_for_training(corpus)  # what will be trained on, before any work
+    provenance = data_provenance(data_root, corpus.files)  # hashes of the files read, before Ray
     train, dev, test = corpus.train, corpus.dev, corpus.test
     word_vectors = WordVectors.load(job.word_vectors) if job.word_vectors else None
     log(
@@ -210,7 +212,8 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
                 _bundle_bytes(model_dir), test, cpu_threads, job.train.to_dict()
             )
         )
-        results = results_document(job, history, test_summary, fit_seconds, time.perf_counter() - started, _versions())
+        results = results_document(replace(job, data_root=provenance["root"]), history, test_summary, fit_seconds,
+                                   time.perf_counter() - started, _versions(), data=provenance, code=code_version())
         (Path(scratch) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         plot_training_curve(history, Path(scratch) / "training_curve.png", title=f"{job.name} ({job.dataset})")
         for name in ("results.json", "training_curve.png"):

@@ -29,6 +29,7 @@ import ray
 from tqdm import tqdm
 
 from adabiobert import storage
+from adabiobert.errors import InputNotFoundError
 from adabiobert.lexicon import Lexicon
 from adabiobert.pmc_schema import TEXT_COLUMNS, validate_shard_schema
 from adabiobert.word2vec import (
@@ -115,11 +116,13 @@ class SentenceFilter:
 def shard_uris(shards: str) -> list[str]:
     """The shard files named by ``shards`` (a file, or a folder without its ``rejects.parquet``)."""
     if shards.endswith(".parquet"):
+        if not storage.exists(shards):
+            raise InputNotFoundError(f"{shards}: no such shard")
         return [shards]
     found = [info.uri for info in storage.list_files(shards, (".parquet",))]
     found = [uri for uri in found if not uri.endswith("rejects.parquet")]
     if not found:
-        raise FileNotFoundError(f"no .parquet shard under {shards}")
+        raise InputNotFoundError(f"no .parquet shard under {shards}; pass the --output folder of jobs/ingest_pmc.py")
     return found
 
 
@@ -153,7 +156,7 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon) -> Word2VecSta
         The statistics also written to ``<out>/word2vec_stats.json``.
 
     Raises:
-        FileNotFoundError: no shard found.
+        InputNotFoundError: (a ``FileNotFoundError``) no shard found.
         ShardSchemaError: a shard without the text columns (naming the shard and column).
         ConfigError: the kept corpus has no word ``min_count`` times.
     """
