@@ -250,3 +250,25 @@ def test_s3_bulk_package_with_its_file_list(shared_root, s3_bucket, tmp_path):
     assert (stats.files, stats.articles, stats.rejected, stats.file_lists) == (1, 1, 0, 1)
     row = read_shard(f"s3://{s3_bucket}/out/part-00000.parquet").to_pylist()[0]
     assert (row["version_source"], row["retracted"]) == ("filelist", True)
+
+
+def test_a_file_list_row_that_names_another_pmcid_rejects_the_article(shared_root, tmp_path):
+    bulk = tmp_path / "oa_bulk"
+    _bulk_package(bulk, "oa_comm_xml.incr.2024-06-19", ["PMC1790863"],
+                  [_row("PMC1790899", member=_member("PMC1790863"))], shared=shared_root / "pmc-sample")
+    stats = ingest(_config([bulk], tmp_path / "out"))
+    [reject] = _rejects(str(tmp_path / "out"))
+    assert stats.articles == 0
+    assert reject["reason"].endswith("oa_comm_xml.incr.2024-06-19.filelist.csv:2 lists PMC1790899, the article is PMC1790863")
+
+
+def test_a_file_list_without_its_columns_is_rejected_and_its_articles_kept(shared_root, tmp_path):
+    bulk = tmp_path / "oa_bulk"
+    _bulk_package(bulk, "oa_other_xml.incr.2024-06-19", ["PMC1790863"], [], shared=shared_root / "pmc-sample")
+    (bulk / "oa_other_xml.incr.2024-06-19.filelist.csv").write_text("Article File,AccessionID\nx.xml,PMC1\n")
+    stats = ingest(_config([bulk], tmp_path / "out"))
+    [reject] = _rejects(str(tmp_path / "out"))
+    assert reject["source"] == str(bulk / "oa_other_xml.incr.2024-06-19.filelist.csv")
+    assert "header lacks column" in reject["reason"]
+    assert (stats.articles, stats.unlisted_members) == (1, 1)
+    assert _rows(tmp_path / "out")[0]["version_source"] == "jats"
