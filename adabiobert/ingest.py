@@ -190,6 +190,8 @@ def iter_articles(uri: str, counts: Counter[str] | None = None) -> Iterator[dict
 
 
 def _package_articles(uri: str, counts: Counter[str]) -> Iterator[dict[str, Any] | Reject]:
+    """One package's items: its file list's bad rows, its members in package order, then a reject
+    for each listed article the stream never gave (``docs/pmc-shards.md``, "PMC's bulk layout")."""
     try:
         found = filelist.read_file_list(uri)
     except _INPUT_ERRORS as error:
@@ -210,6 +212,7 @@ def _package_articles(uri: str, counts: Counter[str]) -> Iterator[dict[str, Any]
         with filesystem.open_input_stream(path, compression=None) as stream:
             for source, data, modified in iter_package_members(stream, uri):
                 members += 1
+                # source is "<uri>::<member path>"; popping leaves the listed rows still unseen
                 entry = listed.pop(source[len(uri) + 2:], None) if listed is not None else None
                 item = _parse(data, source, lambda: modified)
                 if isinstance(item, dict) and entry is None and listed is not None:
