@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return refuse(error)
     print(f"{stats.articles} articles in {len(stats.shards)} shards, {stats.rejected} rejected, "
           f"{stats.files} files, {stats.seconds:.1f} s -> {args.output}")
+    if stats.without_file_list or stats.unlisted_members:  # versions of these come from the JATS dates
+        print(f"{stats.without_file_list} packages without a .filelist.csv, {stats.unlisted_members} articles "
+              "not in their package's file list (see ingest_stats.json)")
     return 0
 
 
