@@ -1,6 +1,8 @@
 """PMC OA files to Parquet shards: the library side of ``jobs/ingest_pmc.py``.
 
 Inputs are ``.nxml`` files, PMC OA ``.tar.gz`` packages, or folders of them, local or on S3.
+A package read with the ``.filelist.csv`` PMC puts beside its bulk packages takes each
+article's version (``LastUpdated``) and retraction status from it (``adabiobert/filelist.py``).
 Articles are written in input order to ``part-00000.parquet``, ``part-00001.parquet``, ... with
 ``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
 the same shards. Files that cannot be read go to ``rejects.parquet`` (source, reason) and the run
@@ -14,6 +16,7 @@ import os
 import tarfile
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from adabiobert import storage
+from adabiobert import filelist, storage
 from adabiobert.errors import InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
 from adabiobert.pmc_schema import records_to_table
@@ -78,6 +81,13 @@ class IngestStats:
     """Wall-clock time of the run."""
     config: dict[str, Any] = field(default_factory=dict)
     """The resolved :class:`IngestConfig`."""
+    file_lists: int = 0
+    """Packages read with a ``.filelist.csv`` beside them."""
+    without_file_list: int = 0
+    """Packages read with no file list beside them: their articles' versions come from the JATS
+    dates (or the member's mtime), and ``retracted`` is null."""
+    unlisted_members: int = 0
+    """Articles of a package whose file list has no usable row for them (versioned as above)."""
 
 
 @dataclass(frozen=True)
@@ -107,17 +117,20 @@ def ingest(config: IngestConfig) -> IngestStats:
                                  f"{'/'.join(INPUT_SUFFIXES)} files or folders that hold them")
     shards: list[str] = []
     pending: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: dict[str, datetime | None] = {}  # pmcid -> its version
+    counts: Counter[str] = Counter()
     articles = 0
     progress = tqdm(files, desc="ingest", unit="file", disable=not config.show_progress)
     for uri in progress:
-        for item in iter_articles(uri):
+        for item in iter_articles(uri, counts):
             if isinstance(item, Reject):
                 rejects.append(item)
             elif item["pmcid"] in seen:
-                rejects.append(Reject(item["source"], f"duplicate pmcid {item['pmcid']}: an earlier input had it"))
+                rejects.append(Reject(item["source"], f"duplicate pmcid {item['pmcid']} (version "
+                                      f"{_when(item['version'])}): an earlier input had it (version "
+                                      f"{_when(seen[item['pmcid']])}); one run keeps the first"))
             else:
-                seen.add(item["pmcid"])
+                seen[item["pmcid"]] = item["version"]
                 pending.append(item)
                 if len(pending) == config.articles_per_shard:
                     shards.append(_write_shard(config.output, len(shards), pending))
@@ -130,7 +143,8 @@ def ingest(config: IngestConfig) -> IngestStats:
     _write_table(storage.join(config.output, "rejects.parquet"),
                  pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
     stats = IngestStats(len(files), articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
-                        {**asdict(config), "inputs": list(config.inputs)})
+                        {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
+                        counts["without_file_list"], counts["unlisted_members"])
     storage.write_bytes(storage.join(config.output, "ingest_stats.json"),
                         json.dumps(asdict(stats), indent=2).encode())
     return stats
@@ -151,26 +165,21 @@ def find_inputs(inputs: tuple[str, ...]) -> tuple[list[str], list[Reject]]:
     return files, rejects
 
 
-def iter_articles(uri: str) -> Iterator[dict[str, Any] | Reject]:
+def iter_articles(uri: str, counts: Counter[str] | None = None) -> Iterator[dict[str, Any] | Reject]:
     """The article records of one input file, or rejects for what cannot be read.
 
-    A package yields one item per ``.nxml`` member; a package damaged part-way yields the
-    members before the damage and then one reject for the package.
+    A package yields one item per ``.nxml`` or ``.xml`` member, streamed; a package damaged
+    part-way yields the members before the damage and then one reject for the package. A package
+    with a file list beside it also yields a reject for each bad row of the list and for each
+    listed article the package did not give (so none is lost unrecorded).
+
+    Args:
+        uri: a file or package.
+        counts: when given, gains ``file_lists``, ``without_file_list`` and ``unlisted_members``.
     """
+    counts = Counter() if counts is None else counts
     if uri.endswith(PACKAGE_SUFFIXES):
-        filesystem, path = storage.filesystem_for(uri)
-        members = 0
-        try:
-            # compression=None: the tar reader decompresses; pyarrow would otherwise do it too.
-            with filesystem.open_input_stream(path, compression=None) as stream:
-                for member, data, modified in iter_package_members(stream, uri):
-                    members += 1
-                    yield _parse(data, member, lambda: modified)
-        except _INPUT_ERRORS as error:
-            yield Reject(uri, _reason(error))
-            return
-        if not members:
-            yield Reject(uri, "the package holds no .nxml file")
+        yield from _package_articles(uri, counts)
         return
     try:
         data = storage.read_bytes(uri)
@@ -180,14 +189,69 @@ def iter_articles(uri: str) -> Iterator[dict[str, Any] | Reject]:
     yield _parse(data, uri, lambda: _modified(uri))
 
 
+def _package_articles(uri: str, counts: Counter[str]) -> Iterator[dict[str, Any] | Reject]:
+    """One package's items: its file list's bad rows, its members in package order, then a reject
+    for each listed article the stream never gave (``docs/pmc-shards.md``, "PMC's bulk layout")."""
+    try:
+        found = filelist.read_file_list(uri)
+    except _INPUT_ERRORS as error:
+        found = None
+        yield Reject(filelist.file_list_uri(uri), f"file list unreadable, versions taken from the JATS: {_reason(error)}")
+    if found is None:
+        counts["without_file_list"] += 1
+        listed, list_uri = None, None
+    else:
+        list_uri, listed, bad_rows = found
+        counts["file_lists"] += 1
+        for row in bad_rows:  # line 0: the whole list (its members are then versioned as unlisted)
+            yield Reject(f"{list_uri}:{row.line}" if row.line else list_uri, f"file list row not used: {row.reason}")
+    filesystem, path = storage.filesystem_for(uri)
+    members, damage = 0, None
+    try:
+        # compression=None: the tar reader decompresses; pyarrow would otherwise do it too.
+        with filesystem.open_input_stream(path, compression=None) as stream:
+            for source, data, modified in iter_package_members(stream, uri):
+                members += 1
+                # source is "<uri>::<member path>"; popping leaves the listed rows still unseen
+                entry = listed.pop(source[len(uri) + 2:], None) if listed is not None else None
+                item = _parse(data, source, lambda: modified)
+                if isinstance(item, dict) and entry is None and listed is not None:
+                    counts["unlisted_members"] += 1
+                yield _apply_listing(item, entry, list_uri) if isinstance(item, dict) else item
+    except _INPUT_ERRORS as error:
+        damage = _reason(error)
+        yield Reject(uri, damage)
+    if not members and damage is None:
+        yield Reject(uri, "the package holds no .nxml or .xml file")
+    for member, entry in sorted((listed or {}).items(), key=lambda pair: pair[1].line):
+        why = f"the package is damaged before it ({damage})" if damage else "it is not in the package"
+        yield Reject(f"{list_uri}:{entry.line}", f"listed article {entry.pmcid} ({member}) not ingested: {why}")
+
+
+def _apply_listing(record: dict[str, Any], entry: filelist.Listed | None, list_uri: str | None) -> dict[str, Any] | Reject:
+    """Take the article's version and retraction from its file-list row, when it has one."""
+    if entry is None:
+        return record
+    if entry.pmcid != record["pmcid"]:
+        return Reject(record["source"], f"{list_uri}:{entry.line} lists {entry.pmcid}, the article is {record['pmcid']}")
+    return {**record, "version": entry.version, "version_source": "filelist", "retracted": entry.retracted}
+
+
 def _parse(data: bytes, source: str, modified: Callable[[], datetime | None]) -> dict[str, Any] | Reject:
+    """Parse one article; its version is its JATS date (or mtime) until a file list says otherwise."""
     try:
         record = parse_jats(data, source)
     except _INPUT_ERRORS as error:
         return Reject(source, _reason(error))
+    version_source = "jats"
     if record["last_updated"] is None:  # the article has no date: ask the store (one more request)
         record["last_updated"] = modified()
-    return record
+        version_source = "mtime" if record["last_updated"] is not None else None
+    return {**record, "version": record["last_updated"], "version_source": version_source, "retracted": None}
+
+
+def _when(version: datetime | None) -> str:
+    return version.strftime("%Y-%m-%d %H:%M:%S") if version else "unknown"
 
 
 def _modified(uri: str) -> datetime | None:

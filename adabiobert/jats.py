@@ -126,7 +126,8 @@ def parse_jats(data: bytes, source: str, modified: datetime | None = None) -> di
 
 
 def iter_package_members(stream: IO[bytes], source: str) -> Iterator[tuple[str, bytes, datetime]]:
-    """Stream the ``.nxml`` members of a PMC OA ``.tar.gz`` package, one at a time.
+    """Stream the ``.nxml`` and ``.xml`` members of a PMC OA ``.tar.gz`` package, one at a time
+    (per-article packages hold ``.nxml``; bulk packages hold ``PMC006xxxxxx/PMC6908519.xml``).
 
     Args:
         stream: the package, opened for binary reading (read sequentially, never seeked).
@@ -141,7 +142,7 @@ def iter_package_members(stream: IO[bytes], source: str) -> Iterator[tuple[str, 
     """
     with tarfile.open(fileobj=stream, mode="r|gz") as package:
         for member in package:
-            if member.isfile() and member.name.endswith(".nxml"):
+            if member.isfile() and member.name.endswith((".nxml", ".xml")):
                 handle = package.extractfile(member)
                 assert handle is not None  # a regular file always has content
                 yield f"{source}::{member.name}", handle.read(), datetime.fromtimestamp(member.mtime, tz=timezone.utc)

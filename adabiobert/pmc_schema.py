@@ -3,6 +3,11 @@
 Shards are written by ``jobs/ingest_pmc.py`` and read by the Word2Vec build and the annotation
 job; both check a shard against :data:`PMC_SHARD_SCHEMA` before they use it, so a shard made by
 another tool fails early with the name of the column that does not fit.
+
+Schema versions: 1 had the nine columns up to ``source``; 2 (:data:`SCHEMA_VERSION`) adds the
+article's version and retraction status (``version``, ``version_source``, ``retracted``), taken
+from PMC's file lists. A version-1 shard still passes every check: the version-2 columns are
+checked only when present.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from adabiobert.errors import ShardSchemaError
 SECTION_TYPE = pa.struct([pa.field("title", pa.string()), pa.field("text", pa.string())])
 """One flattened body section: its title path (``"Methods / Cell culture"``) and its text."""
 
+SCHEMA_VERSION = 2
+"""The version :data:`PMC_SHARD_SCHEMA` describes, stored in the Parquet key-value metadata
+under :data:`SCHEMA_VERSION_KEY`."""
+
+SCHEMA_VERSION_KEY = b"adabiobert.pmc_shard_schema"
+
 PMC_SHARD_SCHEMA = pa.schema(
     [
         pa.field("pmcid", pa.string(), nullable=False),
@@ -30,16 +41,30 @@ PMC_SHARD_SCHEMA = pa.schema(
         pa.field("license", pa.string()),
         pa.field("last_updated", pa.timestamp("ms", tz="UTC")),
         pa.field("source", pa.string()),
-    ]
+        # Schema version 2:
+        pa.field("version", pa.timestamp("ms", tz="UTC")),
+        pa.field("version_source", pa.string()),
+        pa.field("retracted", pa.bool_()),
+    ],
+    metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
-"""Columns every shard has, in this order. Extra columns are allowed and ignored by readers."""
+"""Columns a shard written now has, in this order (``docs/pmc-shards.md``). Extra columns are
+allowed and ignored by readers."""
+
+REQUIRED_COLUMNS = ("pmcid", "pmid", "doi", "title", "abstract", "sections", "license", "last_updated", "source")
+"""The schema-version-1 columns: every shard, old or new, must have them."""
+
+VERSION_SOURCES = ("filelist", "jats", "mtime")
+"""Where ``version`` came from: the package's ``.filelist.csv`` (``LastUpdated``), else the
+article's latest JATS date, else the file's modification time."""
 
 TEXT_COLUMNS = ("title", "abstract", "sections")
 """The columns that hold article text (what the Word2Vec build and the tagger read)."""
 
 
 def validate_shard_schema(schema: pa.Schema, path: str) -> None:
-    """Check that ``schema`` has every column of :data:`PMC_SHARD_SCHEMA` with the same type.
+    """Check that ``schema`` has every column of :data:`REQUIRED_COLUMNS`, and that each column of
+    :data:`PMC_SHARD_SCHEMA` it has is of the same type (so a version-1 shard passes).
 
     Field nullability and list item names are not compared (Parquet writers differ in both);
     :func:`read_shard` checks for null ``pmcid`` values instead.
@@ -54,6 +79,8 @@ def validate_shard_schema(schema: pa.Schema, path: str) -> None:
     """
     for expected in PMC_SHARD_SCHEMA:
         index = schema.get_field_index(expected.name)
+        if index < 0 and expected.name not in REQUIRED_COLUMNS:
+            continue
         if index < 0:
             raise ShardSchemaError(
                 path, f"missing column {expected.name!r} (expected {expected.type})", column=expected.name
@@ -63,6 +90,12 @@ def validate_shard_schema(schema: pa.Schema, path: str) -> None:
             raise ShardSchemaError(
                 path, f"column {expected.name!r} has type {found}, expected {expected.type}", column=expected.name
             )
+
+
+def shard_schema_version(schema: pa.Schema) -> int:
+    """The schema version of a shard: its metadata's :data:`SCHEMA_VERSION_KEY`, else 1 (shards
+    written before versions were recorded carry no such key)."""
+    return int((schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"1"))
 
 
 def _same_type(found: pa.DataType, expected: pa.DataType) -> bool:

@@ -2,6 +2,7 @@
 
     python jobs/ingest_pmc.py ../shared/pmc-sample --output runs/pmc-shards
     python jobs/ingest_pmc.py s3://bucket/oa/ --output s3://bucket/shards --articles-per-shard 1000
+    python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # PMC bulk packages + file lists
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md).
 Exit status: 0 done; 2 refused before writing anything (one line on stderr): an --output that
@@ -22,7 +23,8 @@ from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="jobs/ingest_pmc.py", description=__doc__)
-    parser.add_argument("inputs", nargs="+", help=".nxml files, .tar.gz packages or folders (local or s3://)")
+    parser.add_argument("inputs", nargs="+", help=".nxml files, .tar.gz packages (a PMC bulk package's .filelist.csv "
+                        "beside it is read too) or folders (local or s3://)")
     parser.add_argument("--output", required=True, help="folder for the shards (local or s3://); must hold no .parquet yet")
     parser.add_argument("--articles-per-shard", type=int, default=1000, help="rows per shard (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return refuse(error)
     print(f"{stats.articles} articles in {len(stats.shards)} shards, {stats.rejected} rejected, "
           f"{stats.files} files, {stats.seconds:.1f} s -> {args.output}")
+    if stats.without_file_list or stats.unlisted_members:  # versions of these come from the JATS dates
+        print(f"{stats.without_file_list} packages without a .filelist.csv, {stats.unlisted_members} articles "
+              "not in their package's file list (see ingest_stats.json)")
     return 0
 
 
