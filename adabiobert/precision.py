@@ -21,6 +21,7 @@ process.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +141,14 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     vectors and the CRF stay fp32: they are a negligible share of the time and the CRF's
     scores are the tags. CPU only.
 
+    ``torch.ao.quantization`` warns that it is deprecated (torchao is its successor) on every
+    call; the warning is silenced here, once per tagger load, and the API is pinned by the
+    tests (tests/test_precision.py), which fail when it goes.
+
     Returns:
         ``model`` (its encoder replaced).
     """
-    model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization is deprecated|quantized tensor creation)")
+        model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8)
     return model

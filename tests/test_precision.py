@@ -77,3 +77,59 @@ def test_resolve_logs_the_choice_once(caplog, monkeypatch):
         resolve_precision("fp32", torch.device("cpu"))
     lines = [r.getMessage() for r in caplog.records if "tagging precision fp32" in r.getMessage()]
     assert first.precision == "fp32" and len(lines) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The tagger at each precision, on the tiny bundle (tests/conftest.py)
+# ---------------------------------------------------------------------------------------------
+def _tags(tagger, sentences):
+    return [t.tags for t in tagger.tag_words(sentences)]
+
+
+def test_int8_tagging_gives_valid_iob2_and_mostly_the_fp32_tags(tiny_bundle, ncbi):
+    from adabiobert.spans import is_valid_iob2
+    from adabiobert.tagger import Tagger
+
+    sentences = [list(s.words) for s in ncbi.dev[:200]]
+    fp32 = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="fp32")
+    int8 = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="int8")
+    assert int8.precision.precision == "int8" and fp32.precision.precision == "fp32"
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in int8.model.encoder.modules())
+    assert not any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in fp32.model.encoder.modules())
+    fp32_tags, int8_tags = _tags(fp32, sentences), _tags(int8, sentences)
+    assert all(is_valid_iob2(tags) for tags in int8_tags)
+    assert sum(map(len, int8_tags)) > 0 and any(t != "O" for tags in int8_tags for t in tags)
+    pairs = [(a, b) for x, y in zip(fp32_tags, int8_tags) for a, b in zip(x, y, strict=True)]
+    agreement = sum(a == b for a, b in pairs) / len(pairs)
+    # 1.0 when written. The fixture's B- bias puts words at the decision boundary, so a few flips
+    # from quantisation noise are allowed; a broken quantisation agrees on the ~90% O words at most.
+    assert agreement >= 0.95, agreement
+
+
+def test_int8_entities_keep_offsets_into_the_text(tiny_bundle):
+    from adabiobert.tagger import Tagger
+
+    text = "Germline mutations of the APC gene cause familial adenomatous polyposis. Breast cancer is common."
+    for entity in Tagger.from_pretrained(tiny_bundle, device="cpu", precision="int8").tag([text])[0]:
+        assert text[entity.start : entity.end] == entity.text and 0.0 <= entity.confidence <= 1.0
+
+
+def test_the_tagger_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, monkeypatch):
+    import adabiobert.precision
+    from adabiobert.tagger import Tagger
+
+    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
+    with pytest.raises(ConfigError, match="no native bf16"):
+        Tagger.from_pretrained(tiny_bundle, device="cpu", precision="bf16")
+    assert Tagger.from_pretrained(tiny_bundle, device="cpu").precision.precision == "int8"  # auto there
+
+
+def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypatch):
+    import adabiobert.precision
+    from adabiobert.spans import is_valid_iob2
+    from adabiobert.tagger import Tagger
+
+    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX512_BF16))
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
+    assert tagger.precision.precision == "bf16" and tagger._predict_config.precision == "bf16"
+    assert all(is_valid_iob2(t.tags) for t in tagger.tag_words([["Breast", "cancer", "is", "common", "."]]))
