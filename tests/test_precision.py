@@ -133,3 +133,34 @@ def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypa
     tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
     assert tagger.precision.precision == "bf16" and tagger._predict_config.precision == "bf16"
     assert all(is_valid_iob2(t.tags) for t in tagger.tag_words([["Breast", "cancer", "is", "common", "."]]))
+
+
+# ---------------------------------------------------------------------------------------------
+# adabiobert tag --precision
+# ---------------------------------------------------------------------------------------------
+def test_the_cli_choices_are_the_tagger_precisions():
+    from adabiobert.cli import PRECISIONS
+    from adabiobert.precision import TAG_PRECISIONS
+
+    assert PRECISIONS == TAG_PRECISIONS
+
+
+def test_cli_tag_at_int8_reports_the_precision_and_its_reason(tiny_bundle, tmp_path, capsys):
+    from adabiobert.cli import main
+
+    path = tmp_path / "doc.txt"
+    path.write_text("Germline mutations of the APC gene cause familial adenomatous polyposis.", encoding="utf-8")
+    assert main(["tag", "--model", str(tiny_bundle), "--precision", "int8", "--no-progress", str(path)]) == 0
+    assert "int8: int8 asked for, on the CPU" in capsys.readouterr().err
+
+
+def test_cli_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, tmp_path, capsys, monkeypatch):
+    import adabiobert.precision
+    from adabiobert.cli import main
+
+    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
+    path = tmp_path / "doc.txt"
+    path.write_text("Breast cancer is common.", encoding="utf-8")
+    assert main(["tag", "--model", str(tiny_bundle), "--device", "cpu", "--precision", "bf16", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: precision bf16 on this CPU") and err.count("\n") == 1
