@@ -164,3 +164,23 @@ def test_cli_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, tmp_path, ca
     assert main(["tag", "--model", str(tiny_bundle), "--device", "cpu", "--precision", "bf16", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: precision bf16 on this CPU") and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# jobs/annotate.py --precision (parsing only: no Ray)
+# ---------------------------------------------------------------------------------------------
+def test_annotate_takes_a_precision_and_defaults_to_auto():
+    from jobs.annotate import parse_args
+
+    base = ["--shards", "s", "--model", "m", "--output", "o"]
+    assert parse_args(base)[0].precision == "auto"
+    assert parse_args([*base, "--precision", "int8"])[0].precision == "int8"
+    assert parse_args([*base, "--gpu", "--precision", "bf16"])[0].precision == "bf16"
+
+
+def test_annotate_refuses_int8_on_gpu_while_parsing(capsys):
+    from jobs.annotate import parse_args
+
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--shards", "s", "--model", "m", "--output", "o", "--gpu", "--precision", "int8"])
+    assert exit_.value.code == 2 and "int8 is a CPU path" in capsys.readouterr().err
