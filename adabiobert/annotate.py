@@ -35,6 +35,7 @@ from adabiobert import storage
 from adabiobert.checkpoint import MANIFEST, bundle_hash
 from adabiobert.errors import InputNotFoundError, ShardSchemaError
 from adabiobert.pmc_schema import validate_shard_schema
+from adabiobert.precision import TAG_PRECISIONS
 from adabiobert.spans import tags_to_spans
 from adabiobert.tagger import Tagger, entities_from_tagging
 from adabiobert.text import TextSentence, Word, split_sentences
@@ -138,7 +139,11 @@ class AnnotationJobConfig:
     run_id: str | None = None
     """None for a fresh id (UTC time + random suffix)."""
     use_gpu: bool = False
-    """One tagger actor per GPU, bf16 autocast."""
+    """One tagger actor per GPU (bf16 autocast under ``precision`` auto)."""
+    precision: str = "auto"
+    """``auto``, ``fp32``, ``bf16`` or ``int8`` (``adabiobert.precision``). Resolved once per run on
+    a worker with a tagger actor's resources, and every actor tags at that precision; the choice
+    and its reason go into the run summary. ``int8`` is CPU only."""
     num_actors: int | None = None
     """Tagger actors; None: one per GPU, or on CPU (cluster CPUs - 1) // cpu_threads_per_actor."""
     cpu_threads_per_actor: int | None = None
@@ -165,6 +170,10 @@ class AnnotationJobConfig:
                 datetime.date.fromisoformat(self.run_date)
             except ValueError:
                 raise ValueError(f"run_date must be a date YYYY-MM-DD, got {self.run_date!r}") from None
+        if self.precision not in TAG_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(TAG_PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "int8" and self.use_gpu:
+            raise ValueError("precision int8 is a CPU path (no CUDA kernels); with use_gpu use auto, bf16 or fp32")
         if self.read_retries < 0:
             raise ValueError(f"read_retries must be >= 0, got {self.read_retries}")
         for name in ("documents_per_call", "documents_per_split", "subword_budget"):

@@ -2,7 +2,8 @@
 
 Bundle layout (a folder):
     adabiobert.json      format version, model config, label set, encoder config, word-vector
-                         vocabulary size, training settings and metrics
+                         vocabulary size, training settings and metrics; optionally
+                         ``validated_precisions`` (``record_validation``)
     model.safetensors    every weight: encoder, Word2Vec table, linear layer, CRF, ATS theta
     tokenizer/           the backbone's tokenizer files
     word_vocab.json      the Word2Vec words in table order (only with word vectors)
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ TOKENIZER_DIR = "tokenizer"
 WORD_VOCAB = "word_vocab.json"
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
+VALIDATED = "validated_precisions"
+"""Optional manifest key: ``{precision: {"entity_f1": ..., ...}}``, the precisions a bundle was
+re-scored at (``benchmarks/precision_accuracy.py``). Bundles without it load as before."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class Bundle:
     model_config: ModelConfig
     word_vectors: WordVectors | None
     metadata: dict
+    validated_precisions: dict = field(default_factory=dict)
+    """``{precision: scores}`` from the manifest's optional ``validated_precisions``; {} if none."""
 
 
 def save_bundle(
@@ -132,7 +139,41 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundl
         word_vectors = WordVectors(word_vectors.words, vectors)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
-    return Bundle(model, tokenizer, model_config, word_vectors, manifest.get("metadata", {}))
+    return Bundle(model, tokenizer, model_config, word_vectors, manifest.get("metadata", {}), manifest.get(VALIDATED, {}))
+
+
+def record_validation(folder: str | Path, precision: str, scores: dict[str, Any]) -> dict[str, dict]:
+    """Record in a bundle's manifest that it was validated at ``precision``, with ``scores``.
+
+    Replaces an earlier record for the same precision; other precisions are kept. The manifest is
+    rewritten atomically (a temporary file, then a rename). The record does not change
+    :func:`bundle_hash`, so the model id (and which shards the annotation job counts as tagged by
+    this model) stays the same: the weights did not change.
+
+    Args:
+        folder: a local bundle folder.
+        precision: ``fp32``, ``bf16`` or ``int8``.
+        scores: JSON values, at least ``entity_f1`` (test entity-level strict F1).
+
+    Returns:
+        The whole ``validated_precisions`` record after the update.
+
+    Raises:
+        InputNotFoundError: ``folder`` is not a bundle.
+        ValueError: another precision, or no ``entity_f1`` in ``scores``.
+    """
+    if precision not in ("fp32", "bf16", "int8"):
+        raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
+    if "entity_f1" not in scores:
+        raise ValueError(f"scores must hold entity_f1, got {sorted(scores)}")
+    path = require_bundle(folder) / MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    record = {**manifest.get(VALIDATED, {}), precision: dict(scores)}
+    manifest[VALIDATED] = record
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+    os.replace(temporary, path)
+    return record
 
 
 def bundle_hash(folder: str | Path) -> str:
@@ -142,10 +183,24 @@ def bundle_hash(folder: str | Path) -> str:
     files = (p for p in folder.rglob("*") if p.is_file() and p.name not in (STATE_JSON, STATE_TENSORS))
     for path in sorted(files):
         digest.update(str(path.relative_to(folder)).encode())
+        if path.relative_to(folder) == Path(MANIFEST):
+            digest.update(_manifest_bytes_without_validation(path))
+            continue
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:12]
+
+
+def _manifest_bytes_without_validation(path: Path) -> bytes:
+    """The manifest's bytes as ``save_bundle`` wrote them: the same bytes when it holds no
+    validation record (the hash of every older bundle is unchanged), else re-serialised without it."""
+    data = path.read_bytes()
+    manifest = json.loads(data)
+    if VALIDATED not in manifest:
+        return data
+    del manifest[VALIDATED]
+    return json.dumps(manifest, indent=2, default=str).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ one document per text."""
 EXPORT_FORMATS = ("bioc-xml", "bioc-json", "pubtator")
 """The formats of ``adabiobert.exports`` (named here so that ``--help`` needs no import of it)."""
 
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+"""``--precision`` choices (``adabiobert.precision.TAG_PRECISIONS``, named here so that ``--help``
+needs no torch import)."""
+
 EXIT_USAGE = 2
 """Exit status of a refused command: a wrong argument, a missing input, an output in the way."""
 
@@ -172,7 +176,8 @@ def _tag_command(args: argparse.Namespace) -> int:
     try:
         require_bundle(args.model)  # before stdin is read: a wrong --model must not wait for input
         texts = list(read_texts(args.inputs, args.lines, sys.stdin))
-        tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget)
+        tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget,
+                                        precision=args.precision)
     except AdaBioBertError as error:
         return refuse(error)
     except OSError as error:  # an input file that is missing or unreadable
@@ -188,7 +193,8 @@ def _tag_command(args: argparse.Namespace) -> int:
             count = write_records((record for _, record in tagged), args.format, sys.stdout)
         else:
             count = write_documents(texts, tagged, args.format, tagger.model_id, sys.stdout)
-    print(f"{count} mentions in {len(texts)} texts ({tagger.model_id})", file=sys.stderr)
+    print(f"{count} mentions in {len(texts)} texts ({tagger.model_id}, {tagger.precision.precision}: "
+          f"{tagger.precision.reason})", file=sys.stderr)
     return 0
 
 
@@ -227,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a record per mention (jsonl, tsv) or a document per text (bioc-xml, bioc-json, pubtator)")
     tag.add_argument("--lines", action="store_true", help="each non-empty line is a text of its own")
     tag.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tag.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="auto: bf16 on CUDA or a CPU with native bf16 (avx512_bf16/amx_bf16), else int8; "
+                          "bf16 on a CPU without native bf16 is refused")
     tag.add_argument("--batch-sentences", type=positive_int, default=512, help="sentences per tagger call")
     tag.add_argument("--subword-budget", type=positive_int, default=8192, help="subwords per forward pass")
     tag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

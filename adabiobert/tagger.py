@@ -3,6 +3,9 @@
     tagger = Tagger.from_pretrained("runs/ncbi/model")
     tagger.tag(["BRCA1 mutations cause breast cancer."])
     # [[Entity(start=16, end=29, text='breast cancer', label='Disease', confidence=0.98)]]
+
+``precision`` (``auto``, ``fp32``, ``bf16``, ``int8``) is resolved by ``adabiobert.precision``:
+``auto`` is bf16 on CUDA and on a CPU with native bf16, int8 on any other CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
 from adabiobert.config import TrainConfig
 from adabiobert.engine import predict
 from adabiobert.errors import ConfigError
+from adabiobert.precision import PrecisionChoice, quantize_int8, resolve_precision
 from adabiobert.spans import tags_to_spans
 from adabiobert.text import TextSentence, split_sentences
 
@@ -48,28 +52,39 @@ class WordTagging:
 class Tagger:
     """A loaded tagger. Build it with ``from_pretrained``."""
 
-    def __init__(self, bundle: Bundle, device: torch.device, subword_budget: int = 8192, model_id: str = "") -> None:
+    def __init__(self, bundle: Bundle, device: torch.device, subword_budget: int = 8192, model_id: str = "",
+                 precision: PrecisionChoice | None = None) -> None:
+        """``precision`` None resolves ``auto`` here. For int8 the bundle's encoder is quantised in place."""
+        self.precision = precision or resolve_precision("auto", device)
+        assert self.precision.precision in ("fp32", "bf16", "int8"), self.precision
         self.bundle = bundle
         self.model = bundle.model
+        if self.precision.precision == "int8":
+            assert device.type == "cpu", "int8 is refused on CUDA by choose_precision"
+            quantize_int8(self.model)
         self.device = device
         self.labels = bundle.model.labels
         self.model_id = model_id
         self.encoder = build_example_encoder(bundle.model_config, bundle.model, bundle.tokenizer, bundle.word_vectors)
-        precision = "bf16" if device.type == "cuda" else "fp32"
-        self._predict_config = TrainConfig(eval_subword_budget=subword_budget, precision=precision)
+        autocast = "bf16" if self.precision.precision == "bf16" else "fp32"  # int8 kernels take fp32 activations
+        self._predict_config = TrainConfig(eval_subword_budget=subword_budget, precision=autocast)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | None = None, subword_budget: int = 8192) -> Tagger:
+    def from_pretrained(cls, folder: str | Path, device: str | None = None, subword_budget: int = 8192,
+                        precision: str = "auto") -> Tagger:
         """Load a bundle folder written by training.
 
         Args:
             folder: the bundle (``<run>/model`` after ``jobs/train.py``).
             device: ``cuda``, ``cpu`` or ``None`` for CUDA when available.
             subword_budget: subwords per batch (padding included) when tagging.
+            precision: ``auto``, ``fp32``, ``bf16`` or ``int8`` (``adabiobert.precision``); the
+                choice and its reason are logged once and kept as ``tagger.precision``.
 
         Raises:
             InputNotFoundError: ``folder`` is not a bundle.
-            ConfigError: ``device`` is not a device, or CUDA is asked for and absent.
+            ConfigError: ``device`` is not a device, or CUDA is asked for and absent; an unknown
+                precision, ``bf16`` on a CPU without native bf16, or ``int8`` on CUDA.
         """
         try:
             resolved = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -77,9 +92,10 @@ class Tagger:
             raise ConfigError(f"device {device!r} is not a torch device; use cpu or cuda") from None
         if resolved.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r}: no CUDA device is available here; use cpu")
+        choice = resolve_precision(precision, resolved)  # before loading: a refused precision costs nothing
         bundle = load_bundle(folder, resolved)
         name = bundle.metadata.get("name") or Path(folder).resolve().parent.name
-        return cls(bundle, resolved, subword_budget, model_id=f"{name}@{bundle_hash(folder)}")
+        return cls(bundle, resolved, subword_budget, model_id=f"{name}@{bundle_hash(folder)}", precision=choice)
 
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> list[WordTagging]:
         """Tag sentences given as words. Empty sentences get empty results."""

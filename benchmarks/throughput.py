@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     n_words = sum(len(w) for w in words)
     with tempfile.TemporaryDirectory() as folder:
         bundle = build_bundle(Path(folder) / "model", args.backbone, corpus.labels, args.gpu)
-        tagger = Tagger.from_pretrained(bundle, device=device.type, subword_budget=args.subword_budget)
+        # fp32 on CPU, as before --precision existed: the HF pipeline below copies this encoder's
+        # fp32 weights, and the per-precision rows of issue 13 item 4 are not written yet.
+        tagger = Tagger.from_pretrained(bundle, device=device.type, subword_budget=args.subword_budget,
+                                        precision="auto" if args.gpu else "fp32")
     pipe = hf_pipeline(tagger, args.backbone, corpus.labels, device, args.hf_batch_size)
     encoder = tagger.model.encoder
 

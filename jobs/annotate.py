@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
 from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
-from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
+from adabiobert.cli import PRECISIONS, ArgumentParser, refuse  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 
 EXIT_QUARANTINED = 3
@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     parser.add_argument("--run-id", default=None, help="default: UTC time and a random suffix")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: $AWS_ENDPOINT_URL or AWS)")
     compute = parser.add_argument_group("compute")
-    compute.add_argument("--gpu", action="store_true", help="one tagger actor per GPU, bf16")
+    compute.add_argument("--gpu", action="store_true", help="one tagger actor per GPU")
+    compute.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                         help="auto: bf16 on GPU or on a CPU with native bf16 (avx512_bf16/amx_bf16), else int8; "
+                              "recorded in the run summary with the reason")
     compute.add_argument("--num-actors", type=int, default=None, help="tagger actors (default: sized to the cluster)")
     compute.add_argument("--cpu-threads", type=int, default=None, help="torch threads per CPU actor")
     compute.add_argument("--documents-per-call", type=int, default=d.documents_per_call,
@@ -70,6 +73,7 @@ def _config(args) -> AnnotationJobConfig:
         run_date=args.run_date,
         run_id=args.run_id,
         use_gpu=args.gpu,
+        precision=args.precision,
         num_actors=args.num_actors,
         cpu_threads_per_actor=args.cpu_threads,
         documents_per_call=args.documents_per_call,
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         f"run {summary['run_id']} ({summary['model_id']}): {summary['shards_committed']} shards tagged, "
         f"{summary['shards_up_to_date']} up to date; {summary['documents_in']} articles in = "
         f"{summary['documents_tagged']} tagged + {summary['documents_rejected']} rejected; "
-        f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s"
+        f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s; "
+        f"precision {summary['precision']['precision']} ({summary['precision']['reason']})"
     )
     quarantined, held = summary["shards_quarantined"], summary["shards_held"]
     if quarantined or held:

@@ -137,6 +137,12 @@ def test_a_run_counts_every_article_and_records_every_rejection(first_run, shard
     assert on_disk["documents_in"] == articles_in
 
 
+def test_the_run_summary_records_the_precision_and_why(first_run):
+    precision = first_run["summary"]["precision"]
+    assert precision["requested"] == "auto" and precision["precision"] in ("int8", "bf16")  # a CPU run
+    assert "native bf16" in precision["reason"]
+
+
 def test_entity_rows_point_into_their_section_and_carry_model_and_run(first_run, shard_rows, tiny_bundle):
     rows = read_rows(first_run["out"], "entities", drop=())
     summary = first_run["summary"]

@@ -56,7 +56,7 @@ from adabiobert.annotate import (
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.checkpoint import MANIFEST
-from adabiobert.errors import ConfigError, InputNotFoundError
+from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 
 CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
 """Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
@@ -77,7 +77,8 @@ read fault injection when a test sets it."""
 class TaggerActor:
     """Ray Data UDF: loads the bundle once per actor, then tags article batches."""
 
-    def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None) -> None:
+    def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None,
+                 precision: str = "auto") -> None:
         import torch
 
         from adabiobert.tagger import Tagger
@@ -85,11 +86,20 @@ class TaggerActor:
         if cpu_threads:
             torch.set_num_threads(cpu_threads)
         folder, self._download = _local_bundle(model)
-        self.tagger = Tagger.from_pretrained(folder, device=device, subword_budget=subword_budget)
+        self.tagger = Tagger.from_pretrained(folder, device=device, subword_budget=subword_budget, precision=precision)
         self.tagger.model_id = model_id  # the driver's id, also for a downloaded copy
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return tag_documents(self.tagger, batch)
+
+
+def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
+    """Ray task: ``resolve_precision`` on a worker like the tagger actors' (its CPU flags, its GPU)."""
+    import torch
+
+    from adabiobert.precision import resolve_precision
+
+    return resolve_precision(requested, torch.device(device_type)).to_dict()
 
 
 def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
@@ -218,7 +228,11 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if not ray.is_initialized():
             ray.init(configure_logging=False)  # $RAY_ADDRESS when set, else a local instance
         pool = _tagger_pool(config)  # raises before anything is committed
+        precision = _run_precision(config)  # raises (a refused precision) before anything is committed
+        log(f"tagging precision {precision['precision']}: {precision['reason']}")
         seconds["ray_start"] = time.perf_counter() - mark
+    else:
+        precision = {"precision": None, "reason": "no shard to tag: no tagger was loaded", "requested": config.precision}
 
     commit_seconds = 0.0
     empty = TAGGED_SCHEMA.empty_table()
@@ -232,7 +246,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
             commit_seconds += time.perf_counter() - mark
 
     mark = time.perf_counter()
-    stream_commit_seconds = _stream_and_commit(store, streamed, config, model_id, pool, counts) if streamed else 0.0
+    stream_commit_seconds = (
+        _stream_and_commit(store, streamed, config, model_id, pool, precision["precision"], counts) if streamed else 0.0)
     seconds["stream"] = time.perf_counter() - mark - stream_commit_seconds
     seconds["commit"] = commit_seconds + stream_commit_seconds
     store.write_manifest()
@@ -243,6 +258,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         "run_id": config.run_id,
         "run_date": config.run_date,
         "model_id": model_id,
+        "precision": precision,
         **counts.to_dict(),
         "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers},
         "config": config.to_dict(),
@@ -253,7 +269,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
 
 def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config: AnnotationJobConfig,
-                       model_id: str, pool: tuple, counts: RunCounts) -> float:
+                       model_id: str, pool: tuple, precision: str, counts: RunCounts) -> float:
     """Run the Ray pipeline over ``checks`` and commit each shard as its last article arrives.
 
     Returns:
@@ -261,7 +277,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     """
     ray.data.DataContext.get_current().enable_progress_bars = False  # our own bar below
     by_uri = {c.shard.uri: c for c in checks}
-    dataset = _pipeline(list(by_uri), config, model_id, pool)
+    dataset = _pipeline(list(by_uri), config, model_id, pool, precision)
 
     parts: dict[str, list[pa.Table]] = {}
     seen: Counter[str] = Counter()
@@ -299,9 +315,10 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     return commit_seconds
 
 
-def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: tuple) -> ray.data.Dataset:
+def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: tuple,
+              precision: str) -> ray.data.Dataset:
     """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`, or one
-    QUARANTINED row per shard that failed)."""
+    QUARANTINED row per shard that failed); every tagger actor runs at the resolved ``precision``."""
     actors, cpus, gpus, threads = pool
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None  # the read tasks inherit it from _read_shards
@@ -325,6 +342,7 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
                 "device": "cuda" if config.use_gpu else "cpu",
                 "subword_budget": config.subword_budget,
                 "cpu_threads": threads,
+                "precision": precision,
             },
             compute=ray.data.ActorPoolStrategy(size=actors),
             batch_size=config.documents_per_call,
@@ -351,6 +369,27 @@ def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float | None, float 
     cpus = int(resources.get("CPU", 1))
     threads = config.cpu_threads_per_actor or (1 if cpus <= 8 else min(4, (cpus - 1) // 4))
     return config.num_actors or max(1, (cpus - 1) // threads), threads, None, threads
+
+
+def _run_precision(config: AnnotationJobConfig) -> dict[str, str]:
+    """The run's precision, resolved once on a worker with a tagger actor's resources.
+
+    Every actor then gets the concrete precision (never ``auto``), so all of them tag alike and
+    the summary says what they did. A CPU cluster is assumed to be of one CPU kind: an actor on a
+    node without native bf16, given ``bf16`` resolved elsewhere, refuses it and fails the run
+    (pass ``--precision int8`` on mixed clusters).
+
+    Raises:
+        ConfigError: the precision is refused there (``bf16`` on a CPU without native bf16).
+    """
+    resources = {"num_gpus": 1} if config.use_gpu else {"num_cpus": 1}
+    task = ray.remote(**resources, max_retries=1)(_choose_precision)
+    try:
+        return ray.get(task.remote(config.precision, "cuda" if config.use_gpu else "cpu"))
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, AdaBioBertError):
+            raise error.cause from None
+        raise
 
 
 def _read_slots(actors: int, cpus: float | None) -> int:
