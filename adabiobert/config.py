@@ -59,8 +59,9 @@ class ModelConfig:
 class LossConfig:
     """The Adaptive Token-Sequence loss ``L = a*L_CE + (1-a)*L_CRF`` and how ``a`` moves."""
 
-    mode: str = "learned"
-    """``adaptive``: a = sigmoid(theta), theta moved by the held-out gradient-alignment rule
+    mode: str = "crf"
+    """The default is ``crf``, the measured best so far (docs/benchmarks.md, issue 14).
+    ``adaptive``: a = sigmoid(theta), theta moved by the held-out gradient-alignment rule
     (``adabiobert.adaptive_alpha``); ``learned``: theta trained on the training loss itself;
     ``paper``: the paper's reductions (per-sentence CRF NLL beside per-word CE) with one step on
     theta per epoch; ``fixed`` (a = ``alpha``), ``ce`` (a = 1) or ``crf`` (a = 0)."""

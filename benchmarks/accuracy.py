@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--word-vectors", default=None)
-    parser.add_argument("--loss", default="learned")
+    parser.add_argument("--loss", default=LossConfig().mode)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=13)

@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
     model.add_argument("--dropout", type=float, default=m.dropout)
     model.add_argument("--max-subwords", type=int, default=m.max_subwords, help="encoder window length")
     loss = parser.add_argument_group("loss")
-    loss.add_argument("--loss", default="learned", help="adaptive[=a0] | learned[=a0] | paper[=a0] | fixed=<a> | ce | crf")
+    loss.add_argument("--loss", default=lc.mode, help=f"crf | adaptive[=a0] | learned[=a0] | paper[=a0] | fixed=<a> | ce (default {lc.mode}: docs/benchmarks.md)")
     loss.add_argument("--alpha-update", default="step", choices=("step", "epoch"), help="learned: per step, or once per epoch")
     loss.add_argument("--adaptive-every", type=int, default=lc.adaptive_every, help="adaptive: optimizer steps between held-out probes")
     loss.add_argument("--adaptive-step", type=float, default=lc.adaptive_step, help="adaptive: theta change per probe per unit of cosine difference")

@@ -17,7 +17,7 @@ $PY jobs/ingest_pmc.py "$SHARED/pmc-sample" --output "$OUT/pmc-shards"
 echo "== 2/5 Word2Vec (128 d, window 7) on the sentences that mention a lexicon gene or disease"
 $PY jobs/build_word2vec.py --shards "$OUT/pmc-shards" --out "$OUT/word2vec" --lexicon "$SHARED/lexicon" --min-count 1
 
-echo "== 3/5 fine-tune AdaBioBERT (ATS loss, learned alpha) on NCBI-disease, 1 epoch"
+echo "== 3/5 fine-tune AdaBioBERT (default loss: CRF only, the measured best) on NCBI-disease, 1 epoch"
 $PY jobs/train.py --dataset NCBI-disease --backbone minilm --epochs 1 \
   --word-vectors "$OUT/word2vec/vectors.kv" --output "$OUT/runs" --name ncbi-minilm
 

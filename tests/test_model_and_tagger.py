@@ -8,7 +8,7 @@ import torch
 from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
 from adabiobert.backbone import load_tokenizer
 from adabiobert.checkpoint import load_bundle, save_bundle
-from adabiobert.config import ModelConfig, TrainConfig
+from adabiobert.config import LossConfig, ModelConfig, TrainConfig
 from adabiobert.engine import fit, predict
 from adabiobert.model import parameter_groups
 from adabiobert.spans import is_valid_iob2
@@ -29,7 +29,7 @@ def word_vectors(ncbi):
 def trained(tiny_backbone_dir, ncbi, word_vectors, tmp_path_factory):
     """A tiny tagger trained for 3 epochs on 300 NCBI sentences, and its bundle folder."""
     config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
-                         epochs=3, batch_size=16, seed=3)
+                         loss=LossConfig.parse("learned"), epochs=3, batch_size=16, seed=3)  # theta in play
     torch.manual_seed(3)
     tokenizer = load_tokenizer(config.model.backbone)
     model = build_model(config, ncbi.labels, word_vectors)

@@ -35,6 +35,7 @@ def test_two_worker_run_reports_checkpoints_and_exports_a_loadable_tagger(ray_se
         "--max-subwords", "64", "--max-train-sentences", "200", "--max-eval-sentences", "50",
         "--epochs", "1", "--batch-size", "16", "--num-workers", "2", "--cpu-threads", "1",
         "--output", str(tmp_path / "runs"), "--name", "two-workers",
+        "--loss", "adaptive", "--adaptive-every", "2", "--adaptive-dev-batch", "8",  # probes synced over workers
     ])
     assert code == 0
     run = tmp_path / "runs" / "two-workers"
@@ -46,6 +47,9 @@ def test_two_worker_run_reports_checkpoints_and_exports_a_loadable_tagger(ray_se
     assert results["code"]["adabiobert"] == results["versions"]["adabiobert"]
     assert [e["epoch"] for e in results["epochs"]] == [1]
     assert len(results["alpha_trace"]) == 1 and 0 < results["alpha_trace"][0] < 1
+    probes = results["epochs"][0]["alpha_steps"]
+    assert [p["step"] for p in probes] == [2, 4, 6, 8, 10, 12]  # 13 steps of 8 sentences per worker
+    assert results["alpha_trace"][0] == pytest.approx(probes[-1]["alpha"]) and probes[-1]["alpha"] != pytest.approx(0.5)
     assert results["test"]["sentences"] == 50
     assert 0.0 <= results["test"]["entity_f1"] <= 1.0 and results["test"]["paper_token_micro_f1"] > 0.5
     assert (run / "epoch_001" / "model.safetensors").is_file()
