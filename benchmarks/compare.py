@@ -136,7 +136,9 @@ def table(results: dict) -> str:
         variant = " ".join([variant, *settings])
         if "skipped" not in value:
             groups.setdefault((dataset, variant), []).append(value)
-    for (dataset, variant), runs in groups.items():
+    order = [v for v, _, _ in ATS_VARIANTS] + PEERS
+    rank = lambda item: (item[0][0], order.index(item[0][1].split()[0]) if item[0][1].split()[0] in order else len(order), item[0][1])  # noqa: E731
+    for (dataset, variant), runs in sorted(groups.items(), key=rank):
         f1 = [r["entity_f1"] * 100 for r in runs]
         spread = f" ± {statistics.stdev(f1):.1f}" if len(f1) > 1 else ""
         alpha = " → ".join(f"{a:.2f}" for a in runs[0].get("alpha_trace", [])) or "–"

@@ -89,18 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
     from adabiobert.distributed.annotation import run_annotation
-    from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
+    from adabiobert.distributed.startup import report_startup_timeout
 
     try:
         summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr))
     except AdaBioBertError as error:  # no bundle at --model, no --shards, --gpu without a GPU
         return refuse(error)
     except Exception as error:
-        timeout = startup_timeout(error)
-        if timeout is None:
-            raise
-        print(timeout.line(), file=sys.stderr)
-        return EXIT_STARTUP_TIMEOUT
+        return report_startup_timeout(error)
     print(
         f"run {summary['run_id']} ({summary['model_id']}): {summary['shards_committed']} shards tagged, "
         f"{summary['shards_up_to_date']} up to date; {summary['documents_in']} articles in = "

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without install
 
 from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
-from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout  # noqa: E402
+from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.lexicon import Lexicon  # noqa: E402
@@ -64,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:  # no shard, a shard without the text columns, too few words
         return refuse(error)
     except Exception as error:
-        timeout = startup_timeout(error)
-        if timeout is None:
-            raise
-        print(timeout.line(), file=sys.stderr)
-        return EXIT_STARTUP_TIMEOUT
+        return report_startup_timeout(error)
     print(f"{stats.documents} articles, {stats.sentences_kept}/{stats.sentences_seen} sentences kept, "
           f"{stats.tokens} words, {stats.vocabulary_size} vectors -> {args.out}")
     return 0

@@ -110,7 +110,7 @@ def _job(args, m: ModelConfig) -> TrainJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     job = parse_args(argv)
-    from adabiobert.distributed.startup import EXIT_STARTUP_TIMEOUT, startup_timeout
+    from adabiobert.distributed.startup import report_startup_timeout
     from adabiobert.distributed.training import run_training
 
     try:
@@ -118,11 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:
         return refuse(error)
     except Exception as error:
-        timeout = startup_timeout(error)
-        if timeout is None:
-            raise
-        print(timeout.line(), file=sys.stderr)
-        return EXIT_STARTUP_TIMEOUT
+        return report_startup_timeout(error)
     results = outcome.results
     test = results["test"]
     print(f"run: {outcome.run_dir}")

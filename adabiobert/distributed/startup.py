@@ -23,6 +23,7 @@ Ray Train retries a worker group that did not start without limit by default
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 EXIT_STARTUP_TIMEOUT = 75
@@ -83,6 +84,16 @@ def startup_timeout(error: BaseException) -> StartupTimeout | None:
             if text in str(cause):
                 return StartupTimeout(what, setting, unit, default, said)
     return None
+
+
+def report_startup_timeout(error: BaseException) -> int:
+    """For a job's ``except Exception``: print the one line for a Ray start-up timeout and return
+    ``EXIT_STARTUP_TIMEOUT``; any other error is raised again unchanged."""
+    timeout = startup_timeout(error)
+    if timeout is None:
+        raise error
+    print(timeout.line(), file=sys.stderr)
+    return EXIT_STARTUP_TIMEOUT
 
 
 def _first_line(error: BaseException) -> str:
