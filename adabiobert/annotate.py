@@ -35,7 +35,7 @@ from adabiobert import storage
 from adabiobert.checkpoint import MANIFEST, bundle_hash
 from adabiobert.errors import InputNotFoundError, ShardSchemaError
 from adabiobert.pmc_schema import validate_shard_schema
-from adabiobert.precision import TAG_PRECISIONS
+from adabiobert.precision import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
 from adabiobert.spans import tags_to_spans
 from adabiobert.tagger import Tagger, entities_from_tagging
 from adabiobert.text import TextSentence, Word, split_sentences
@@ -140,7 +140,7 @@ class AnnotationJobConfig:
     """None for a fresh id (UTC time + random suffix)."""
     use_gpu: bool = False
     """One tagger actor per GPU (bf16 autocast under ``precision`` auto)."""
-    precision: str = "auto"
+    precision: str = DEFAULT_TAG_PRECISION
     """``auto``, ``fp32``, ``bf16`` or ``int8`` (``adabiobert.precision``). Resolved once per run on
     a worker with a tagger actor's resources, and every actor tags at that precision; the choice
     and its reason go into the run summary. ``int8`` is CPU only."""

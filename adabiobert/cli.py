@@ -36,8 +36,9 @@ EXPORT_FORMATS = ("bioc-xml", "bioc-json", "pubtator")
 """The formats of ``adabiobert.exports`` (named here so that ``--help`` needs no import of it)."""
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-"""``--precision`` choices (``adabiobert.precision.TAG_PRECISIONS``, named here so that ``--help``
-needs no torch import)."""
+DEFAULT_TAG_PRECISION = "fp32"
+"""``--precision`` choices and default (``adabiobert.precision.TAG_PRECISIONS`` and
+``DEFAULT_TAG_PRECISION``, named here so that ``--help`` needs no torch import; a test keeps them equal)."""
 
 EXIT_USAGE = 2
 """Exit status of a refused command: a wrong argument, a missing input, an output in the way."""
@@ -233,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a record per mention (jsonl, tsv) or a document per text (bioc-xml, bioc-json, pubtator)")
     tag.add_argument("--lines", action="store_true", help="each non-empty line is a text of its own")
     tag.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    tag.add_argument("--precision", choices=PRECISIONS, default="auto",
-                     help="auto: bf16 on CUDA or a CPU with native bf16 (avx512_bf16/amx_bf16), else int8; "
+    tag.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_TAG_PRECISION,
+                     help=f"default {DEFAULT_TAG_PRECISION}; auto: bf16 on CUDA or a CPU with native bf16 (avx512_bf16/amx_bf16), else int8; "
                           "bf16 on a CPU without native bf16 is refused")
     tag.add_argument("--batch-sentences", type=positive_int, default=512, help="sentences per tagger call")
     tag.add_argument("--subword-budget", type=positive_int, default=8192, help="subwords per forward pass")

@@ -21,7 +21,7 @@ from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
 from adabiobert.config import TrainConfig
 from adabiobert.engine import predict
 from adabiobert.errors import ConfigError
-from adabiobert.precision import PrecisionChoice, quantize_int8, resolve_precision
+from adabiobert.precision import DEFAULT_TAG_PRECISION, PrecisionChoice, quantize_int8, resolve_precision
 from adabiobert.spans import tags_to_spans
 from adabiobert.text import TextSentence, split_sentences
 
@@ -55,7 +55,7 @@ class Tagger:
     def __init__(self, bundle: Bundle, device: torch.device, subword_budget: int = 8192, model_id: str = "",
                  precision: PrecisionChoice | None = None) -> None:
         """``precision`` None resolves ``auto`` here. For int8 the bundle's encoder is quantised in place."""
-        self.precision = precision or resolve_precision("auto", device)
+        self.precision = precision or resolve_precision(DEFAULT_TAG_PRECISION, device)
         assert self.precision.precision in ("fp32", "bf16", "int8"), self.precision
         self.bundle = bundle
         self.model = bundle.model
@@ -71,7 +71,7 @@ class Tagger:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | None = None, subword_budget: int = 8192,
-                        precision: str = "auto") -> Tagger:
+                        precision: str = DEFAULT_TAG_PRECISION) -> Tagger:
         """Load a bundle folder written by training.
 
         Args:

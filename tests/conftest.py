@@ -137,10 +137,11 @@ def tiny_bundle(tiny_backbone_dir, ncbi, tmp_path_factory) -> Path:
     from adabiobert.backbone import load_tokenizer
     from adabiobert.batching import collate
     from adabiobert.checkpoint import save_bundle
-    from adabiobert.config import ModelConfig, OptimConfig, TrainConfig
+    from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig
     from adabiobert.engine import fit
 
     config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
+                         loss=LossConfig.parse("learned"),  # the mix its B- bias below was calibrated on
                          epochs=1, batch_size=8, seed=5, optim=OptimConfig(encoder_lr=1e-3, head_lr=1e-2))
     torch.manual_seed(5)
     tokenizer = load_tokenizer(config.model.backbone)

@@ -121,7 +121,7 @@ def test_the_tagger_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, monke
     monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
     with pytest.raises(ConfigError, match="no native bf16"):
         Tagger.from_pretrained(tiny_bundle, device="cpu", precision="bf16")
-    assert Tagger.from_pretrained(tiny_bundle, device="cpu").precision.precision == "int8"  # auto there
+    assert Tagger.from_pretrained(tiny_bundle, device="cpu", precision="auto").precision.precision == "int8"  # auto there
 
 
 def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypatch):
@@ -130,7 +130,7 @@ def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypa
     from adabiobert.tagger import Tagger
 
     monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX512_BF16))
-    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="auto")
     assert tagger.precision.precision == "bf16" and tagger._predict_config.precision == "bf16"
     assert all(is_valid_iob2(t.tags) for t in tagger.tag_words([["Breast", "cancer", "is", "common", "."]]))
 
@@ -138,11 +138,13 @@ def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypa
 # ---------------------------------------------------------------------------------------------
 # adabiobert tag --precision
 # ---------------------------------------------------------------------------------------------
-def test_the_cli_choices_are_the_tagger_precisions():
+def test_the_cli_choices_and_default_are_the_tagger_precisions():
+    from adabiobert.cli import DEFAULT_TAG_PRECISION as CLI_DEFAULT
     from adabiobert.cli import PRECISIONS
-    from adabiobert.precision import TAG_PRECISIONS
+    from adabiobert.precision import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
 
     assert PRECISIONS == TAG_PRECISIONS
+    assert CLI_DEFAULT == DEFAULT_TAG_PRECISION == "fp32"  # until auto's choices are measured (issue 13)
 
 
 def test_cli_tag_at_int8_reports_the_precision_and_its_reason(tiny_bundle, tmp_path, capsys):
@@ -169,11 +171,11 @@ def test_cli_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, tmp_path, ca
 # ---------------------------------------------------------------------------------------------
 # jobs/annotate.py --precision (parsing only: no Ray)
 # ---------------------------------------------------------------------------------------------
-def test_annotate_takes_a_precision_and_defaults_to_auto():
+def test_annotate_takes_a_precision_and_defaults_to_fp32():
     from jobs.annotate import parse_args
 
     base = ["--shards", "s", "--model", "m", "--output", "o"]
-    assert parse_args(base)[0].precision == "auto"
+    assert parse_args(base)[0].precision == "fp32"
     assert parse_args([*base, "--precision", "int8"])[0].precision == "int8"
     assert parse_args([*base, "--gpu", "--precision", "bf16"])[0].precision == "bf16"
 

@@ -54,9 +54,10 @@ from adabiobert.annotate import (
     tag_documents,
 )
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.checkpoint import MANIFEST
+from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
+from adabiobert.precision import DEFAULT_TAG_PRECISION
 
 CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
 """Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
@@ -78,7 +79,7 @@ class TaggerActor:
     """Ray Data UDF: loads the bundle once per actor, then tags article batches."""
 
     def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None,
-                 precision: str = "auto") -> None:
+                 precision: str = DEFAULT_TAG_PRECISION) -> None:
         import torch
 
         from adabiobert.tagger import Tagger
