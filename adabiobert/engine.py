@@ -159,7 +159,7 @@ def fit(
                     alpha = float(inner.ats.alpha().detach())
                     alpha_steps.append({"step": global_step, "alpha": alpha, "ce": parts.ce.item(), "crf": parts.crf.item()})
                 if progress is not None and steps % 20 == 0:
-                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}, alpha {float(inner.ats.alpha()):.3f}")
+                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}, alpha {float(inner.ats.alpha().detach()):.3f}")
         means = _all_mean(sums / max(1, len(batches)))
         inner.ats.epoch_update(float(means[1]), float(means[2]), lr=config.optim.alpha_lr)
         train_seconds = time.perf_counter() - started
@@ -188,7 +188,7 @@ def dev_probe_batch(dev: Sequence[Example], size: int, seed: int, step: int, ran
 
 
 def _adaptive_update(inner, batch, dev, config: TrainConfig, device, pad_subword_id: int, step: int, rank: int) -> dict:
-    """Probe the held-out signal on this step's batch, average it over processes, move theta."""
+    """Probe the held-out signal on this step's (last micro-)batch, average it over processes, move theta."""
     dev_indices = dev_probe_batch(dev, config.loss.adaptive_dev_batch, config.seed, step, rank)
     dev_batch = move_to(collate([dev[i] for i in dev_indices], pad_subword_id), device)
     measured = adaptive_alpha.probe(inner, batch, dev_batch, autocast=lambda: autocast_for(device, config.precision))
