@@ -25,6 +25,7 @@ import os
 import pickle
 import time
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 import pyarrow as pa
 import ray
@@ -44,8 +45,13 @@ from adabiobert.ingest_units import (
     write_planned_shard,
 )
 
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
+UNIT_CRASH_ENV = "ADABIOBERT_INGEST_UNIT_CRASH"
+"""Fault injection for the tests: the task of the unit holding a file with this name hard-exits
+its worker, every time."""
+
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", UNIT_CRASH_ENV)
+"""Settings (never credentials) that workers need: the same S3 endpoint as the driver, and the
+fault injection when a test sets it."""
 
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
@@ -87,8 +93,12 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
 # ---------------------------------------------------------------------------------------------
 # Worker side
 # ---------------------------------------------------------------------------------------------
-@ray.remote(num_cpus=1)
+@ray.remote(num_cpus=1, retry_exceptions=False)
 def _unit_task(unit: Unit, output: str, articles_per_shard: int) -> UnitResult:
+    """Ray task: one unit. Exceptions are not retried (an outage or a bug fails the run); a dead
+    worker is, up to ``max_retries`` (set per run from ``unit_retries``)."""
+    if os.environ.get(UNIT_CRASH_ENV) in {PurePosixPath(uri).name for uri in unit.files}:
+        os._exit(1)  # a worker that dies (segfault, OOM kill), not an exception
     return ingest_unit(unit, output, articles_per_shard)
 
 
@@ -114,8 +124,9 @@ def _died(unit: Unit, error: BaseException, unit_retries: int) -> UnitResult:
     """A unit whose task never finished: each of its files is a reject, nothing of it is kept."""
     lines = str(error).strip().splitlines()
     said = f": {lines[0][:200]}" if lines else ""
-    reason = (f"the task ingesting it (with {len(unit.files) - 1} other files) died {unit_retries + 1} times, "
-              f"{type(error).__name__}{said}; none of its articles is in the shards")
+    others = f" and {len(unit.files) - 1} other files" if len(unit.files) > 1 else ""
+    reason = (f"the task ingesting it{others} died {unit_retries + 1} times, {type(error).__name__}{said}; "
+              "none of its articles is in the shards")
     return UnitResult(unit.index, (), tuple(Reject(uri, reason) for uri in unit.files), {})
 
 
