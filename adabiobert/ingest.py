@@ -7,6 +7,9 @@ Articles are written in input order to ``part-00000.parquet``, ``part-00001.parq
 ``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
 the same shards. Files that cannot be read go to ``rejects.parquet`` (source, reason) and the run
 goes on; ``ingest_stats.json`` sums the run up. See ``docs/pmc-shards.md``.
+
+:func:`ingest` runs in one process; ``adabiobert.distributed.ingest.ingest_parallel`` writes the
+same files on Ray Data, packages (or groups of loose files) at once (``adabiobert/ingest_units.py``).
 """
 
 from __future__ import annotations
