@@ -160,11 +160,22 @@ def test_one_unit_stays_in_this_process(shared_root, tmp_path):
     assert (stats.articles, stats.workers) == (8, 1)
 
 
-@pytest.mark.ray
-def test_the_job_runs_on_ray_with_workers(ray_data, shared_root, tmp_path, capsys):
+def _job():
     spec = importlib.util.spec_from_file_location("ingest_pmc", REPO_ROOT / "jobs" / "ingest_pmc.py")
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
+    return job
+
+
+def test_the_job_refuses_fewer_than_one_worker_while_parsing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _job().main(["x.nxml", "--output", str(tmp_path), "--workers", "0"])
+    assert exit_.value.code == 2 and "--workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_the_job_runs_on_ray_with_workers(ray_data, shared_root, tmp_path, capsys):
+    job = _job()
     bulk = tmp_path / "oa_bulk"
     _bad_bulk(bulk, shared_root / "pmc-sample")
     assert job.main([str(bulk), "--output", str(tmp_path / "out"), "--workers", "2", "--no-progress"]) == 0
