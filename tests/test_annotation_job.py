@@ -20,7 +20,14 @@ import pytest
 from adabiobert import storage
 from adabiobert.annotate import AnnotationJobConfig
 from adabiobert.tagger import Tagger
-from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
+from tests.annotation_data import (
+    bad_articles,
+    corpus_articles,
+    damage_data_pages,
+    doc_blocks,
+    without_column,
+    write_shard,
+)
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
@@ -374,12 +381,13 @@ def test_a_damaged_shard_on_s3_is_quarantined_and_the_healthy_one_committed(ray_
 def test_the_duckdb_queries_in_the_docs_run_on_real_output(first_run):
     import duckdb
 
-    text = (REPO / "docs" / "entity-tables.md").read_text(encoding="utf-8")
-    queries = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
-    assert len(queries) >= 4
+    queries = doc_blocks("Queries (DuckDB)", "sql")
+    assert len(queries) >= 6
     con = duckdb.connect()
     con.execute(f"SET file_search_path = '{first_run['out']}'")
     results = [con.execute(query).fetchall() for query in queries]
     assert all(results), "every documented query returns rows on real output"
     mentions = first_run["summary"]["mentions"]
     assert results[0] == [(mentions,)] or any(row == (mentions,) for result in results for row in result)
+    (joined,) = [result for query, result in zip(queries, results) if "getvariable('shards')" in query]
+    assert len(joined) == mentions and all(mention == text for *_, mention, text in joined)
