@@ -9,8 +9,8 @@ stages; each takes and returns an Arrow table so that a stage is one call:
       -> shard_tables       one shard's entity and rejection tables (entity_tables schemas), RunCounts
 
 Offsets are into the text of one section (the title, the abstract, or one body section), so a
-mention is ``section_text[start_offset:end_offset]``. An article is rejected, never half-tagged: the reasons are
-in :data:`adabiobert.entity_tables.REJECTION_REASONS`.
+mention is ``section_text[start_offset:end_offset]``. An article is rejected, never half-tagged:
+the reasons are in :data:`adabiobert.entity_tables.REJECTION_REASONS`.
 """
 
 from __future__ import annotations
