@@ -6,11 +6,11 @@ stages; each takes and returns an Arrow table so that a stage is one call:
     shard (one file, read whole by split_shard; a failure quarantines the shard, see quarantine_row)
       -> split_documents    one row per article: status, and its sentences with offsets (SPLIT_SCHEMA)
       -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per batch
-      -> entity_tables.entity_table / rejection_table per shard, ShardCounts, RunCounts
+      -> shard_tables       one shard's entity and rejection tables (entity_tables schemas), RunCounts
 
 Offsets are into the text of one section (the title, the abstract, or one body section), so a
-mention is ``section_text[start:end]``. An article is rejected, never half-tagged: the reasons are
-in :data:`adabiobert.entity_tables.REJECTION_REASONS`.
+mention is ``section_text[start_offset:end_offset]``. An article is rejected, never half-tagged:
+the reasons are in :data:`adabiobert.entity_tables.REJECTION_REASONS`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.checkpoint import MANIFEST, bundle_hash
+from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import InputNotFoundError, ShardSchemaError
 from adabiobert.pmc_schema import validate_shard_schema
 from adabiobert.precision import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
@@ -78,8 +79,8 @@ MENTION_TYPE = pa.struct(
         pa.field("section", pa.string()),
         pa.field("section_index", pa.int32()),
         pa.field("sentence_index", pa.int32()),
-        pa.field("start", pa.int32()),
-        pa.field("end", pa.int32()),
+        pa.field("start_offset", pa.int32()),
+        pa.field("end_offset", pa.int32()),
         pa.field("mention", pa.string()),
         pa.field("label", pa.string()),
         pa.field("confidence", pa.float32()),
@@ -259,9 +260,11 @@ class Shard:
 
     name: str
     """Its path relative to the ``shards`` root (``part-00000.parquet``, ``2026/part-1.parquet``):
-    its identity in the manifest and the ``shard`` column of the tables, so that a copy of the
-    input and the output under other roots is still up to date."""
+    its identity in the manifest, so that a copy of the input and the output under other roots is
+    still up to date."""
     uri: str
+    """Where it is read from (``s3://...`` or an absolute local path): the ``shard`` column of the
+    tables, so that a row leads back to the file holding its article's text."""
     size: int
     version: str
     """ETag (S3) or mtime in nanoseconds (local)."""
@@ -410,8 +413,8 @@ def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
                 "section": meta["section"][i],
                 "section_index": meta["section_index"][i],
                 "sentence_index": meta["sentence_index"][i],
-                "start": entity.start + offset,
-                "end": entity.end + offset,
+                "start_offset": entity.start + offset,
+                "end_offset": entity.end + offset,
                 "mention": entity.text,
                 "label": entity.label,
                 "confidence": entity.confidence,
@@ -431,6 +434,29 @@ def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
         },
         schema=TAGGED_SCHEMA,
     )
+
+
+def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: str) -> dict[str, pa.Table]:
+    """One shard's two tables: its entity rows, and the check's rejections plus rejected articles.
+
+    Args:
+        check: the driver's check of the shard (its rejections: unreadable, bad_schema, null_pmcid).
+        documents: the shard's :data:`TAGGED_SCHEMA` rows (empty when nothing of it was tagged).
+
+    Returns:
+        ``{"entities": ..., "rejections": ...}``, either possibly empty; entity rows sorted by
+        ``pmcid, section_index, sentence_index, start_offset``; ``shard`` is ``check.shard.uri``.
+    """
+    rejected = documents.filter(pc.not_equal(documents.column("status"), OK))
+    rows = list(check.rejections) + [
+        (None, pmcid, reason, detail)
+        for pmcid, reason, detail in zip(*(rejected.column(n).to_pylist() for n in ("pmcid", "status", "detail")))
+    ]
+    order = [(column, "ascending") for column in ("pmcid", "section_index", "sentence_index", "start_offset")]
+    return {
+        ENTITIES: entity_table(documents, check.shard.uri, model_id, run_id).sort_by(order),
+        REJECTIONS: rejection_table(check.shard.uri, rows, model_id, run_id),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

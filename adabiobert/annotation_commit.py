@@ -5,14 +5,16 @@ Layout under the output root (local or ``s3://``):
     _manifest/commits/<shard id>/<work key>.json   one marker per committed shard (the truth)
     _manifest/manifest.json                        all markers in one file (a cache, rewritten)
     _staging/<run id>/...                          files being written (never read by queries)
-    entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet
+    entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet   the two table roots
 
 ``shard id`` hashes the shard's name (its path under the input root); ``work key`` hashes (size,
-version, model id): what was tagged.
+version, model id, tables version): what was tagged, and how it was written.
 A shard is up to date when its current marker has the key of (its listed size and version, the
-model). Committing one shard (:meth:`AnnotationStore.commit`):
+model, :data:`~adabiobert.entity_tables.TABLES_VERSION`), so a new layout of the tables re-tags
+every shard like a new model does. Committing one shard (:meth:`AnnotationStore.commit`):
 
-1. write its tables under ``_staging/<run id>/`` (temporary keys);
+1. write its tables under ``_staging/<run id>/`` (temporary keys): one file per table, even with
+   no rows, so that each table root exists, with its schema, once anything is committed;
 2. move them into ``entities/`` and ``rejections/`` (names unique per shard and run);
 3. create the marker with a conditional put (``IfNoneMatch="*"``; a hard link locally): the
    commit point. If the key exists, another run committed the same work: our files are deleted;
@@ -45,7 +47,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotate import Shard
-from adabiobert.entity_tables import TABLES, partition_folder, shard_file_name
+from adabiobert.entity_tables import TABLE_SCHEMAS, TABLES, TABLES_VERSION, partition_folder, shard_file_name
 
 MANIFEST_FILE = "_manifest/manifest.json"
 COMMITS_DIR = "_manifest/commits"
@@ -66,9 +68,14 @@ def shard_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-def work_key(size: int, version: str, model_id: str) -> str:
-    """A stable id of (shard content, model): what a marker says was tagged."""
-    return hashlib.sha256(f"{size}\n{version}\n{model_id}".encode()).hexdigest()[:16]
+def work_key(size: int, version: str, model_id: str, tables_version: int = TABLES_VERSION) -> str:
+    """A stable id of (shard content, model, tables version): what a marker says was tagged.
+
+    Version 1 markers were keyed without the tables version; their keys are computed as then, so
+    that recovery and supersession still find them.
+    """
+    suffix = "" if tables_version == 1 else f"\ntables-{tables_version}"
+    return hashlib.sha256(f"{size}\n{version}\n{model_id}{suffix}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,14 @@ class ShardCommit:
     this content with this model."""
     error: str = ""
     """Why it is quarantined (empty for a tagged shard)."""
+    tables_version: int = 1
+    """:data:`~adabiobert.entity_tables.TABLES_VERSION` of its files (markers before version 2
+    lack the field: 1)."""
 
     @property
     def marker(self) -> str:
         """The marker's path relative to the output root."""
-        key = work_key(self.size, self.version, self.model_id)
+        key = work_key(self.size, self.version, self.model_id, self.tables_version)
         suffix = f".quarantined-{self.quarantined}" if self.quarantined else ""
         return f"{COMMITS_DIR}/{shard_id(self.shard)}/{key}{suffix}.json"
 
@@ -207,7 +217,8 @@ class AnnotationStore:
         commit = self.current.get(shard_id(shard.name))
         if commit is None or not commit.quarantined:
             return None
-        same_work = (commit.size, commit.version, commit.model_id) == (shard.size, shard.version, model_id)
+        same_work = ((commit.size, commit.version, commit.model_id, commit.tables_version)
+                     == (shard.size, shard.version, model_id, TABLES_VERSION))
         return commit if same_work else None
 
     def is_held(self, shard: Shard, model_id: str) -> bool:
@@ -232,21 +243,29 @@ class AnnotationStore:
 
         Args:
             shard: the input as listed at the start of the run.
-            tables: ``{"entities": ..., "rejections": ...}``; empty tables get no file.
+            tables: ``{"entities": ..., "rejections": ...}``; a table left out or empty gets a
+                file with no rows (every committed shard has one file in each table).
             documents: articles in the shard (for the marker).
             quarantined: 0 for a tagged shard, else the number of runs that failed on this work
                 (this one included); ``error`` says why.
 
         Returns:
             The commit, or None when another run had already committed this exact work.
+
+        Raises:
+            ValueError: a table whose schema is not its :data:`~adabiobert.entity_tables.TABLE_SCHEMAS` one.
         """
+        assert set(tables) <= set(TABLES), f"unknown tables {sorted(set(tables) - set(TABLES))}"
         key = shard_id(shard.name)
         name = shard_file_name(shard.name, key, run_id)
         placed = []
         staged = []
-        for table_name, table in tables.items():
-            if table.num_rows == 0:
-                continue
+        for table_name in TABLES:
+            schema = TABLE_SCHEMAS[table_name]
+            table = tables.get(table_name, schema.empty_table())
+            if not table.schema.equals(schema):
+                raise ValueError(f"{shard.name}: the {table_name} table has schema\n{table.schema}\nnot\n{schema}")
+            table = table.replace_schema_metadata(schema.metadata)  # the tables version, in every file
             staging = self.uri(f"{STAGING_DIR}/{run_id}/{table_name}/{name}")
             filesystem, path = storage.filesystem_for(staging)
             if not storage.is_s3(staging):
@@ -273,6 +292,7 @@ class AnnotationStore:
             rejections=tables["rejections"].num_rows if "rejections" in tables else 0,
             quarantined=quarantined,
             error=error,
+            tables_version=TABLES_VERSION,
         )
         if not storage.write_bytes_if_absent(self.uri(commit.marker), commit.to_json()):
             storage.delete([self.uri(f) for f in placed])

@@ -3,7 +3,7 @@
     adabiobert tag --model runs/ncbi/model paper.txt notes.txt > mentions.jsonl
     cat abstracts.txt | adabiobert tag --model runs/ncbi/model --lines --format tsv
     adabiobert tag --model runs/ncbi/model --format bioc-xml paper.txt > paper.bioc.xml
-    adabiobert export runs/entities --out runs/exports --format bioc-xml --format pubtator
+    adabiobert export runs/annotations --out runs/exports --format bioc-xml --format pubtator
 
 ``tag``: each input file (or stdin) is one text; with ``--lines`` each non-empty line is one.
 Output: one record per mention as JSON Lines (default) or TSV with a header, with character

@@ -8,11 +8,12 @@ Two sources share one document model (:class:`ExportDocument`):
 
 Offsets. Passages are laid end to end with one separator character between them (title at 0,
 the next passage at ``len(title) + 1``, ...), the layout PubTator uses for title and abstract. A
-mention's offsets in the entity table (``start``, ``end``, into its section's text) are its
-offsets into the passage, so
+mention's offsets in the entity table (``start_offset``, ``end_offset``, into its section's text)
+are its offsets into the passage, so
 
-* BioC: ``location.offset == passage.offset + start`` and ``location.length == end - start``
-  (BioC offsets are document offsets); ``annotation.text == passage.text[start:end]``;
+* BioC: ``location.offset == passage.offset + start_offset`` and ``location.length == end_offset -
+  start_offset`` (BioC offsets are document offsets); ``annotation.text ==
+  passage.text[start_offset:end_offset]``;
 * PubTator: ``<id>|t|`` holds the first passage, ``<id>|a|`` the others joined by one space, and
   a mention's columns are the same document offsets.
 
@@ -36,6 +37,7 @@ import pyarrow.parquet as pq
 from adabiobert import storage
 from adabiobert.annotate import SectionText, article_sections, list_shards
 from adabiobert.annotation_commit import AnnotationStore, ShardCommit
+from adabiobert.entity_tables import TABLES_VERSION
 from adabiobert.errors import ExportError, InputNotFoundError
 
 FORMATS = {"bioc-xml": ".bioc.xml", "bioc-json": ".bioc.json", "pubtator": ".pubtator"}
@@ -196,8 +198,8 @@ def text_document(doc_id: str, text: str, mentions: Iterable[tuple[int, int, str
 # ---------------------------------------------------------------------------------------------
 # A run of the annotation job
 # ---------------------------------------------------------------------------------------------
-ENTITY_COLUMNS = ("pmcid", "section", "section_index", "sentence_index", "start", "end", "mention", "label",
-                  "confidence")
+ENTITY_COLUMNS = ("pmcid", "section", "section_index", "sentence_index", "start_offset", "end_offset", "mention",
+                  "label", "confidence")
 
 
 @dataclass(frozen=True)
@@ -230,12 +232,12 @@ def article_document(pmcid: str, pieces: Sequence[SectionText], entities: Sequen
                      for offset, p in zip(offsets, pieces))
     index = {p.section_index: i for i, p in enumerate(pieces)}
     mentions = []
-    for row in sorted(entities, key=lambda r: (r["section_index"], r["start"], r["end"])):
+    for row in sorted(entities, key=lambda r: (r["section_index"], r["start_offset"], r["end_offset"])):
         if row["section_index"] not in index:
             raise ExportError(f"article {pmcid}: a mention in section {row['section_index']} ({row['section']!r}), "
                               "which the article does not have")
-        mentions.append(Mention(index[row["section_index"]], row["start"], row["end"], row["mention"], row["label"],
-                                row["confidence"], {"sentence_index": str(row["sentence_index"])}))
+        mentions.append(Mention(index[row["section_index"]], row["start_offset"], row["end_offset"], row["mention"],
+                                row["label"], row["confidence"], {"sentence_index": str(row["sentence_index"])}))
     document = ExportDocument(pmcid, passages, tuple(mentions), dict(infons or {}))
     check_mentions(document)
     return document
@@ -269,8 +271,12 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
 
     Raises:
         ExportError: the shard is gone, or changed since it was tagged (the offsets would not
-            point into it any more).
+            point into it any more), or its files are of an older tables version.
     """
+    if commit.tables_version != TABLES_VERSION:
+        raise ExportError(f"shard {commit.shard}: its tables are of layout version {commit.tables_version}, this "
+                          f"export reads version {TABLES_VERSION}; run jobs/annotate.py again (it re-tags every "
+                          "shard into the new layout), then export")
     uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
     listed = list_shards(uri)
     if not listed:

@@ -1,8 +1,8 @@
 """Tag PMC shards with a saved tagger; write Hive-partitioned entity tables (see docs/entity-tables.md).
 
-    python jobs/annotate.py --shards runs/pmc-shards --model runs/ncbi/model --output runs/entities
+    python jobs/annotate.py --shards runs/pmc-shards --model runs/ncbi/model --output runs/annotations
     ray job submit --working-dir . -- python jobs/annotate.py --gpu \
-        --shards s3://bucket/shards --model s3://bucket/runs/ncbi/model --output s3://bucket/entities
+        --shards s3://bucket/shards --model s3://bucket/runs/ncbi/model --output s3://bucket/annotations
 
 Nightly and incremental: a run tags only shards that are new, changed, or were tagged by another
 model, and commits each shard's rows atomically; a killed run is simply run again. Plain
@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     parser = ArgumentParser(prog="jobs/annotate.py", description=__doc__)
     parser.add_argument("--shards", required=True, help="a shard or a folder of shards (local or s3://)")
     parser.add_argument("--model", required=True, help="bundle folder (local or s3://)")
-    parser.add_argument("--output", required=True, help="output root (local or s3://)")
+    parser.add_argument("--output", required=True,
+                        help="output root (local or s3://); the tables are <output>/entities and <output>/rejections")
     parser.add_argument("--run-date", default=None, help="partition date YYYY-MM-DD (default: today, UTC)")
     parser.add_argument("--run-id", default=None, help="default: UTC time and a random suffix")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (default: $AWS_ENDPOINT_URL or AWS)")

@@ -23,10 +23,10 @@ $PY jobs/train.py --dataset NCBI-disease --backbone minilm --epochs 1 \
 
 echo "== 4/5 tag the shards with the exported tagger (Ray Data)"
 $PY jobs/annotate.py --shards "$OUT/pmc-shards" --model "$OUT/runs/ncbi-minilm/model" \
-  --output "$OUT/entities" --no-progress
+  --output "$OUT/annotations" --no-progress
 
 echo "== 5/5 query the entity table with DuckDB"
-$PY - "$OUT/entities" <<'PYTHON'
+$PY - "$OUT/annotations" <<'PYTHON'
 import sys
 
 import duckdb

@@ -28,5 +28,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   fi
 fi
 
-step .venv/bin/python -m pip install -q -e ".[test]"
+step .venv/bin/python -m pip install -q -e ".[test]"   # the test extra brings DuckDB, Polars, PySpark
+command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ] ||
+  echo "setup: no Java found: the Spark tests (tests/test_entity_tables.py) will be skipped; install a JDK 17+ to run them"
 .venv/bin/python -c "import torch, ray, transformers; print(f'setup: torch {torch.__version__}, ray {ray.__version__}, transformers {transformers.__version__}')"

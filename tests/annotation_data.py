@@ -1,14 +1,22 @@
-"""Small PMC shards for the annotation tests: good articles from corpus sentences, and bad input."""
+"""Small PMC shards for the annotation tests: good articles from corpus sentences, and bad input;
+an annotation run without Ray, for tests of what the tables hold rather than of the job; and the
+code blocks of docs/entity-tables.md, which the tests run as the doc shows them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
+from adabiobert.annotate import TAGGED_SCHEMA, AnnotateConfig, check_shard, list_shards, shard_tables, split_shard, tag_documents
+from adabiobert.annotation_commit import AnnotationStore
 from adabiobert.pmc_schema import PMC_SHARD_SCHEMA
+
+ENTITY_TABLES_DOC = Path(__file__).resolve().parents[1] / "docs" / "entity-tables.md"
 
 
 def article(pmcid: str | None, title: str | None = None, abstract: str | None = None,
@@ -80,3 +88,28 @@ def damage_data_pages(uri: str, column: str | None = None) -> str:
     data[middle:middle + 32] = bytes(range(32))
     storage.write_bytes(uri, bytes(data))
     return uri
+
+
+def annotate_without_ray(shards: str | Path, output: str | Path, tagger, run_id: str = "run1",
+                         run_date: str = "2026-11-25") -> None:
+    """Tag and commit every shard under ``shards`` with the library calls the job's driver makes
+    per shard (check, split, tag, shard_tables, commit), in this process. ``tagger`` needs
+    ``tag_words`` and ``model_id``."""
+    store = AnnotationStore(str(output))
+    store.recover()
+    for shard in list_shards(str(shards)):
+        check = check_shard(shard)
+        documents = (tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64)) if check.expected
+                     else TAGGED_SCHEMA.empty_table())
+        tables = shard_tables(check, documents, tagger.model_id, run_id)
+        store.commit(shard, tagger.model_id, run_id, run_date, tables, check.documents)
+    store.write_manifest()
+
+
+def doc_blocks(heading: str, language: str) -> list[str]:
+    """The ``language`` code blocks of the section ``## <heading>`` of docs/entity-tables.md (its
+    ``###`` subsections included), in order."""
+    text = ENTITY_TABLES_DOC.read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)
+    (section,) = [s for s in sections if s.startswith(f"{heading}\n")]
+    return re.findall(rf"^```{re.escape(language)}\n(.*?)^```", section, flags=re.S | re.M)

@@ -19,12 +19,20 @@ from adabiobert.annotate import (
     check_article,
     check_shard,
     list_shards,
+    shard_tables,
     split_documents,
     split_shard,
     tag_documents,
 )
-from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore
-from adabiobert.entity_tables import ENTITY_SCHEMA, REJECTION_SCHEMA, entity_table, rejection_table
+from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, ShardCommit, work_key
+from adabiobert.entity_tables import (
+    ENTITY_SCHEMA,
+    REJECTION_SCHEMA,
+    TABLES_VERSION,
+    TABLES_VERSION_KEY,
+    entity_table,
+    rejection_table,
+)
 from adabiobert.tagger import Tagger
 from adabiobert.text import split_sentences
 from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
@@ -93,10 +101,11 @@ def test_tagging_a_batch_equals_tagging_each_section_alone(articles, tagger):
         for index, text in enumerate(texts):
             for sentence_index, entities in enumerate(tagger.tag_sentences(text, split_sentences(text))):
                 expected += [(index, sentence_index, e.start, e.end, e.text, e.label) for e in entities]
-        got = [(m["section_index"], m["sentence_index"], m["start"], m["end"], m["mention"], m["label"]) for m in row["entities"]]
+        got = [(m["section_index"], m["sentence_index"], m["start_offset"], m["end_offset"], m["mention"], m["label"])
+               for m in row["entities"]]
         assert got == expected
         for m in row["entities"]:
-            assert texts[m["section_index"]][m["start"]:m["end"]] == m["mention"]
+            assert texts[m["section_index"]][m["start_offset"]:m["end_offset"]] == m["mention"]
             assert 0.0 <= m["confidence"] <= 1.0
         assert row["sentences"] == sum(len(split_sentences(t)) for t in texts)
         assert row["words"] == sum(len(t.split()) for t in texts)
@@ -134,6 +143,19 @@ def test_counts_reconcile_articles_in_with_tagged_plus_rejected(articles, tagger
     assert counts.mentions == entities.num_rows and sum(counts.mentions_by_label.values()) == entities.num_rows
     with pytest.raises(ValueError, match="7 articles in"):
         counts.add_shard(documents, entities, rejections, documents_in=7)
+
+
+def test_shard_tables_carry_the_input_uri_and_every_rejection(tmp_path, articles, tagger):
+    uri = write_shard(str(tmp_path / "2026" / "part-0.parquet"), articles[:2] + bad_articles("B"))
+    (shard,) = list_shards(str(tmp_path))
+    check = check_shard(shard)
+    tables = shard_tables(check, tag_documents(tagger, split_shard(uri, AnnotateConfig(), 4)), "m", "r")
+    assert shard.name == "2026/part-0.parquet" and uri == shard.uri
+    assert set(tables["entities"].column("shard").to_pylist()) == set(tables["rejections"].column("shard").to_pylist()) == {uri}
+    assert sorted(tables["rejections"].column("reason").to_pylist()) == [
+        "control_characters", "no_text", "null_pmcid", "too_long"]
+    keys = [(r["pmcid"], r["section_index"], r["sentence_index"], r["start_offset"]) for r in tables["entities"].to_pylist()]
+    assert keys == sorted(keys) and keys
 
 
 def test_model_id_is_the_taggers(tiny_bundle, tagger):
@@ -190,7 +212,7 @@ def S(name: str, size: int, version: str) -> Shard:
 def tables(pmcids, run_id="r"):
     entities = pa.table({
         "pmcid": pmcids, "section": ["title"] * len(pmcids), "section_index": [0] * len(pmcids),
-        "sentence_index": [0] * len(pmcids), "start": [0] * len(pmcids), "end": [4] * len(pmcids),
+        "sentence_index": [0] * len(pmcids), "start_offset": [0] * len(pmcids), "end_offset": [4] * len(pmcids),
         "mention": ["Pain"] * len(pmcids), "label": ["Disease"] * len(pmcids), "confidence": [0.5] * len(pmcids),
         "model_id": ["m"] * len(pmcids), "run_id": [run_id] * len(pmcids), "shard": ["s"] * len(pmcids),
     }, schema=ENTITY_SCHEMA)
@@ -219,6 +241,54 @@ def test_a_commit_publishes_files_and_a_new_version_replaces_them(tmp_path):
     assert all(os.path.exists(os.path.join(out, f)) for f in second.files)
     assert not os.path.exists(os.path.join(out, first.marker)) and os.path.exists(os.path.join(out, second.marker))
     assert storage.list_files(os.path.join(out, "_staging")) == []  # moved out; recover() removes the folders
+
+
+def test_every_commit_writes_one_file_per_table_even_without_rows(tmp_path):
+    out = str(tmp_path / "out")
+    store = AnnotationStore(out)
+    no_rejections = {"entities": tables(["A"])["entities"], "rejections": REJECTION_SCHEMA.empty_table()}
+    tagged = store.commit(S("s", 10, "v1"), "m", "r1", "2026-11-25", no_rejections, documents=1)
+    quarantined = store.commit(S("t", 10, "v1"), "m", "r1", "2026-11-25",
+                               {"rejections": rejection_table("/in/t", [(None, None, "quarantined", "boom")], "m", "r1")},
+                               documents=0, quarantined=1, error="boom")
+    for commit in (tagged, quarantined):
+        assert [f.split("/")[0] for f in commit.files] == ["entities", "rejections"]
+        assert commit.tables_version == TABLES_VERSION
+    files = {f: pq.read_table(os.path.join(out, f)) for c in (tagged, quarantined) for f in c.files}
+    assert [t.num_rows for t in files.values()] == [1, 0, 0, 1]
+    for name, table in files.items():
+        assert table.schema.equals(ENTITY_SCHEMA if name.startswith("entities/") else REJECTION_SCHEMA)
+        assert table.schema.metadata[TABLES_VERSION_KEY] == str(TABLES_VERSION).encode()
+
+
+def test_a_table_of_another_schema_is_refused_before_anything_is_written(tmp_path):
+    old = tables(["A"])["entities"].rename_columns({"start_offset": "start", "end_offset": "end"})
+    with pytest.raises(ValueError, match="the entities table has schema"):
+        AnnotationStore(str(tmp_path)).commit(S("s", 10, "v1"), "m", "r1", "2026-11-25", {"entities": old}, documents=1)
+    assert storage.list_files(str(tmp_path)) == []
+
+
+def test_output_of_the_previous_tables_version_is_retagged_and_replaced(tmp_path):
+    import hashlib
+    import json
+
+    out = str(tmp_path / "out")
+    # a version-1 commit as the job wrote it then: its marker keyed without the tables version
+    commit = AnnotationStore(out).commit(S("s", 10, "v1"), "m", "r1", "2026-11-24", tables(["A"], "r1"), documents=1)
+    fields = {k: v for k, v in json.loads(commit.to_json()).items() if k != "tables_version"}
+    old = ShardCommit.from_json(fields)
+    assert old.tables_version == 1
+    assert work_key(10, "v1", "m", 1) == hashlib.sha256(b"10\nv1\nm").hexdigest()[:16] != work_key(10, "v1", "m")
+    os.remove(os.path.join(out, commit.marker))
+    storage.write_bytes(os.path.join(out, old.marker), json.dumps(fields).encode())
+    os.remove(os.path.join(out, "_manifest", "manifest.json"))
+
+    store = AnnotationStore(out)
+    store.recover()
+    assert store.current and not store.is_current(S("s", 10, "v1"), "m")  # a new layout is new work
+    new = store.commit(S("s", 10, "v1"), "m", "r2", "2026-11-25", tables(["A"], "r2"), documents=1)
+    assert [m.marker for ms in AnnotationStore(out).markers().values() for m in ms] == [new.marker]
+    assert sorted(f.uri for f in storage.list_files(out, (".parquet",))) == sorted(os.path.join(out, f) for f in new.files)
 
 
 @pytest.mark.parametrize("step", ["staged", "placed", "marked", "superseded"])

@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
 import pytest
@@ -20,7 +20,14 @@ import pytest
 from adabiobert import storage
 from adabiobert.annotate import AnnotationJobConfig
 from adabiobert.tagger import Tagger
-from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
+from tests.annotation_data import (
+    bad_articles,
+    corpus_articles,
+    damage_data_pages,
+    doc_blocks,
+    without_column,
+    write_shard,
+)
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
@@ -75,12 +82,16 @@ def job_config(shards: str, output: str, model, **overrides) -> AnnotationJobCon
     return AnnotationJobConfig(shards, output, str(model), **settings)
 
 
-def read_rows(output: str, table: str, drop=("run_id",)) -> list[dict]:
+def read_rows(output: str, table: str, drop=("run_id",), uris: bool = False) -> list[dict]:
+    """Every row of a table; ``shard`` holds the input URI with ``uris``, else the shard's file
+    name, so that the rows of two runs over copies of the same shards compare equal."""
     rows = []
     for info in storage.list_files(storage.join(output, table), (".parquet",)):
         filesystem, path = storage.filesystem_for(info.uri)
         partition = re.search(r"run_date=([0-9-]+)", info.uri).group(1)
         for row in pq.read_table(path, filesystem=filesystem).to_pylist():
+            if not uris:
+                row["shard"] = PurePosixPath(row["shard"]).name
             rows.append({**{k: v for k, v in row.items() if k not in drop}, "run_date": partition})
     return rows
 
@@ -143,16 +154,17 @@ def test_the_run_summary_records_the_precision_and_why(first_run):
 
 
 def test_entity_rows_point_into_their_section_and_carry_model_and_run(first_run, shard_rows, tiny_bundle):
-    rows = read_rows(first_run["out"], "entities", drop=())
+    rows = read_rows(first_run["out"], "entities", drop=(), uris=True)
     summary = first_run["summary"]
     assert len(rows) == summary["mentions"] > 0
     texts = section_texts(shard_rows)
     for row in rows:
-        assert texts[row["pmcid"]][row["section_index"]][row["start"]:row["end"]] == row["mention"]
+        assert texts[row["pmcid"]][row["section_index"]][row["start_offset"]:row["end_offset"]] == row["mention"]
     assert {r["model_id"] for r in rows} == {Tagger.from_pretrained(tiny_bundle, device="cpu").model_id}
     assert {r["run_id"] for r in rows} == {summary["run_id"]} and {r["run_date"] for r in rows} == {RUN_DATE}
     assert {r["pmcid"][:4] for r in rows} == {"PMC0", "PMC1"}
     assert {r["section"] for r in rows} <= {"title", "abstract", "Introduction", "Methods / Patients"}
+    assert {r["shard"] for r in rows} == {storage.join(first_run["shards"], f"part-{i}.parquet") for i in (0, 1)}
 
 
 def test_a_second_run_is_a_no_op(first_run, tiny_bundle):
@@ -360,8 +372,8 @@ def test_a_damaged_shard_on_s3_is_quarantined_and_the_healthy_one_committed(ray_
     assert (summary["shards_committed"], summary["shards_quarantined"]) == (1, 1)
     clean = [r for r in read_rows(first_run["out"], "entities") if r["shard"] == "part-1.parquet"]
     assert same_rows(read_rows(out, "entities"), clean)
-    [row] = read_rows(out, "rejections")
-    assert row["reason"] == "quarantined" and row["shard"] == "part-4.parquet"
+    [row] = read_rows(out, "rejections", uris=True)
+    assert row["reason"] == "quarantined" and row["shard"] == damaged
     assert row["detail"].startswith(f"{damaged}: OSError: ZSTD decompression failed")
 
 
@@ -369,12 +381,13 @@ def test_a_damaged_shard_on_s3_is_quarantined_and_the_healthy_one_committed(ray_
 def test_the_duckdb_queries_in_the_docs_run_on_real_output(first_run):
     import duckdb
 
-    text = (REPO / "docs" / "entity-tables.md").read_text(encoding="utf-8")
-    queries = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
-    assert len(queries) >= 4
+    queries = doc_blocks("Queries (DuckDB)", "sql")
+    assert len(queries) >= 6
     con = duckdb.connect()
     con.execute(f"SET file_search_path = '{first_run['out']}'")
     results = [con.execute(query).fetchall() for query in queries]
     assert all(results), "every documented query returns rows on real output"
     mentions = first_run["summary"]["mentions"]
     assert results[0] == [(mentions,)] or any(row == (mentions,) for result in results for row in result)
+    (joined,) = [result for query, result in zip(queries, results) if "getvariable('shards')" in query]
+    assert len(joined) == mentions and all(mention == text for *_, mention, text in joined)

@@ -12,38 +12,15 @@ from pathlib import Path
 
 import bioc
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from bioc import biocjson, biocxml, pubtator
 
 from adabiobert import storage
-from adabiobert.annotate import OK, AnnotateConfig, check_shard, list_shards, split_shard, tag_documents
-from adabiobert.annotation_commit import AnnotationStore
 from adabiobert.cli import main
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.exports import dumps, lay_out, text_document
 from adabiobert.tagger import Tagger
-from tests.annotation_data import article, corpus_articles, write_shard
-
-RUN_DATE = "2026-11-25"
-
-
-def annotate_without_ray(shards: Path, output: Path, tagger: Tagger, run_id: str = "run1") -> None:
-    """Tag and commit every shard under ``shards`` as the annotation job's driver does."""
-    store = AnnotationStore(str(output))
-    store.recover()
-    for shard in list_shards(str(shards)):
-        check = check_shard(shard)
-        documents = tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64))
-        rejected = documents.filter(pc.not_equal(documents.column("status"), OK))
-        rows = list(check.rejections) + [(None, p, r, d) for p, r, d in
-                                         zip(*(rejected.column(n).to_pylist() for n in ("pmcid", "status", "detail")))]
-        tables = {ENTITIES: entity_table(documents, shard.name, tagger.model_id, run_id),
-                  REJECTIONS: rejection_table(shard.name, rows, tagger.model_id, run_id)}
-        store.commit(shard, tagger.model_id, run_id, RUN_DATE, tables, check.documents)
-    store.write_manifest()
-
+from tests.annotation_data import annotate_without_ray, article, corpus_articles, write_shard
 
 @pytest.fixture(scope="module")
 def tagger(tiny_bundle):
@@ -66,7 +43,7 @@ def run(tmp_path_factory, tagger, ncbi):
     ]
     write_shard(str(root / "shards" / "part-00000.parquet"), first)
     write_shard(str(root / "shards" / "2026" / "part-00001.parquet"), corpus_articles(sentences[400:], "PMC2", 2))
-    annotate_without_ray(root / "shards", root / "entities", tagger)
+    annotate_without_ray(root / "shards", root / "annotations", tagger)
     return root
 
 
@@ -87,7 +64,7 @@ def section_texts(shards: Path) -> dict[str, dict[int, str]]:
 
 @pytest.fixture(scope="module")
 def exported(run):
-    assert main(["export", str(run / "entities"), "--out", str(run / "exports")]) == 0
+    assert main(["export", str(run / "annotations"), "--out", str(run / "exports")]) == 0
     return run / "exports"
 
 
@@ -100,7 +77,7 @@ def test_one_file_per_shard_and_format_mirroring_the_shard_names(exported):
 @pytest.mark.parametrize("fmt", ["bioc.xml", "bioc.json"])
 def test_bioc_reads_back_with_the_tables_offsets_and_the_shards_text(fmt, run, exported):
     loader = biocxml.load if fmt == "bioc.xml" else biocjson.load
-    rows = table_rows(run / "entities")
+    rows = table_rows(run / "annotations")
     texts = section_texts(run / "shards")
     found, documents = [], []
     for path in sorted(exported.rglob(f"*.{fmt}")):
@@ -118,14 +95,14 @@ def test_bioc_reads_back_with_the_tables_offsets_and_the_shards_text(fmt, run, e
                     assert passage.text[start:start + location.length] == annotation.text
                     found.append((document.id, section, start, start + location.length, annotation.text,
                                   annotation.infons["type"]))
-    expected = [(r["pmcid"], r["section_index"], r["start"], r["end"], r["mention"], r["label"]) for r in rows]
+    expected = [(r["pmcid"], r["section_index"], r["start_offset"], r["end_offset"], r["mention"], r["label"]) for r in rows]
     assert sorted(found) == sorted(expected) and len(found) > 20
     assert {section for _, section, *_ in found} >= {0, 1, 2, 3}  # title, abstract and body passages
     assert sorted(documents) == sorted(["PMC10", "PMC11", "PMC12", "PMC1notitle", "PMC1breaks", "PMC20", "PMC21"])
 
 
 def test_pubtator_reads_back_with_document_offsets_laid_out_from_the_tables(run, exported):
-    rows = table_rows(run / "entities")
+    rows = table_rows(run / "annotations")
     texts = section_texts(run / "shards")
     found = []
     for path in sorted(exported.rglob("*.pubtator")):
@@ -141,7 +118,7 @@ def test_pubtator_reads_back_with_document_offsets_laid_out_from_the_tables(run,
                 found.append((document.pmid, section, annotation.start - offsets[section],
                               annotation.end - offsets[section], annotation.type))
                 assert annotation.id == "-"
-    expected = [(r["pmcid"], r["section_index"], r["start"], r["end"], r["label"]) for r in rows]
+    expected = [(r["pmcid"], r["section_index"], r["start_offset"], r["end_offset"], r["label"]) for r in rows]
     assert sorted(found) == sorted(expected)
     for path in exported.rglob("*.pubtator"):
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -154,12 +131,12 @@ def test_rejected_articles_are_left_out(run, exported):
 
 
 def test_chosen_formats_only(run, tmp_path):
-    assert main(["export", str(run / "entities"), "--out", str(tmp_path), "--format", "pubtator"]) == 0
+    assert main(["export", str(run / "annotations"), "--out", str(tmp_path), "--format", "pubtator"]) == 0
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["part-00000.pubtator", "part-00001.pubtator"]
 
 
 def test_exports_to_s3(run, s3_bucket):
-    assert main(["export", str(run / "entities"), "--out", f"s3://{s3_bucket}/exports", "--format", "bioc-json"]) == 0
+    assert main(["export", str(run / "annotations"), "--out", f"s3://{s3_bucket}/exports", "--format", "bioc-json"]) == 0
     names = [f.uri for f in storage.list_files(f"s3://{s3_bucket}/exports")]
     assert names == [f"s3://{s3_bucket}/exports/2026/part-00001.bioc.json", f"s3://{s3_bucket}/exports/part-00000.bioc.json"]
     collection = biocjson.loads(storage.read_bytes(names[1]).decode("utf-8"))
@@ -170,7 +147,7 @@ def test_exports_to_s3(run, s3_bucket):
 @pytest.fixture
 def small_run(tmp_path, tagger, ncbi):
     write_shard(str(tmp_path / "shards" / "part-00000.parquet"), corpus_articles([s.words for s in ncbi.test], "PMC", 2))
-    annotate_without_ray(tmp_path / "shards", tmp_path / "entities", tagger)
+    annotate_without_ray(tmp_path / "shards", tmp_path / "annotations", tagger)
     return tmp_path
 
 
@@ -182,10 +159,10 @@ def one_error_line(capsys) -> str:
 
 def test_moved_shards_are_found_with_the_shards_option(small_run, capsys):
     shutil.move(small_run / "shards", small_run / "moved")
-    assert main(["export", str(small_run / "entities"), "--out", str(small_run / "out")]) == 2
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "out")]) == 2
     err = one_error_line(capsys)
     assert "is not at" in err and "pass --shards" in err
-    assert main(["export", str(small_run / "entities"), "--out", str(small_run / "out"),
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "out"),
                  "--shards", str(small_run / "moved")]) == 0
     bioc.validate(biocxml.loads((small_run / "out" / "part-00000.bioc.xml").read_text(encoding="utf-8")))
 
@@ -193,10 +170,18 @@ def test_moved_shards_are_found_with_the_shards_option(small_run, capsys):
 def test_a_shard_changed_since_it_was_tagged_is_refused(small_run, ncbi, capsys):
     write_shard(str(small_run / "shards" / "part-00000.parquet"),
                 corpus_articles([s.words for s in ncbi.test[300:]], "PMC", 2))
-    assert main(["export", str(small_run / "entities"), "--out", str(small_run / "out")]) == 2
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "out")]) == 2
     err = one_error_line(capsys)
     assert "changed after run run1 tagged it" in err and "run jobs/annotate.py again" in err
     assert not (small_run / "out").exists()
+
+
+def test_an_output_of_an_older_tables_version_is_refused(small_run, capsys):
+    (marker,) = (small_run / "annotations" / "_manifest" / "commits").rglob("*.json")
+    marker.write_text(marker.read_text().replace('"tables_version": 2', '"tables_version": 1'))
+    (small_run / "annotations" / "_manifest" / "manifest.json").unlink()  # the markers are the truth
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "out")]) == 2
+    assert "layout version 1" in one_error_line(capsys)
 
 
 def test_a_folder_that_is_not_an_annotation_output_is_refused(tmp_path, capsys):

@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from adabiobert import storage
 from adabiobert.annotate import (
-    OK,
     QUARANTINED,
     TAGGED_SCHEMA,
     AnnotateConfig,
@@ -50,12 +49,13 @@ from adabiobert.annotate import (
     list_shards,
     quarantine_row,
     read_failure,
+    shard_tables,
     split_shard,
     tag_documents,
 )
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.checkpoint import MANIFEST
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
+from adabiobert.entity_tables import ENTITIES, REJECTIONS, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 from adabiobert.precision import DEFAULT_TAG_PRECISION
 
@@ -407,30 +407,21 @@ def _read_slots(actors: int, cpus: float | None) -> int:
 def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
             model_id: str, counts: RunCounts) -> None:
     """Build one shard's tables from its tagged articles and the check's rejections; commit them."""
-    run_id = config.run_id
-    rejected = documents.filter(pc.not_equal(documents.column("status"), OK))
-    rows = list(check.rejections) + [
-        (None, pmcid, reason, detail)
-        for pmcid, reason, detail in zip(*(rejected.column(n).to_pylist() for n in ("pmcid", "status", "detail")))
-    ]
-    rejections = rejection_table(check.shard.name, rows, model_id, run_id)
-    order = [(column, "ascending") for column in ("pmcid", "section_index", "sentence_index", "start")]
-    entities = entity_table(documents, check.shard.name, model_id, run_id).sort_by(order)
-    commit = store.commit(check.shard, model_id, run_id, config.run_date, {ENTITIES: entities, REJECTIONS: rejections},
-                          check.documents)
+    tables = shard_tables(check, documents, model_id, config.run_id)
+    commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents)
     if commit is None:
         counts.shards_committed_elsewhere += 1
     else:
-        counts.add_shard(documents, entities, rejections, check.documents)
+        counts.add_shard(documents, tables[ENTITIES], tables[REJECTIONS], check.documents)
 
 
 def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: AnnotationJobConfig,
                 model_id: str, counts: RunCounts) -> None:
-    """Commit a shard whose read or split failed as one ``quarantined`` rejection row."""
+    """Commit a shard whose read or split failed as one ``quarantined`` rejection row (and no entity row)."""
     previous = store.quarantine(check.shard, model_id)
     attempt = (previous.quarantined if previous else 0) + 1
     rows = [(None, None, QUARANTINED, f"{detail} (attempt {attempt} of {QUARANTINE_ATTEMPTS})")]
-    rejections = rejection_table(check.shard.name, rows, model_id, config.run_id)
+    rejections = rejection_table(check.shard.uri, rows, model_id, config.run_id)
     commit = store.commit(check.shard, model_id, config.run_id, config.run_date,
                           {REJECTIONS: rejections}, check.documents, quarantined=attempt, error=detail)
     if commit is None:

@@ -1,0 +1,343 @@
+"""The entity tables as other tools read them: DuckDB, Polars and Spark from the documented table
+roots, the Spark and Polars examples and the DuckDB join of docs/entity-tables.md as they stand,
+and the Athena DDL there checked by parsing against the Parquet schema the job writes.
+
+The output is made without Ray (the library calls the job's driver makes per shard) and tagged by a
+word list rather than a model: these tests are about the tables, not the tagger. The tools are
+real; Spark runs one local session for the module and is skipped only where Java is missing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from adabiobert import storage
+from adabiobert.annotate import list_shards
+from adabiobert.entity_tables import ENTITIES, ENTITY_SCHEMA, REJECTION_SCHEMA, REJECTIONS, TABLES
+from adabiobert.tagger import WordTagging
+from tests.annotation_data import annotate_without_ray, article, bad_articles, doc_blocks, write_shard
+
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
+RUN_DATE = "2026-11-25"
+MENTION = ("pmcid", "start_offset", "end_offset", "label", "mention")
+
+
+class WordListTagger:
+    """Tags every word of :attr:`DISEASES` B-Disease, and ``mellitus`` after one I-Disease."""
+
+    DISEASES = {"cancer", "diabetes", "asthma", "thalassemia"}
+    model_id = "word-list@test"
+
+    def tag_words(self, sentences):
+        taggings = []
+        for words in sentences:
+            tags = []
+            for word in words:
+                if word.lower() in self.DISEASES:
+                    tags.append("B-Disease")
+                elif word.lower() == "mellitus" and tags and tags[-1] != "O":
+                    tags.append("I-Disease")
+                else:
+                    tags.append("O")
+            taggings.append(WordTagging(tuple(tags), tuple(0.9 for _ in tags)))
+        return taggings
+
+
+def good_articles() -> dict[str, list[dict]]:
+    """Two shards, one in a subfolder; characters outside ASCII and the BMP before mentions, an
+    article without a title, an empty section between two others."""
+    return {
+        "part-00000.parquet": [
+            article("PMC100", "Breast cancer in Ünterwalden", "Patients with colon cancer were treated . Diabetes was common .",
+                    [("Methods", "The 𝛼 subunit and thalassemia were studied ."), ("Empty", ""),
+                     ("Results", "Cancer and asthma rose .")]),
+            article("PMC101", None, "Asthma and cancer .", [("Discussion", "Diabetes mellitus risk rose .")]),
+        ],
+        "2026/part-00001.parquet": [
+            article("PMC200", "Diabetes mellitus in Zürich", "No disease here .", [("Body", "Lung cancer ; 😀 asthma .")]),
+        ],
+    }
+
+
+def write_shards(root: Path, shards: dict[str, list[dict]]) -> Path:
+    for name, rows in shards.items():
+        write_shard(str(root / name), rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> dict:
+    """An output whose run rejected nothing."""
+    root = tmp_path_factory.mktemp("tables-clean")
+    shards = write_shards(root / "shards", good_articles())
+    annotate_without_ray(shards, root / "annotations", WordListTagger(), run_date=RUN_DATE)
+    return {"shards": str(shards), "out": str(root / "annotations")}
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> dict:
+    """An output with mentions and rejections of several reasons (a null pmcid among them)."""
+    root = tmp_path_factory.mktemp("tables-mixed")
+    shards = write_shards(root / "shards", {**good_articles(), "part-00002.parquet": bad_articles("PMC3")})
+    annotate_without_ray(shards, root / "annotations", WordListTagger(), run_date=RUN_DATE)
+    return {"shards": str(shards), "out": str(root / "annotations")}
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    """One local Spark session (1 core, small heap, no UI) for the module. Reserved keywords are
+    enforced, so SQL over the tables shows that no column needs quoting even in Spark's strictest mode."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java on this machine (neither `java` on PATH nor JAVA_HOME): Spark needs a JVM, 17 or later")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]").appName("adabiobert-tests")
+        .config("spark.driver.memory", "512m")
+        # a short-lived JVM on few cores: C1 only and one GC thread start faster than the defaults
+        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+        .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+        .config("spark.sql.ansi.enabled", "true").config("spark.sql.ansi.enforceReservedKeywords", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+# ---- the three readers, from the documented table roots ----------------------------------------
+def duckdb_rows(output: str, table: str, columns) -> list[tuple]:
+    import duckdb
+
+    query = f"SELECT {', '.join(columns)} FROM read_parquet('{output}/{table}/*/*.parquet', hive_partitioning = true)"
+    return duckdb.connect().execute(query).fetchall()
+
+
+def polars_rows(output: str, table: str, columns) -> list[tuple]:
+    import polars as pl
+
+    return pl.scan_parquet(f"{output}/{table}/").select(list(columns)).collect().rows()
+
+
+def spark_rows(spark, output: str, table: str, columns) -> list[tuple]:
+    return [tuple(row) for row in spark.read.parquet(f"{output}/{table}").select(*columns).collect()]
+
+
+def file_rows(output: str, table: str, columns) -> list[tuple]:
+    """The rows as written, file by file with pyarrow, ``run_date`` from each file's folder."""
+    rows = []
+    for info in storage.list_files(storage.join(output, table), (".parquet",)):
+        run_date = datetime.date.fromisoformat(re.search(r"run_date=([0-9-]+)", info.uri).group(1))
+        for row in pq.ParquetFile(info.uri).read().to_pylist():
+            rows.append(tuple(run_date if c == "run_date" else row[c] for c in columns))
+    return rows
+
+
+TABLE_COLUMNS = pytest.mark.parametrize(("table", "columns"), [
+    (ENTITIES, (*MENTION, "section_index", "sentence_index", "shard", "run_date")),
+    (REJECTIONS, ("shard", "row_index", "pmcid", "reason", "run_date")),
+])
+
+
+def written_rows(output: str, table: str, columns) -> list[tuple]:
+    rows = sorted(file_rows(output, table, columns), key=repr)
+    assert len(rows) == (12 if table == ENTITIES else 4)  # the word list's mentions; the four bad articles
+    return rows
+
+
+@TABLE_COLUMNS
+def test_duckdb_and_polars_read_the_rows_as_written_from_the_table_roots(mixed, table, columns):
+    written = written_rows(mixed["out"], table, columns)
+    assert sorted(duckdb_rows(mixed["out"], table, columns), key=repr) == written  # run_date a date, as in each
+    assert sorted(polars_rows(mixed["out"], table, columns), key=repr) == written
+
+
+@TABLE_COLUMNS
+def test_spark_reads_the_rows_as_written_from_the_table_roots(mixed, spark, table, columns):
+    assert sorted(spark_rows(spark, mixed["out"], table, columns), key=repr) == written_rows(mixed["out"], table, columns)
+
+
+def test_spark_refuses_the_output_root_so_the_docs_name_the_table_roots(mixed, spark):
+    from pyspark.errors import SparkRuntimeException
+
+    with pytest.raises(SparkRuntimeException, match="CONFLICTING_DIRECTORY_STRUCTURES"):
+        spark.read.parquet(mixed["out"]).count()
+
+
+REJECTION_COLUMNS = [*REJECTION_SCHEMA.names, "run_date"]
+
+
+def test_a_run_without_rejections_leaves_an_empty_rejections_table(clean):
+    import duckdb
+    import polars as pl
+
+    assert storage.list_files(storage.join(clean["out"], REJECTIONS), (".parquet",))  # one empty file per shard
+    assert duckdb_rows(clean["out"], REJECTIONS, REJECTION_COLUMNS) == []
+    assert polars_rows(clean["out"], REJECTIONS, REJECTION_COLUMNS) == []
+    assert pl.scan_parquet(f"{clean['out']}/rejections/").collect_schema().names() == REJECTION_COLUMNS
+    (why,) = [q for q in doc_blocks("Queries (DuckDB)", "sql") if "rejections/" in q]
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{clean['out']}'")
+    assert con.execute(why).fetchall() == []  # the docs' "why were articles not tagged" query
+
+
+def test_spark_reads_the_empty_rejections_table(clean, spark):
+    assert spark.read.parquet(f"{clean['out']}/rejections").columns == REJECTION_COLUMNS
+    assert spark_rows(spark, clean["out"], REJECTIONS, REJECTION_COLUMNS) == []
+
+
+def test_shard_is_the_uri_each_row_was_read_from(mixed):
+    listed = {shard.uri: shard for shard in list_shards(mixed["shards"])}
+    assert {s.name for s in listed.values()} == {"part-00000.parquet", "2026/part-00001.parquet", "part-00002.parquet"}
+    for table in TABLES:
+        for shard, pmcid in {row[:2] for row in file_rows(mixed["out"], table, ("shard", "pmcid"))}:
+            assert shard in listed and os.path.isabs(shard)
+            if pmcid is not None:
+                assert pmcid in pq.read_table(shard, columns=["pmcid"]).column("pmcid").to_pylist()
+    entity_shards = {row[0] for row in file_rows(mixed["out"], ENTITIES, ("shard",))}
+    assert entity_shards == {uri for uri, s in listed.items() if s.name != "part-00002.parquet"}
+
+
+def test_the_documented_join_finds_every_mention_in_the_article_text(mixed):
+    import duckdb
+
+    (join,) = [q for q in doc_blocks("Queries (DuckDB)", "sql") if "getvariable('shards')" in q]
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{mixed['out']}'")
+    rows = con.execute(join).fetchall()  # (pmcid, section, label, mention, text_at_offsets)
+    assert len(rows) == len(file_rows(mixed["out"], ENTITIES, MENTION))
+    assert all(mention == text for *_, mention, text in rows)
+    assert {"thalassemia", "asthma", "Diabetes mellitus"} <= {row[3] for row in rows}  # after 𝛼, after 😀, two words
+
+
+# ---- the examples of the doc, run as they stand ------------------------------------------------
+def run_doc_example(heading: str, output: str, **names) -> dict:
+    (code,) = doc_blocks(heading, "python")
+    assert '"runs/annotations"' in code, "the example names the output root as the doc's commands do"
+    namespace = dict(names)
+    exec(compile(code.replace('"runs/annotations"', repr(output)), f"docs/entity-tables.md ({heading})", "exec"), namespace)
+    return namespace
+
+
+def duckdb_counts(output: str, table: str, column: str) -> dict:
+    return Counter(row[0] for row in duckdb_rows(output, table, (column,)))
+
+
+def test_the_spark_example_in_the_docs_runs_and_agrees_with_duckdb(mixed, spark):
+    example = run_doc_example("Spark", mixed["out"])
+    assert example["spark"] is spark  # getOrCreate() found the session
+    columns = ("pmcid", "section_index", "start_offset", "end_offset", "label", "mention", "run_date")
+    assert sorted(tuple(r) for r in example["mentions"].collect()) == sorted(duckdb_rows(mixed["out"], ENTITIES, columns))
+    assert {r["label"]: r["mentions"] for r in example["by_label"].collect()} == duckdb_counts(mixed["out"], ENTITIES, "label")
+    assert {r["reason"]: r["articles"] for r in example["why_not_tagged"].collect()} == duckdb_counts(
+        mixed["out"], REJECTIONS, "reason")
+
+
+def test_the_polars_example_in_the_docs_runs_and_agrees_with_duckdb(mixed):
+    example = run_doc_example("Polars", mixed["out"])
+    assert dict(example["by_label"].select("label", "mentions").rows()) == duckdb_counts(mixed["out"], ENTITIES, "label")
+    assert dict(example["why_not_tagged"].rows()) == duckdb_counts(mixed["out"], REJECTIONS, "reason")
+
+
+# ---- column names and the Athena DDL -----------------------------------------------------------
+ATHENA_DDL_RESERVED = set("""
+ALL ALTER AND ARRAY AS AUTHORIZATION BETWEEN BIGINT BINARY BOOLEAN BOTH BY CASE CASHE CAST CHAR COLUMN CONF
+CONSTRAINT COMMIT CREATE CROSS CUBE CURRENT CURRENT_DATE CURRENT_TIMESTAMP CURSOR DATABASE DATE DAYOFWEEK DECIMAL
+DELETE DESCRIBE DISTINCT DIV DOUBLE DROP ELSE END EXCHANGE EXISTS EXTENDED EXTERNAL EXTRACT FALSE FETCH FLOAT FLOOR
+FOLLOWING FOR FOREIGN FROM FULL FUNCTION GRANT GROUP GROUPING HAVING IF IMPORT IN INNER INSERT INT INTEGER INTERSECT
+INTERVAL INTO IS JOIN LATERAL LEFT LESS LIKE LOCAL MACRO MAP MORE NONE NOT NULL NUMERIC OF ON ONLY OR ORDER OUT
+OUTER OVER PARTIALSCAN PARTITION PERCENT PRECEDING PRECISION PRESERVE PRIMARY PROCEDURE RANGE READS REDUCE REGEXP
+REFERENCES REVOKE RIGHT RLIKE ROLLBACK ROLLUP ROW ROWS SELECT SET SMALLINT START TABLE TABLESAMPLE THEN TIME
+TIMESTAMP TO TRANSFORM TRIGGER TRUE TRUNCATE UNBOUNDED UNION UNIQUEJOIN UPDATE USER USING UTC_TIMESTAMP VALUES
+VARCHAR VIEWS WHEN WHERE WINDOW WITH
+""".split())
+"""Athena's reserved keywords in DDL statements (docs.aws.amazon.com/athena/latest/ug/reserved-words.html)."""
+
+COLUMN_NAMES = sorted({*ENTITY_SCHEMA.names, *REJECTION_SCHEMA.names, "run_date"})
+
+
+def test_no_column_name_is_reserved_in_duckdb_or_athena_ddl():
+    import duckdb
+
+    duckdb_reserved = {k.upper() for (k,) in duckdb.connect().execute(
+        "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()}
+    assert {"END", "START"} <= ATHENA_DDL_RESERVED and "END" in duckdb_reserved  # what version 1 tripped on
+    assert [n for n in COLUMN_NAMES if n.upper() in duckdb_reserved | ATHENA_DDL_RESERVED] == []
+
+
+def test_spark_sql_takes_every_column_unquoted_with_reserved_keywords_enforced(mixed, spark):
+    from pyspark.errors import ParseException
+
+    with pytest.raises(ParseException):
+        spark.sql("SELECT 1 AS end")  # the session does enforce them
+    reserved = {r.keyword for r in spark.sql("SELECT keyword FROM sql_keywords() WHERE reserved").collect()}
+    assert [n for n in COLUMN_NAMES if n.upper() in reserved] == []
+    for table, schema in ((ENTITIES, ENTITY_SCHEMA), (REJECTIONS, REJECTION_SCHEMA)):
+        spark.read.parquet(f"{mixed['out']}/{table}").createOrReplaceTempView(f"{table}_view")
+        assert spark.sql(f"SELECT {', '.join([*schema.names, 'run_date'])} FROM {table}_view LIMIT 1").count() == 1
+
+
+HIVE_TYPES = {"string": "string", "int32": "int", "int64": "bigint", "float": "float", "double": "double",
+              "bool": "boolean", "date32[day]": "date"}
+"""Arrow type (``str(pa.DataType)``) -> Hive/Athena DDL type."""
+
+DDL = re.compile(
+    r"CREATE EXTERNAL TABLE (?:IF NOT EXISTS )?(?P<table>\w+) \((?P<columns>.*?)\)\s*"
+    r"PARTITIONED BY \((?P<partitions>.*?)\)\s*STORED AS PARQUET\s*LOCATION '(?P<location>[^']+)'\s*"
+    r"TBLPROPERTIES \((?P<properties>.*?)\);\s*$", re.S | re.I)
+
+
+def parse_columns(text: str) -> list[tuple[str, str]]:
+    """``name type, ...`` (names optionally in backticks) -> ``[(name, type)]``, types lower case."""
+    columns = []
+    for item in text.split(","):
+        name, kind = item.split()
+        columns.append((name.strip("`"), kind.lower()))
+    return columns
+
+
+def parse_ddl(statement: str) -> dict:
+    found = DDL.match(statement.strip())
+    assert found, f"not a CREATE EXTERNAL TABLE ... STORED AS PARQUET statement:\n{statement}"
+    properties = dict(re.findall(r"'([^']+)'\s*=\s*'([^']*)'", found["properties"]))
+    return {"table": found["table"], "columns": parse_columns(found["columns"]),
+            "partitions": parse_columns(found["partitions"]), "location": found["location"], "properties": properties}
+
+
+def java_date_format(pattern: str) -> str:
+    """The ``strftime`` form of the Java date patterns a daily projection uses."""
+    return pattern.replace("yyyy", "%Y").replace("MM", "%m").replace("dd", "%d")
+
+
+def test_the_athena_ddl_in_the_docs_matches_the_parquet_files_the_job_writes(mixed):
+    statements = [parse_ddl(s) for s in doc_blocks("Athena / Glue", "sql")]
+    assert sorted(d["table"] for d in statements) == sorted(TABLES)
+    for ddl in statements:
+        table = ddl["table"]
+        files = storage.list_files(storage.join(mixed["out"], table), (".parquet",))
+        written = pq.read_schema(files[0].uri)
+        assert ddl["columns"] == [(f.name, HIVE_TYPES[str(f.type)]) for f in written], table
+        assert ddl["partitions"] == [("run_date", "string")]
+        assert all(name.upper() not in ATHENA_DDL_RESERVED for name, _ in ddl["columns"] + ddl["partitions"])
+        props = ddl["properties"]
+        assert ddl["location"].startswith("s3://") and ddl["location"].endswith(f"/{table}/")
+        assert props["storage.location.template"] == ddl["location"] + "run_date=${run_date}/"
+        assert (props["projection.enabled"], props["projection.run_date.type"]) == ("true", "date")
+        assert (props["projection.run_date.interval"], props["projection.run_date.interval.unit"]) == ("1", "DAYS")
+        first, last = props["projection.run_date.range"].split(",")
+        pattern = java_date_format(props["projection.run_date.format"])
+        assert last == "NOW" and datetime.datetime.strptime(first, pattern)
+        for info in files:  # the projection formats each partition folder as the job names it
+            folder = re.search(r"run_date=([^/\\\\]+)", info.uri).group(1)
+            assert datetime.datetime.strptime(folder, pattern).strftime(pattern) == folder
