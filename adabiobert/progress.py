@@ -84,9 +84,15 @@ class Progress:
             if note is not None:
                 self._bar.set_postfix_str(note, refresh=False)
             self._bar.update(n)
-        elif self._printed_at is None or now - self._printed_at >= self.every_s:
+        elif self._due(now):
             self._print(self.line(now))
             self._printed_at = now
+
+    def _due(self, now: float) -> bool:
+        """Line mode: the first update prints, then one every ``every_s``; never the last (``close`` says it)."""
+        if self._total and self.n >= self._total:
+            return False
+        return self._printed_at is None or now - self._printed_at >= self.every_s
 
     def write(self, text: str) -> None:
         """Print a line of its own (above the bar, when there is one)."""

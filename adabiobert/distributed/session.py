@@ -16,8 +16,10 @@ What each setting silences, and why it is safe (Ray 2.60, read from the installe
   status block every 10 s and warnings such as the autoscaling coordinator's timeouts stay in
   ``<session>/logs/ray-data/ray-data.log``. Ray Data's progress bars are off; the jobs draw their own
   (``adabiobert.progress``).
-- A local instance gets ``RAY_AUTH_MODE=token`` explicitly (unless set): the same token
-  authentication Ray turns on by default for a new local cluster, without its warning.
+- A local instance keeps the token authentication Ray turns on by default for a new local
+  cluster, without the warning that says so (its logger is set to ERROR). ``RAY_AUTH_MODE`` is
+  not set here: after ``import ray`` the driver's auth setting is fixed, and a GCS started with
+  a different one refuses it ("Missing authorization header"); set it before starting, if at all.
 - A local instance's workers get ``RAY_API_SERVER_ADDRESS`` (its own dashboard, on a free port):
   Ray Train's placement-group cleaner asks the State API for its controller and otherwise looks
   for "the" cluster on this machine, which fails with a traceback when another Ray runs here.
@@ -52,7 +54,7 @@ def init_ray(log=None) -> None:
         "log_to_driver": os.environ.get(WORKER_LOGS_ENV, "") not in ("", "0"),
     }
     if address == "local":
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         port = _free_port()
         options.update(
             include_dashboard=True,

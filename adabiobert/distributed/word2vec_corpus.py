@@ -101,9 +101,8 @@ class Word2VecStats:
 class SentenceFilter:
     """Ray Data UDF: articles in, ``(sentences_seen, lines)`` per article out."""
 
-    def __init__(self, lexicon: Lexicon | list) -> None:
-        """``lexicon``: the lexicon, or a one-item list holding its ``ObjectRef`` (``sentence_dataset``)."""
-        self.lexicon = ray.get(lexicon[0]) if isinstance(lexicon, list) else lexicon
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         seen_counts, kept = [], []
@@ -138,11 +137,7 @@ def sentence_dataset(uris: list[str], lexicon: Lexicon, config: Word2VecBuildCon
     dataset = ray.data.read_parquet(paths, filesystem=filesystem).select_columns(list(TEXT_COLUMNS))
     return dataset.map_batches(
         SentenceFilter,
-        # The lexicon (megabytes) goes as a reference inside a list: a constructor argument that is
-        # itself in the object store makes Ray log an error line for every actor
-        # (ray-project/ray#53727: a restarted actor fails if the object is gone). The plan holds
-        # the reference until the dataset has been consumed.
-        fn_constructor_args=([ray.put(lexicon)],),
+        fn_constructor_args=(lexicon,),
         compute=ray.data.ActorPoolStrategy(size=actors),
         batch_size=config.batch_size,
         batch_format="pyarrow",
