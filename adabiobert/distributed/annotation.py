@@ -232,7 +232,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         precision = _run_precision(config)  # raises (a refused precision) before anything is committed
         log(f"tagging precision {precision['precision']}: {precision['reason']}")
         actors, cpus, gpus, _ = pool
-        log(f"tagging {sum(c.expected for c in streamed)} articles of {len(streamed)} shards with {actors} tagger "
+        log(f"tagging {sum(c.expected for c in streamed)} articles of {len(streamed)} shard{'s' if len(streamed) > 1 else ''} "
+            f"with {actors} tagger "
             f"actor{'s' if actors > 1 else ''} ({f'{gpus} GPU' if gpus else f'{cpus} CPU'} each); "
             "each loads the model first")
         seconds["ray_start"] = time.perf_counter() - mark

@@ -193,7 +193,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
     filesystem, storage_root = _run_storage(job.output)
     relay = _ProgressRelay(log)
     log(f"training: {job.num_workers} worker{'s' if job.num_workers > 1 else ''} "
-        f"({'1 GPU' if job.use_gpu else f'{cpu_threads} CPU threads'} each), {job.train.epochs} epochs; "
+        f"({'1 GPU' if job.use_gpu else f'{cpu_threads} CPU threads'} each), {job.train.epochs} epoch{'s' if job.train.epochs > 1 else ''}; "
         "starting the workers and loading the encoder")
     trainer = TorchTrainer(
         train_loop_per_worker,
