@@ -5,6 +5,7 @@
     python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # PMC bulk packages + file lists
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md).
+Under ``ray job submit`` relative inputs or --output are refused (adabiobert/submission.py).
 Exit status: 0 done; 2 refused before writing anything (one line on stderr): an --output that
 already holds shards, no input found, a bad argument.
 """
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
+from adabiobert.submission import check_job_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles-per-shard", type=int, default=1000, help="rows per shard (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:
+        check_job_paths({"inputs": args.inputs, "--output": args.output})
+    except AdaBioBertError as error:
+        return refuse(error)
     try:
         config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
     except ValueError as error:
