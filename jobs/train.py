@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from adabiobert.distributed.training import run_training
 
     try:
-        outcome = run_training(job, log=lambda line: print(line, file=sys.stderr, flush=True))
+        outcome = run_training(job, log=lambda line: print(line, flush=True))
     except AdaBioBertError as error:
         return refuse(error)
     except Exception as error:
