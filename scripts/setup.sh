@@ -21,10 +21,18 @@ START=$SECONDS
 
 duration() { local s=$1; if ((s < 60)); then echo "${s} s"; else printf '%d min %02d s' $((s / 60)) $((s % 60)); fi; }
 
-# pip's latest "Collecting x", "Downloading x (12.3 MB)" or "Installing collected packages" line.
+# What pip is at, from its log: resolving (packages so far), downloading what, or installing how many.
 pip_now() {
-  grep -E '^(Collecting|  Downloading|Installing collected|Building|Successfully)' "$LOG" 2>/dev/null | tail -n 1 |
-    sed -E 's/^ +//; s/ +\(from .*//' | cut -c1-100
+  local last
+  last=$(grep -E '^(Collecting|  Downloading|Installing collected|Building|Successfully)' "$LOG" 2>/dev/null | tail -n 1 |
+    sed -E 's/^ +//; s/ +\(from .*//')
+  case "$last" in
+    "Installing collected packages:"*) echo "installing $(echo "${last#*:}" | tr ',' '\n' | wc -l | tr -d ' ') packages" ;;
+    Collecting*) echo "resolving, $(grep -c '^Collecting' "$LOG") packages so far (${last#Collecting })" ;;
+    Downloading*) echo "downloading ${last#Downloading }" ;;
+    "") echo "starting" ;;
+    *) echo "${last:0:100}" ;;
+  esac
 }
 
 # step <n>/<total> <what> <command...>: one line, the command's output to $LOG, a line every TICK_S
