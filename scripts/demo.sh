@@ -67,8 +67,8 @@ test, dev = results["test"], results["dev_best"]
 minutes, secs = divmod(seconds + 1, 60)
 print(f"\nDone in {minutes} min {secs:02d} s. Outputs:")
 rows = [
-    ("pmc-shards/", f"{len(ingest['shards'])} Parquet shard, {ingest['articles']} articles; "
-                    f"{ingest['rejected']} input rejected (rejects.parquet)"),
+    ("pmc-shards/", f"{len(ingest['shards'])} Parquet shard{'s' * (len(ingest['shards']) != 1)}, {ingest['articles']} "
+                    f"articles; {ingest['rejected']} input{'s' * (ingest['rejected'] != 1)} rejected (rejects.parquet)"),
     ("word2vec/vectors.kv", f"{w2v['vocabulary_size']} word vectors, {w2v['config']['word2vec']['vector_size']} dimensions, "
                             f"from {w2v['sentences_kept']} of {w2v['sentences_seen']} sentences"),
     ("ncbi-minilm/", "the training run: results.json, training_curve.png, epoch checkpoints"),
