@@ -136,7 +136,8 @@ def ingest(config: IngestConfig) -> IngestStats:
                     shards.append(_write_shard(config.output, len(shards), pending))
                     articles += len(pending)
                     pending = []
-        progress.update(1, note=f"{articles + len(pending)} articles, {len(rejects)} rejected")
+        done = articles + len(pending)
+        progress.update(1, note=f"{done} article{'s' * (done != 1)}, {len(rejects)} rejected")
     progress.close()
     if pending:
         shards.append(_write_shard(config.output, len(shards), pending))

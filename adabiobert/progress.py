@@ -2,8 +2,8 @@
 
 On a terminal a tqdm bar redraws itself in place. Written to a file or a pipe (``| tee``, a CI
 log, ``ray job logs``) the same bar piles up carriage returns on one line, so there a
-:class:`Progress` prints a line at most every ``every_s`` seconds and one when the stage ends,
-each with the count, the total, the rate and the time left (ETA).
+:class:`Progress` prints a line every ``every_s`` seconds (none for a stage shorter than that)
+and one when the stage ends, each with the count, the total, the rate and the time left (ETA).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Progress:
         self.note = ""
         self._started = time.monotonic()
         self._first: tuple[float, int] | None = None  # (time, count) after the first update: start-up is not work
-        self._printed_at: float | None = None  # line mode: the first update prints, then every every_s
+        self._printed_at = self._started  # line mode: a line every every_s (a short stage has its closing line only)
         self._bar = None
         use_bar = bar if bar is not None else _is_terminal(self.stream)
         if enabled and use_bar:
@@ -89,10 +89,11 @@ class Progress:
             self._printed_at = now
 
     def _due(self, now: float) -> bool:
-        """Line mode: the first update prints, then one every ``every_s``; never the last (``close`` says it)."""
+        """Line mode: a line once ``every_s`` has passed since the last (or the start); never for the
+        last update (``close`` says it)."""
         if self._total and self.n >= self._total:
             return False
-        return self._printed_at is None or now - self._printed_at >= self.every_s
+        return now - self._printed_at >= self.every_s
 
     def write(self, text: str) -> None:
         """Print a line of its own (above the bar, when there is one)."""
