@@ -192,9 +192,9 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
     cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
     filesystem, storage_root = _run_storage(job.output)
     relay = _ProgressRelay(log)
-    log(f"training: {job.num_workers} worker{'s' if job.num_workers > 1 else ''} "
-        f"({'1 GPU' if job.use_gpu else f'{cpu_threads} CPU threads'} each), {job.train.epochs} epoch{'s' if job.train.epochs > 1 else ''}; "
-        "starting the workers and loading the encoder")
+    each = "1 GPU" if job.use_gpu else f"{cpu_threads} CPU threads"
+    log(f"training: {job.num_workers} worker{'s' * (job.num_workers > 1)} ({each} each), "
+        f"{job.train.epochs} epoch{'s' * (job.train.epochs > 1)}; starting the workers and loading the encoder")
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -300,9 +300,11 @@ class _ProgressRelay:
         kind = message.pop("kind")
         if kind == "ready":
             resumed = f"; resuming after epoch {message['resumed_after']}" if message["resumed_after"] else ""
-            self._log(f"training: worker{'s' if message['workers'] > 1 else ''} ready in "
+            self._log(f"training: worker{'s' * (message['workers'] > 1)} ready in "
                       f"{format_seconds(message['seconds'])} ({message['train']} train and {message['dev']} dev "
                       f"sentences encoded){resumed}")
+            if self._progress is not None:  # a restarted worker group (FailureConfig): a new count
+                self._progress.close()
             self._progress = Progress("train", None, "step", every_s=20)  # the clock starts with the steps
         elif kind == "step":
             step = StepProgress(**message)
