@@ -7,6 +7,9 @@ Articles are written in input order to ``part-00000.parquet``, ``part-00001.parq
 ``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
 the same shards. Files that cannot be read go to ``rejects.parquet`` (source, reason) and the run
 goes on; ``ingest_stats.json`` sums the run up. See ``docs/pmc-shards.md``.
+
+:func:`ingest` runs in one process; ``adabiobert.distributed.ingest.ingest_parallel`` writes the
+same files on Ray Data, packages (or groups of loose files) at once (``adabiobert/ingest_units.py``).
 """
 
 from __future__ import annotations
@@ -88,6 +91,10 @@ class IngestStats:
     dates (or the member's mtime), and ``retracted`` is null."""
     unlisted_members: int = 0
     """Articles of a package whose file list has no usable row for them (versioned as above)."""
+    workers: int = 1
+    """Input units ingested at once: 1 for a run in one process (:func:`ingest`), else the
+    ``workers`` of a Ray Data run (``adabiobert.distributed.ingest``). The files written are the
+    same either way."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,8 @@ class Reject:
 
 
 def ingest(config: IngestConfig) -> IngestStats:
-    """Read every input article and write shards, rejects and stats to ``config.output``.
+    """Read every input article and write shards, rejects and stats to ``config.output``, in this
+    process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray Data.
 
     Raises:
         OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files.
@@ -107,14 +115,7 @@ def ingest(config: IngestConfig) -> IngestStats:
             the others become rejects and the run goes on).
     """
     started = time.perf_counter()
-    existing = storage.list_files(config.output, (".parquet",))
-    if existing:
-        raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
-                                "mixes with an older one; choose an empty --output folder, or delete the old shards")
-    files, rejects = find_inputs(config.inputs)
-    if not files:
-        raise InputNotFoundError(f"no input found: {'; '.join(r.source + ': ' + r.reason for r in rejects)}; name "
-                                 f"{'/'.join(INPUT_SUFFIXES)} files or folders that hold them")
+    files, rejects = find_run_inputs(config)
     shards: list[str] = []
     pending: list[dict[str, Any]] = []
     seen: dict[str, datetime | None] = {}  # pmcid -> its version
@@ -126,9 +127,7 @@ def ingest(config: IngestConfig) -> IngestStats:
             if isinstance(item, Reject):
                 rejects.append(item)
             elif item["pmcid"] in seen:
-                rejects.append(Reject(item["source"], f"duplicate pmcid {item['pmcid']} (version "
-                                      f"{_when(item['version'])}): an earlier input had it (version "
-                                      f"{_when(seen[item['pmcid']])}); one run keeps the first"))
+                rejects.append(duplicate_reject(item["source"], item["pmcid"], item["version"], seen[item["pmcid"]]))
             else:
                 seen[item["pmcid"]] = item["version"]
                 pending.append(item)
@@ -142,14 +141,48 @@ def ingest(config: IngestConfig) -> IngestStats:
     if pending:
         shards.append(_write_shard(config.output, len(shards), pending))
         articles += len(pending)
-    _write_table(storage.join(config.output, "rejects.parquet"),
-                 pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
-    stats = IngestStats(len(files), articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
+    return write_run_summary(config, len(files), articles, rejects, shards, counts, started)
+
+
+def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
+    """A run's first step: refuse an output that holds shards, then :func:`find_inputs`.
+
+    Raises:
+        OutputExistsError, InputNotFoundError: as :func:`ingest`.
+    """
+    existing = storage.list_files(config.output, (".parquet",))
+    if existing:
+        raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
+                                "mixes with an older one; choose an empty --output folder, or delete the old shards")
+    files, rejects = find_inputs(config.inputs)
+    if not files:
+        raise InputNotFoundError(f"no input found: {'; '.join(r.source + ': ' + r.reason for r in rejects)}; name "
+                                 f"{'/'.join(INPUT_SUFFIXES)} files or folders that hold them")
+    return files, rejects
+
+
+def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: list[Reject], shards: list[str],
+                      counts: Counter[str], started: float, workers: int = 1) -> IngestStats:
+    """A run's last step: write ``rejects.parquet`` and ``ingest_stats.json``; return the stats.
+
+    Args:
+        started: the run's ``time.perf_counter()`` at its start.
+        workers: see :attr:`IngestStats.workers`.
+    """
+    write_parquet(storage.join(config.output, "rejects.parquet"),
+                  pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
+    stats = IngestStats(files, articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
                         {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
-                        counts["without_file_list"], counts["unlisted_members"])
+                        counts["without_file_list"], counts["unlisted_members"], workers)
     storage.write_bytes(storage.join(config.output, "ingest_stats.json"),
                         json.dumps(asdict(stats), indent=2).encode())
     return stats
+
+
+def duplicate_reject(source: str, pmcid: str, version: datetime | None, first: datetime | None) -> Reject:
+    """The reject for an article whose PMC id an earlier input of the run gave (``first``: that one's version)."""
+    return Reject(source, f"duplicate pmcid {pmcid} (version {_when(version)}): an earlier input had it (version "
+                  f"{_when(first)}); one run keeps the first")
 
 
 def find_inputs(inputs: tuple[str, ...]) -> tuple[list[str], list[Reject]]:
@@ -267,13 +300,19 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def shard_name(index: int) -> str:
+    """The name of a run's ``index``-th shard (0-based)."""
+    return f"part-{index:05d}.parquet"
+
+
 def _write_shard(output: str, index: int, records: list[dict[str, Any]]) -> str:
-    name = f"part-{index:05d}.parquet"
-    _write_table(storage.join(output, name), records_to_table(records))
+    name = shard_name(index)
+    write_parquet(storage.join(output, name), records_to_table(records))
     return name
 
 
-def _write_table(uri: str, table: pa.Table) -> None:
+def write_parquet(uri: str, table: pa.Table) -> None:
+    """Write ``table`` as one zstd Parquet file, as every shard and ``rejects.parquet`` is written."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     storage.write_bytes(uri, sink.getvalue().to_pybytes())
