@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 
 from adabiobert.errors import ConfigError
@@ -48,14 +51,51 @@ def load_encoder(name: str):
     """The backbone's pretrained encoder, without task head or pooler.
 
     The pooler is left out because the tagger never reads it: under data-parallel training a
-    parameter without a gradient would stall the gradient all-reduce.
+    parameter without a gradient would stall the gradient all-reduce. transformers reports the
+    checkpoint's pooler weights as UNEXPECTED in a multi-line table (and draws a bar while
+    loading); both are silenced here and the loading info checked instead: any other unexpected
+    or missing weight is warned about in one line.
     """
     from transformers import AutoModel
 
+    path = resolve_backbone(name)
+    with _quiet_loading():
+        try:
+            encoder, info = AutoModel.from_pretrained(path, add_pooling_layer=False, output_loading_info=True)
+        except TypeError:  # encoders without a pooler do not take the argument
+            encoder, info = AutoModel.from_pretrained(path, output_loading_info=True)
+    unexpected = sorted(k for k in info.get("unexpected_keys", ()) if not k.startswith("pooler."))
+    missing = sorted(info.get("missing_keys", ()))
+    if unexpected or missing:
+        warnings.warn(f"backbone {name!r}: {len(missing)} weights missing from its checkpoint (randomly initialised: "
+                      f"{', '.join(missing[:3]) or '-'}), {len(unexpected)} unused ({', '.join(unexpected[:3]) or '-'})",
+                      stacklevel=2)
+    return encoder
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """transformers' load report and loading bar off for one ``from_pretrained``; errors still raise."""
+    from transformers.utils import logging as hf_logging
+
+    # A filter, not setLevel: transformers 5 verifies a tensor-parallel plan (and warns about
+    # every layer) when this logger's own level is WARNING or above.
+    logger = logging.getLogger("transformers.modeling_utils")
+    only_errors = _OnlyErrors()
+    bar = hf_logging.is_progress_bar_enabled()
+    logger.addFilter(only_errors)
+    hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(resolve_backbone(name), add_pooling_layer=False)
-    except TypeError:  # encoders without a pooler do not take the argument
-        return AutoModel.from_pretrained(resolve_backbone(name))
+        yield
+    finally:
+        logger.removeFilter(only_errors)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+class _OnlyErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def encoder_from_config(config):

@@ -51,6 +51,34 @@ class EpochReport:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class StepProgress:
+    """Where training stands, for a progress line: passed to ``fit``'s ``progress`` callback."""
+
+    epoch: int
+    epochs: int
+    """The last epoch of the run (``config.epochs``)."""
+    first_epoch: int
+    """The first epoch this call of ``fit`` trains (later than 1 when resuming)."""
+    step: int
+    """Optimizer steps done in this epoch."""
+    steps: int
+    """Optimizer steps in this epoch (the same in every epoch)."""
+    loss: float
+    """Mean training loss over this epoch's micro-batches so far, on this process."""
+    alpha: float
+
+    @property
+    def run_step(self) -> int:
+        """Optimizer steps done by this call of ``fit``."""
+        return (self.epoch - self.first_epoch) * self.steps + self.step
+
+    @property
+    def run_steps(self) -> int:
+        """Optimizer steps this call of ``fit`` will take in all."""
+        return (self.epochs - self.first_epoch + 1) * self.steps
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a DistributedDataParallel wrapper (or the model itself)."""
     return getattr(model, "module", model)
@@ -115,7 +143,8 @@ def fit(
     device: torch.device,
     pad_subword_id: int,
     start_epoch: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[StepProgress], None] | None = None,
+    progress_every: int = 20,
 ) -> Iterator[EpochReport]:
     """Train from ``start_epoch`` (epochs already done) to ``config.epochs``, yielding after each.
 
@@ -123,7 +152,8 @@ def fit(
         model: the ``AdaBioBert`` model, possibly wrapped in DistributedDataParallel.
         train, dev: encoded examples; dev examples carry gold tags.
         pad_subword_id: the tokenizer's padding id.
-        progress: called with a short line every few steps (rank 0 decides whether to print).
+        progress: called every ``progress_every`` optimizer steps and after an epoch's last step,
+            on every process (the caller decides which one reports).
     """
     rank, world_size = _rank_and_world()
     inner = unwrap(model)
@@ -133,6 +163,7 @@ def fit(
         sums = torch.zeros(3, dtype=torch.float64)
         batches = epoch_micro_batches(train, config, epoch, rank, world_size)
         steps, alpha_steps, probe_seconds = 0, [], 0.0
+        epoch_steps = math.ceil(len(batches) / config.grad_accumulation)
         optimizer.zero_grad(set_to_none=True)
         for index, batch_indices in enumerate(batches):
             batch = move_to(collate([train[i] for i in batch_indices], pad_subword_id), device)
@@ -158,8 +189,9 @@ def fit(
                 if inner.ats.trains_theta_by_step:
                     alpha = float(inner.ats.alpha().detach())
                     alpha_steps.append({"step": global_step, "alpha": alpha, "ce": parts.ce.item(), "crf": parts.crf.item()})
-                if progress is not None and steps % 20 == 0:
-                    progress(f"epoch {epoch} step {steps}: loss {sums[0] / (index + 1):.4f}, alpha {float(inner.ats.alpha().detach()):.3f}")
+                if progress is not None and (steps % progress_every == 0 or steps == epoch_steps):
+                    progress(StepProgress(epoch, config.epochs, start_epoch + 1, steps, epoch_steps,
+                                          float(sums[0]) / (index + 1), float(inner.ats.alpha().detach())))
         means = _all_mean(sums / max(1, len(batches)))
         inner.ats.epoch_update(float(means[1]), float(means[2]), lr=config.optim.alpha_lr)
         train_seconds = time.perf_counter() - started

@@ -27,12 +27,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from adabiobert import filelist, storage
 from adabiobert.errors import InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
 from adabiobert.pmc_schema import records_to_table
+from adabiobert.progress import Progress
 
 INPUT_SUFFIXES = (".nxml", ".xml", ".tar.gz", ".tgz")
 """What is taken from an input folder; a file named directly is read whatever its name."""
@@ -59,7 +59,7 @@ class IngestConfig:
     articles_per_shard: int = 1000
     """Rows per shard (the last shard may hold fewer)."""
     show_progress: bool = True
-    """Show a tqdm bar over the input files."""
+    """Show the progress over the input files (``adabiobert.progress``)."""
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -121,8 +121,8 @@ def ingest(config: IngestConfig) -> IngestStats:
     seen: dict[str, datetime | None] = {}  # pmcid -> its version
     counts: Counter[str] = Counter()
     articles = 0
-    progress = tqdm(files, desc="ingest", unit="file", disable=not config.show_progress)
-    for uri in progress:
+    progress = Progress("ingest", len(files), "file", enabled=config.show_progress)
+    for uri in files:
         for item in iter_articles(uri, counts):
             if isinstance(item, Reject):
                 rejects.append(item)
@@ -135,7 +135,9 @@ def ingest(config: IngestConfig) -> IngestStats:
                     shards.append(_write_shard(config.output, len(shards), pending))
                     articles += len(pending)
                     pending = []
-        progress.set_postfix(articles=articles + len(pending), rejected=len(rejects))
+        done = articles + len(pending)
+        progress.update(1, note=f"{done} article{'s' * (done != 1)}, {len(rejects)} rejected")
+    progress.close()
     if pending:
         shards.append(_write_shard(config.output, len(shards), pending))
         articles += len(pending)

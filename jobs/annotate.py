@@ -6,7 +6,8 @@
 
 Nightly and incremental: a run tags only shards that are new, changed, or were tagged by another
 model, and commits each shard's rows atomically; a killed run is simply run again. Plain
-``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the cluster.
+``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the cluster, and
+a relative --shards, --model or --output is refused (adabiobert/submission.py).
 S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDPOINT_URL) names
 another S3 endpoint such as MinIO.
 
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
 from adabiobert.cli import PRECISIONS, ArgumentParser, refuse  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
+from adabiobert.submission import check_job_paths  # noqa: E402
 
 EXIT_QUARANTINED = 3
 """The run completed, but some shards are quarantined (their read or split failed) or held."""
@@ -87,13 +89,17 @@ def _config(args) -> AnnotationJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config, endpoint_url = parse_args(argv)
+    try:
+        check_job_paths({"--shards": config.shards, "--model": config.model, "--output": config.output})
+    except AdaBioBertError as error:
+        return refuse(error)
     if endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # read by adabiobert.storage, forwarded to workers
     from adabiobert.distributed.annotation import run_annotation
     from adabiobert.distributed.startup import report_startup_timeout
 
     try:
-        summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr))
+        summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     except AdaBioBertError as error:  # no bundle at --model, no --shards, --gpu without a GPU
         return refuse(error)
     except Exception as error:

@@ -7,7 +7,8 @@
 The lexicon that decides which sentences are kept: --lexicon files or folders (DisGeNET-style
 .tsv read by column name, plain term lists otherwise), else $ADABIOBERT_LEXICON, else
 ../shared/lexicon beside the checkout. Ray: connects to $RAY_ADDRESS when set, else starts a
-local instance (or uses the one already started in this process).
+local instance (or uses the one already started in this process). Under ``ray job submit`` a
+relative --shards, --out or --lexicon is refused (adabiobert/submission.py).
 Writes <out>/vectors.kv and <out>/word2vec_stats.json. Exit status: 0 done; 2 refused (one line
 on stderr: no shard, a missing lexicon, a bad argument, a corpus too small for --min-count);
 75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
@@ -26,6 +27,7 @@ from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.lexicon import Lexicon  # noqa: E402
+from adabiobert.submission import check_job_paths  # noqa: E402
 from adabiobert.word2vec import Word2VecConfig  # noqa: E402
 
 
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-corpus", action="store_true", help="also write <out>/corpus.txt")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    try:
+        check_job_paths({"--shards": args.shards, "--out": args.out, "--lexicon": args.lexicon})
+    except AdaBioBertError as error:
+        return refuse(error)
 
     missing = [path for path in args.lexicon if not Path(path).exists()]
     if missing:
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except (AdaBioBertError, ValueError) as error:
         parser.error(str(error))
     try:
-        stats = build_word2vec(config, lexicon)
+        stats = build_word2vec(config, lexicon, log=lambda line: print(line, file=sys.stderr, flush=True))
     except AdaBioBertError as error:  # no shard, a shard without the text columns, too few words
         return refuse(error)
     except Exception as error:

@@ -7,6 +7,7 @@
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md); with
 --workers N > 1, N packages (or groups of loose files) at a time on Ray Data, the same files.
+Under ``ray job submit`` relative inputs or --output are refused (adabiobert/submission.py).
 Exit status: 0 done; 2 refused before writing anything (one line on stderr): an --output that
 already holds shards, no input found, a bad argument; 75 Ray did not start in time (--workers > 1).
 """
@@ -22,6 +23,7 @@ from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
+from adabiobert.submission import check_job_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                         "the same shards either way")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    try:
+        check_job_paths({"inputs": args.inputs, "--output": args.output})
+    except AdaBioBertError as error:
+        return refuse(error)
     try:
         config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
     except ValueError as error:

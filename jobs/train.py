@@ -5,7 +5,8 @@
         --backbone dmis-lab/biobert-base-cased-v1.2 --output s3://bucket/runs
 
 Plain ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the
-cluster. Re-running with the same --name and --output resumes from the latest checkpoint.
+cluster, and a relative --output, --data-root or --word-vectors is refused (adabiobert/submission.py).
+Re-running with the same --name and --output resumes from the latest checkpoint.
 
 Exit status: 0 trained; 2 refused (unfit data, bad configuration); 75 Ray did not start in time
 (one line names the setting that gives it longer); 1 failed.
@@ -13,6 +14,7 @@ Exit status: 0 trained; 2 refused (unfit data, bad configuration); 75 Ray did no
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
+from adabiobert.corpus import DATA_ROOT_ENV  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
+from adabiobert.submission import check_job_paths  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> TrainJobConfig:
@@ -110,11 +114,16 @@ def _job(args, m: ModelConfig) -> TrainJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     job = parse_args(argv)
+    data_root = ("--data-root", job.data_root) if job.data_root else (f"${DATA_ROOT_ENV}", os.environ.get(DATA_ROOT_ENV))
+    try:
+        check_job_paths({"--output": job.output, data_root[0]: data_root[1], "--word-vectors": job.word_vectors})
+    except AdaBioBertError as error:
+        return refuse(error)
     from adabiobert.distributed.startup import report_startup_timeout
     from adabiobert.distributed.training import run_training
 
     try:
-        outcome = run_training(job)
+        outcome = run_training(job, log=lambda line: print(line, flush=True))
     except AdaBioBertError as error:
         return refuse(error)
     except Exception as error:

@@ -37,16 +37,21 @@ def short_temp_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def ray_env(**extra: str) -> dict[str, str]:
+def ray_env(auth_mode: str = "disabled", **extra: str) -> dict[str, str]:
     """The environment for `ray` commands: the venv first on PATH, so that a job's `python` is
-    the venv's (the entrypoint's interpreter is looked up on the PATH the head started with)."""
+    the venv's (the entrypoint's interpreter is looked up on the PATH the head started with), as
+    `source .venv/bin/activate` does in the README.
+
+    ``auth_mode``: Ray 2.60 turns token auth on for a head when ~/.ray/auth_token exists (any
+    local ray.init writes one), and its CLI sends the token only with ``RAY_AUTH_MODE=token``; both
+    sides get the same setting here. ``token`` is what the README's Ray Jobs block uses.
+    """
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV_BIN.parent)
     env.setdefault("RAY_memory_monitor_refresh_ms", "0")  # container cgroup accounting misfires
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Ray 2.60 turns token auth on for a head when ~/.ray/auth_token exists (any local ray.init
-    # writes one). This head listens on loopback only; the clients here send no token.
-    env["RAY_AUTH_MODE"] = "disabled"
+    env["RAY_AUTH_MODE"] = auth_mode
     env.update(extra)
     return env
 
@@ -92,6 +97,8 @@ class LocalHead:
     """A Ray head started with `ray start --head` on loopback, with the dashboard (Ray Jobs)."""
 
     num_cpus: int = 6
+    auth_mode: str = "disabled"
+    """``RAY_AUTH_MODE`` of the head (and of the ``ray`` commands run against it: :meth:`env`)."""
     temp_dir: Path = field(default_factory=lambda: short_temp_dir("rh"))
     port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
@@ -99,6 +106,12 @@ class LocalHead:
     @property
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment for ``ray`` commands against this head (they name it: no ``RAY_ADDRESS``)."""
+        env = ray_env(self.auth_mode, **extra)
+        env.pop("RAY_ADDRESS", None)
+        return env
 
     def start(self) -> "LocalHead":
         ports = {
@@ -116,7 +129,10 @@ class LocalHead:
             "--object-store-memory=500000000", "--disable-usage-stats",
             *(f"{flag}={port}" for flag, port in ports.items()),
         ]
-        done = subprocess.run(command, env=ray_env(), cwd=REPO, capture_output=True, text=True, timeout=180)
+        if self.auth_mode == "token":  # as the README: make ~/.ray/auth_token if there is none
+            subprocess.run([RAY_CLI, "get-auth-token", "--generate"], env=self.env(), capture_output=True, timeout=120,
+                           check=True)
+        done = subprocess.run(command, env=self.env(), cwd=REPO, capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             self.stop()
             raise RuntimeError(f"ray start failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

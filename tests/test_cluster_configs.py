@@ -305,6 +305,20 @@ def test_every_commented_example_in_cluster_runs_a_real_script_with_flags_it_acc
     assert found >= 2  # aws.yaml and raycluster.yaml show `ray job submit`
 
 
+def test_every_ray_job_and_commented_example_passes_only_paths_a_ray_job_accepts():
+    """A job under `ray job submit` refuses a relative local path (adabiobert/submission.py): none here."""
+    from adabiobert.submission import check_job_paths
+
+    path_flags = {"--data-root", "--word-vectors", "--output", "--out", "--shards", "--model", "--lexicon"}
+    commands = [job_commands(spec["entrypoint"])[0] for _, spec in ray_jobs()]
+    commands += [argv for path in [CLUSTER / "aws.yaml", CLUSTER / "Dockerfile", *MANIFESTS]
+                 for argv in job_commands(comments(path))]
+    for argv in commands:
+        paths = {flag: value for flag, value in flag_values(argv).items() if flag in path_flags}
+        assert paths, argv
+        check_job_paths(paths, {"RAY_JOB_CONFIG_JSON_ENV_VAR": "{}"})  # raises on a relative one
+
+
 def flag_values(argv: list[str]) -> dict[str, str | bool]:
     values: dict[str, str | bool] = {}
     for i, word in enumerate(argv[1:], start=1):

@@ -36,9 +36,12 @@ def trained(tiny_backbone_dir, ncbi, word_vectors, tmp_path_factory):
     encoder = build_example_encoder(config.model, model, tokenizer, word_vectors)
     train, dev = encoder.encode_tagged(ncbi.train[:300]), encoder.encode_tagged(ncbi.dev[:80])
     optimizer, scheduler = build_optimizer(model, config, train, world_size=1)
-    reports = list(fit(model, optimizer, scheduler, train, dev, ncbi.labels, config, torch.device("cpu"), tokenizer.pad_token_id))
+    steps = []
+    reports = list(fit(model, optimizer, scheduler, train, dev, ncbi.labels, config, torch.device("cpu"), tokenizer.pad_token_id,
+                       progress=steps.append, progress_every=5))
     folder = save_bundle(tmp_path_factory.mktemp("bundle") / "model", model, tokenizer, config.model, word_vectors, {"name": "tiny"})
-    return {"config": config, "model": model, "tokenizer": tokenizer, "dev": dev, "reports": reports, "folder": folder}
+    return {"config": config, "model": model, "tokenizer": tokenizer, "dev": dev, "reports": reports, "folder": folder,
+            "steps": steps}
 
 
 def test_fit_yields_one_report_per_epoch_and_the_loss_falls(trained):
@@ -48,6 +51,13 @@ def test_fit_yields_one_report_per_epoch_and_the_loss_falls(trained):
     for report in reports:
         assert 0 < report.alpha < 1
         assert {"entity_f1", "paper_token_micro_f1", "entity_macro_f1"} <= set(report.dev)
+
+
+def test_fit_reports_progress_every_n_steps_and_at_each_epochs_last_step(trained):
+    steps = trained["steps"]  # 300 sentences in micro-batches of 16: 19 steps per epoch
+    assert [(s.epoch, s.step) for s in steps] == [(e, s) for e in (1, 2, 3) for s in (5, 10, 15, 19)]
+    assert {(s.steps, s.run_steps) for s in steps} == {(19, 57)} and steps[-1].run_step == 57
+    assert [r.steps for r in trained["reports"]] == [19, 19, 19]
 
 
 def test_bundle_holds_no_pickle_and_reloads_with_identical_predictions(trained):

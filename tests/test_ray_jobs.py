@@ -1,102 +1,167 @@
-"""The jobs as Ray Jobs: `ray job submit` to a real local head (dashboard on loopback), exactly as
-the cluster manifests submit them, on a tiny slice with the tiny test model.
+"""The jobs as Ray Jobs: `ray job submit` to a real local head (dashboard on loopback), as the
+README's "Ray Jobs on a local head" block does, on a tiny slice with the tiny test model.
 
 The head is private to this module (its own temp dir and ports) and is killed in teardown; the
-suite's shared `ray_session` is not used, because a job needs the Jobs API of a started head.
+suite's shared `ray_session` is not used, because a job needs the Jobs API of a started head. It
+runs with token authentication and the venv first on PATH, as the README's block sets up, and is
+driven with the `ray` CLI only (submit and wait, status, logs), as a user would.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.local_ray import RAY_CLI, REPO, LocalHead, ray_env
+from tests.local_ray import RAY_CLI, REPO, LocalHead
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 UPLOAD_EXCLUDES = [".venv", ".git", "runs", "outputs", ".pytest_cache", "benchmarks/results", "**/__pycache__"]
 JOB_TIMEOUT_S = 300
+README_SECTION = "## Ray Jobs on a local head"
+HEAD_AUTH_MODE = "token"  # as the README's block exports
+PATH_FLAGS = {"--data-root", "--output", "--word-vectors", "--shards", "--model", "--out", "--lexicon"}
 
 
+# ---------------------------------------------------------------------------------------------
+# The README's block
+# ---------------------------------------------------------------------------------------------
+def readme_commands() -> list[list[str]]:
+    """The README's Ray Jobs block as argument lists (continuation lines joined, comments dropped,
+    nothing expanded: ``"$PWD/runs"`` stays ``$PWD/runs``)."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split(README_SECTION, 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [words for line in block.replace("\\\n", " ").splitlines() if (words := shlex.split(line, comments=True))]
+
+
+def split_submit(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``ray job submit <options> -- <entrypoint>`` -> (options, entrypoint words)."""
+    cut = words.index("--")
+    options, flag = {}, None
+    for word in words[3:cut]:
+        if word.startswith("--"):
+            flag, _, value = word.partition("=")
+            options[flag] = value or None
+        elif flag is not None:
+            options[flag], flag = word, None
+    return options, words[cut + 1:]
+
+
+def test_the_readme_block_sets_up_the_head_as_these_tests_do():
+    commands = readme_commands()
+    assert commands[0] == ["source", ".venv/bin/activate"]  # the tests' ray_env: the venv first on PATH
+    assert ["export", f"RAY_AUTH_MODE={HEAD_AUTH_MODE}"] in commands
+    assert ["ray", "get-auth-token", "--generate"] in [c[:3] for c in commands]  # LocalHead.start does the same
+    start = next(c for c in commands if c[:3] == ["ray", "start", "--head"])
+    assert "--dashboard-host=127.0.0.1" in start
+    assert any(c[:3] == ["ray", "job", "logs"] for c in commands)
+
+
+def test_the_readme_submits_each_job_as_these_tests_do_with_absolute_paths():
+    """Same submit options as `submit` below; entrypoints that each job's own parser accepts; every
+    path flag absolute once the shell has expanded $PWD (what a Ray Job requires)."""
+    from adabiobert.submission import check_job_paths
+
+    submits = [split_submit(c) for c in readme_commands() if c[:3] == ["ray", "job", "submit"]]
+    assert [entry[:2] for _, entry in submits] == [["python", "jobs/train.py"], ["python", "jobs/annotate.py"]]
+    for options, entry in submits:
+        assert options.get("--address") == "http://127.0.0.1:8265" and options.get("--working-dir") == "."
+        assert set(options) <= {"--address", "--working-dir", "--submission-id"}
+        argv = [word.replace("$PWD", str(REPO)) for word in entry[2:]]
+        job = importlib.import_module(f"jobs.{Path(entry[1]).stem}")
+        job.parse_args(argv)  # exits 2 on a flag the job does not know
+        paths = {flag: value for flag, value in zip(entry[2:], entry[3:]) if flag in PATH_FLAGS}
+        assert paths and all(value.startswith("$PWD/") for value in paths.values()), paths
+        check_job_paths({flag: value.replace("$PWD", str(REPO)) for flag, value in paths.items()},
+                        {"RAY_JOB_CONFIG_JSON_ENV_VAR": "{}"})
+
+
+# ---------------------------------------------------------------------------------------------
+# A real head
+# ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_head():
-    head = LocalHead(num_cpus=6)
+    head = LocalHead(num_cpus=6, auth_mode=HEAD_AUTH_MODE)
     try:
         head.start()
-        wait_for_jobs_api(head.dashboard_url)
+        wait_for_jobs_api(head)
         yield head
     finally:
         head.stop()
 
 
-def wait_for_jobs_api(url: str, timeout_s: float = 90) -> None:
-    from ray.job_submission import JobSubmissionClient
+def ray_cli(head: LocalHead, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A `ray` command against the head, from the repository root; colours dropped from its output."""
+    done = subprocess.run([RAY_CLI, *args], cwd=REPO, env=head.env(), capture_output=True, text=True, timeout=timeout)
+    done.stdout = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    return done
 
+
+def wait_for_jobs_api(head: LocalHead, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            JobSubmissionClient(url).list_jobs()
-            return
-        except Exception:  # the dashboard is still starting
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
-def submit(head: LocalHead, submission_id: str, argv: list[str]) -> None:
-    """`ray job submit --no-wait` from the repository root, the working dir uploaded small."""
-    runtime_env = {"excludes": UPLOAD_EXCLUDES, "env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}}
-    command = [
-        RAY_CLI, "job", "submit", "--address", head.dashboard_url, "--submission-id", submission_id,
-        "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env), "--no-wait", "--", "python", *argv,
-    ]
-    done = subprocess.run(command, cwd=REPO, env=ray_env(), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"ray job submit failed:\n{done.stdout}\n{done.stderr}"
-
-
-def wait_for_job(head: LocalHead, submission_id: str, timeout_s: float = JOB_TIMEOUT_S) -> tuple[str, str]:
-    """Poll the Jobs API until the job ends; returns (final status, the job's log)."""
-    from ray.job_submission import JobStatus, JobSubmissionClient
-
-    client = JobSubmissionClient(head.dashboard_url)
-    deadline = time.monotonic() + timeout_s
-    while (status := client.get_job_status(submission_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+    while (done := ray_cli(head, "job", "list", "--address", head.dashboard_url)).returncode != 0:
         if time.monotonic() > deadline:
-            client.stop_job(submission_id)
-            pytest.fail(f"job {submission_id} still {status} after {timeout_s} s:\n{client.get_job_logs(submission_id)[-4000:]}")
-        time.sleep(2)
-    return str(status.value), client.get_job_logs(submission_id)
+            raise RuntimeError(f"the Jobs API did not answer in {timeout_s} s:\n{done.stdout[-2000:]}")
+        time.sleep(1)  # the dashboard is still starting
 
 
-def cli_status(head: LocalHead, submission_id: str) -> str:
-    done = subprocess.run([RAY_CLI, "job", "status", "--address", head.dashboard_url, submission_id],
-                          env=ray_env(), capture_output=True, text=True, timeout=60)
-    return re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)  # drop the colours
+def submit_and_wait(head: LocalHead, submission_id: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`ray job submit` as in the README (it waits and streams the job's log; exit 1 if the job
+    failed), with the upload kept small."""
+    runtime_env = {"excludes": UPLOAD_EXCLUDES, "env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}}
+    return ray_cli(head, "job", "submit", "--address", head.dashboard_url, "--submission-id", submission_id,
+                   "--working-dir", ".", "--runtime-env-json", json.dumps(runtime_env), "--", "python", *argv,
+                   timeout=JOB_TIMEOUT_S)
+
+
+def job_logs(head: LocalHead, submission_id: str) -> str:
+    done = ray_cli(head, "job", "logs", "--address", head.dashboard_url, submission_id)
+    assert done.returncode == 0, done.stdout
+    return done.stdout
+
+
+def job_status(head: LocalHead, submission_id: str) -> str:
+    return ray_cli(head, "job", "status", "--address", head.dashboard_url, submission_id).stdout
 
 
 def test_training_job_submitted_to_a_ray_head_succeeds_and_writes_its_run(ray_head, tmp_path, tiny_backbone_dir, corpora_root):
     output = tmp_path / "runs"
-    submit(ray_head, "train-tiny", [
+    done = submit_and_wait(ray_head, "train-tiny", [
         "jobs/train.py", "--dataset", "NCBI-disease", "--data-root", str(Path(corpora_root).resolve()),
         "--backbone", str(Path(tiny_backbone_dir).resolve()), "--max-subwords", "64",
         "--max-train-sentences", "64", "--max-eval-sentences", "16", "--epochs", "1", "--batch-size", "16",
         "--num-workers", "1", "--cpu-threads", "1", "--output", str(output), "--name", "ray-job",
     ])
-    status, logs = wait_for_job(ray_head, "train-tiny")
-    assert status == "SUCCEEDED", logs[-4000:]
-    assert "Job 'train-tiny' succeeded" in cli_status(ray_head, "train-tiny")
-    assert "test entity F1" in logs
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Job 'train-tiny' succeeded" in job_status(ray_head, "train-tiny")
+    logs = job_logs(ray_head, "train-tiny")
+    assert "test entity F1" in logs and "Traceback" not in logs
+    assert logs.count("train: epoch 1/1 done") == 1  # progress relayed once by the driver, not per worker print
     run = output / "ray-job"
     results = json.loads((run / "results.json").read_text())
     assert [e["epoch"] for e in results["epochs"]] == [1]
     assert results["test"]["sentences"] == 16
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "model" / "adabiobert.json").is_file()
+
+
+def test_a_relative_output_is_refused_in_a_ray_job_with_a_line_that_says_why(ray_head, corpora_root):
+    done = submit_and_wait(ray_head, "train-relative", [
+        "jobs/train.py", "--dataset", "NCBI-disease", "--data-root", str(Path(corpora_root).resolve()),
+        "--output", "runs", "--name", "never-written",
+    ])
+    assert done.returncode == 1  # the job failed, and `ray job submit` says so
+    assert "Job 'train-relative' failed" in job_status(ray_head, "train-relative")
+    [line] = [line for line in job_logs(ray_head, "train-relative").splitlines() if line.startswith("error: ")]
+    assert line.startswith("error: --output runs: a relative path in Ray Job train-relative resolves in the job's")
+    assert '--output "$PWD/runs"' in line
 
 
 def test_annotation_job_submitted_to_a_ray_head_succeeds_and_commits_every_shard(ray_head, tmp_path, tiny_bundle, ncbi):
@@ -106,15 +171,14 @@ def test_annotation_job_submitted_to_a_ray_head_succeeds_and_commits_every_shard
     for i in range(2):
         write_shard(str(tmp_path / "shards" / f"part-{i:05d}.parquet"), corpus_articles(sentences[i * 60:], f"PMC{i}", 3))
     output = tmp_path / "entities"
-    submit(ray_head, "annotate-tiny", [
+    done = submit_and_wait(ray_head, "annotate-tiny", [
         "jobs/annotate.py", "--shards", str(tmp_path / "shards"), "--model", str(Path(tiny_bundle).resolve()),
         "--output", str(output), "--run-date", "2026-11-24", "--run-id", "nightly-test", "--num-actors", "1",
         "--cpu-threads", "1", "--documents-per-call", "2", "--documents-per-split", "2", "--no-progress",
     ])
-    status, logs = wait_for_job(ray_head, "annotate-tiny")
-    assert status == "SUCCEEDED", logs[-4000:]
-    assert "Job 'annotate-tiny' succeeded" in cli_status(ray_head, "annotate-tiny")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "Job 'annotate-tiny' succeeded" in job_status(ray_head, "annotate-tiny")
     summary = json.loads((output / "runs" / "nightly-test.json").read_text())
     assert summary["shards_committed"] == 2 and summary["documents_in"] == summary["documents_tagged"] == 6
     assert sorted(p.name.split("-")[1] for p in (output / "entities" / "run_date=2026-11-24").glob("*.parquet")) == ["00000", "00001"]
-    assert "2 shards tagged" in logs
+    assert "2 shards tagged" in job_logs(ray_head, "annotate-tiny")

@@ -34,7 +34,6 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
-from tqdm import tqdm
 
 from adabiobert import storage
 from adabiobert.annotate import (
@@ -55,9 +54,11 @@ from adabiobert.annotate import (
 )
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.checkpoint import MANIFEST
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, rejection_table
+from adabiobert.distributed.session import init_ray
+from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 from adabiobert.precision import DEFAULT_TAG_PRECISION
+from adabiobert.progress import Progress
 
 CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
 """Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
@@ -226,11 +227,15 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     pool = None
     if streamed:
         mark = time.perf_counter()
-        if not ray.is_initialized():
-            ray.init(configure_logging=False)  # $RAY_ADDRESS when set, else a local instance
+        init_ray(log)  # $RAY_ADDRESS when set, else a local instance
         pool = _tagger_pool(config)  # raises before anything is committed
         precision = _run_precision(config)  # raises (a refused precision) before anything is committed
         log(f"tagging precision {precision['precision']}: {precision['reason']}")
+        actors, cpus, gpus, _ = pool
+        log(f"tagging {sum(c.expected for c in streamed)} articles of {len(streamed)} shard{'s' if len(streamed) > 1 else ''} "
+            f"with {actors} tagger "
+            f"actor{'s' if actors > 1 else ''} ({f'{gpus} GPU' if gpus else f'{cpus} CPU'} each); "
+            "each loads the model first")
         seconds["ray_start"] = time.perf_counter() - mark
     else:
         precision = {"precision": None, "reason": "no shard to tag: no tagger was loaded", "requested": config.precision}
@@ -276,7 +281,6 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     Returns:
         Seconds spent committing (inside the stream's wall time).
     """
-    ray.data.DataContext.get_current().enable_progress_bars = False  # our own bar below
     by_uri = {c.shard.uri: c for c in checks}
     dataset = _pipeline(list(by_uri), config, model_id, pool, precision)
 
@@ -285,7 +289,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     done: set[str] = set()
     commit_seconds = 0.0
     total = sum(c.expected for c in checks)
-    progress = tqdm(total=total, desc="annotate", unit="article", disable=not config.show_progress)
+    progress = Progress("annotate", total, "article", enabled=config.show_progress)
     with progress:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=2):
             failed = pc.equal(batch.column("status"), QUARANTINED)

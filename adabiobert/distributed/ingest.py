@@ -29,10 +29,11 @@ from pathlib import PurePosixPath
 
 import pyarrow as pa
 import ray
-from tqdm import tqdm
 
 from adabiobert import storage
+from adabiobert.distributed.session import init_ray
 from adabiobert.ingest import IngestConfig, IngestStats, Reject, find_run_inputs, ingest, write_run_summary
+from adabiobert.progress import Progress
 from adabiobert.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -77,9 +78,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     units = plan_units(files, files_per_unit)
     if len(units) < 2:
         return ingest(config)
-    if not ray.is_initialized():
-        ray.init(configure_logging=False)  # $RAY_ADDRESS when set, else a local instance
-    ray.data.DataContext.get_current().enable_progress_bars = False  # our own bar below
+    init_ray()  # $RAY_ADDRESS when set, else a local instance; Ray Data's bars off (ours below)
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None
     results = _ingest_all(units, config, workers, unit_retries, runtime_env)
@@ -158,14 +157,12 @@ def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retr
         runtime_env=runtime_env,
     )
     results: list[UnitResult] = []
-    progress = tqdm(total=sum(len(u.files) for u in units), desc="ingest", unit="file",
-                    disable=not config.show_progress)
+    progress = Progress("ingest", sum(len(u.files) for u in units), "file", enabled=config.show_progress)
     with progress:
         for row in dataset.iter_rows():
             result = pickle.loads(row["result"])
             results.append(result)
-            progress.update(len(units[result.index].files))
-            progress.set_postfix(units=len(results))
+            progress.update(len(units[result.index].files), note=f"{len(results)} of {len(units)} units")
     if sorted(r.index for r in results) != list(range(len(units))):  # one per unit, none twice
         raise RuntimeError(f"{len(results)} unit results came back for {len(units)} units")
     return results

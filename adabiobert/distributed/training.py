@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +31,9 @@ from adabiobert.backbone import load_tokenizer
 from adabiobert.checkpoint import MANIFEST, STATE_JSON, STATE_TENSORS, load_training_state, load_weights, save_bundle, save_training_state
 from adabiobert.config import TrainConfig, TrainJobConfig
 from adabiobert.corpus import load_corpus, resolve_data_root, validate_for_training
-from adabiobert.engine import fit
+from adabiobert.distributed.session import init_ray
+from adabiobert.engine import StepProgress, fit
+from adabiobert.progress import Progress, format_seconds
 from adabiobert.report import code_version, data_provenance, plot_training_curve, results_document
 from adabiobert.word_vectors import WordVectors
 
@@ -62,6 +65,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         torch.set_num_threads(loop_config["cpu_threads"])
     torch.manual_seed(config.seed)
 
+    relay = loop_config.get("progress") if rank == 0 else None
+    started = time.perf_counter()
     tokenizer = load_tokenizer(config.model.backbone)
     word_vectors: WordVectors | None = data["word_vectors"]
     model = build_model(config, data["labels"], word_vectors)
@@ -81,12 +86,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
     _move_optimizer_state(optimizer, device)
     wrapped = ray.train.torch.prepare_model(model, move_to_device=False) if world_size > 1 else model
 
-    def progress(line: str) -> None:
-        if rank == 0:
-            print(line, flush=True)
-
+    _tell(relay, {"kind": "ready", "workers": world_size, "train": len(data["train"]), "dev": len(data["dev"]),
+                  "seconds": time.perf_counter() - started, "resumed_after": start_epoch})
+    progress = (lambda step: _tell(relay, {"kind": "step", **step.__dict__})) if relay is not None else None
     pad_id = tokenizer.pad_token_id or 0
     for report in fit(wrapped, optimizer, scheduler, train, dev, data["labels"], config, device, pad_id, start_epoch, progress):
+        _tell(relay, {"kind": "epoch", "epoch": report.epoch, "epochs": config.epochs, "loss": report.train_loss,
+                      "alpha": report.alpha, "dev_f1": report.dev.get("entity_f1"), "dev": len(data["dev"]),
+                      "seconds": report.train_seconds + report.eval_seconds})
         history.append(report.to_dict())
         metrics = _flat_metrics(report)
         with tempfile.TemporaryDirectory() as folder:
@@ -98,6 +105,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 checkpoint = Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{report.epoch:03d}")
         _maybe_crash(loop_config.get("crash_after_epoch"), report.epoch, rank)
+
+
+def _tell(relay, message: dict) -> None:
+    """Send one progress message to the driver (rank 0 only: the others have no relay). Progress
+    never fails a run: a relay that is gone is ignored."""
+    if relay is None:
+        return
+    try:
+        relay.put_nowait(message)
+    except Exception:  # noqa: BLE001 - the queue actor died; training goes on without progress
+        pass
 
 
 def _flat_metrics(report) -> dict:
@@ -168,12 +186,15 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
         f"tags {list(corpus.labels.tags)}, word vectors: "
         + (f"{len(word_vectors.words)} x {word_vectors.dim}" if word_vectors else "off")
     )
-    if not ray.is_initialized():
-        ray.init(configure_logging=False)
+    init_ray(log)
 
     data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors})
     cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
     filesystem, storage_root = _run_storage(job.output)
+    relay = _ProgressRelay(log)
+    each = "1 GPU" if job.use_gpu else f"{cpu_threads} CPU threads"
+    log(f"training: {job.num_workers} worker{'s' * (job.num_workers > 1)} ({each} each), "
+        f"{job.train.epochs} epoch{'s' * (job.train.epochs > 1)}; starting the workers and loading the encoder")
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -181,6 +202,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
             "data": data,
             "cpu_threads": cpu_threads,
             "crash_after_epoch": os.environ.get(CRASH_ENV),
+            "progress": relay.queue,
         },
         scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu),
         run_config=RunConfig(
@@ -193,7 +215,10 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
             ),
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    finally:
+        relay.close()
     fit_seconds = time.perf_counter() - started
     if result.error is not None:
         raise result.error
@@ -221,6 +246,82 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
         model_uri = storage.join(run_dir, "model")
         storage.publish_dir(model_dir, model_uri, last=MANIFEST)  # last: model/ means the run finished
     return TrainingOutcome(run_dir, model_uri, results)
+
+
+class _ProgressRelay:
+    """Rank 0's progress, printed once, on the driver.
+
+    Workers' own output stays in their log files (``session.init_ray``), and Ray Train's print
+    patch would show each line twice anyway (once through its logger, once through the original
+    print). Rank 0 puts small dicts on a Ray queue (an actor holding no CPU); a thread here turns
+    them into a :class:`~adabiobert.progress.Progress` over the run's optimizer steps.
+    """
+
+    def __init__(self, log) -> None:
+        from ray.util.queue import Queue
+
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        self._log = log
+        self._progress: Progress | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="training-progress", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Show what is still queued, end the bar, remove the queue."""
+        from ray.util.queue import Empty
+
+        self._stop.set()
+        self._thread.join()
+        try:
+            while True:
+                self._show(self.queue.get_nowait())
+        except Empty:
+            pass
+        except Exception:  # noqa: BLE001 - the queue actor is gone: nothing more to show
+            pass
+        if self._progress is not None:
+            self._progress.close()
+        self.queue.shutdown()
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while not self._stop.is_set():
+            try:
+                message = self.queue.get(timeout=1)
+            except Empty:
+                continue
+            except Exception:  # noqa: BLE001 - the queue actor is gone
+                return
+            self._show(message)
+
+    def _show(self, message: dict) -> None:
+        kind = message.pop("kind")
+        if kind == "ready":
+            resumed = f"; resuming after epoch {message['resumed_after']}" if message["resumed_after"] else ""
+            self._log(f"training: worker{'s' * (message['workers'] > 1)} ready in "
+                      f"{format_seconds(message['seconds'])} ({message['train']} train and {message['dev']} dev "
+                      f"sentences encoded){resumed}")
+            if self._progress is not None:  # a restarted worker group (FailureConfig): a new count
+                self._progress.close()
+            self._progress = Progress("train", None, "step", every_s=20)  # the clock starts with the steps
+        elif kind == "step":
+            step = StepProgress(**message)
+            if self._progress is None:
+                self._progress = Progress("train", None, "step", every_s=20)
+            self._progress.total = step.run_steps
+            self._progress.update(step.run_step - self._progress.n,
+                                  note=f"epoch {step.epoch}/{step.epochs}, loss {step.loss:.4f}, alpha {step.alpha:.3f}")
+        elif kind == "epoch":
+            f1 = message["dev_f1"]
+            scored = f"dev entity F1 {f1:.4f} ({message['dev']} sentences)" if f1 is not None else "no dev set"
+            line = (f"train: epoch {message['epoch']}/{message['epochs']} done in {format_seconds(message['seconds'])}: "
+                    f"loss {message['loss']:.4f}, alpha {message['alpha']:.3f}, {scored}")
+            if self._progress is not None:
+                self._progress.write(line)
+            else:
+                self._log(line)
 
 
 def _run_storage(output: str):

@@ -26,12 +26,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
-from tqdm import tqdm
 
 from adabiobert import storage
+from adabiobert.distributed.session import init_ray
 from adabiobert.errors import InputNotFoundError
 from adabiobert.lexicon import Lexicon
 from adabiobert.pmc_schema import TEXT_COLUMNS, validate_shard_schema
+from adabiobert.progress import Progress
 from adabiobert.word2vec import (
     STATS_FILE,
     Word2VecConfig,
@@ -66,7 +67,7 @@ class Word2VecBuildConfig:
     keep_corpus: bool = False
     """Also write the line corpus to ``<out>/corpus.txt``."""
     show_progress: bool = True
-    """tqdm bar over the articles while the corpus is written."""
+    """Progress over the articles while the corpus is written (``adabiobert.progress``)."""
 
     def __post_init__(self) -> None:
         if self.num_actors < 1 or self.batch_size < 1:
@@ -126,10 +127,9 @@ def shard_uris(shards: str) -> list[str]:
     return found
 
 
-def sentence_dataset(uris: list[str], lexicon: Lexicon, config: Word2VecBuildConfig) -> ray.data.Dataset:
-    """The lazy Ray dataset of kept sentences, one row per article (starts Ray if needed)."""
-    if not ray.is_initialized():
-        ray.init()  # $RAY_ADDRESS when set, else a local instance, as Ray Data would do
+def sentence_dataset(uris: list[str], lexicon: Lexicon, config: Word2VecBuildConfig, log=None) -> ray.data.Dataset:
+    """The lazy Ray dataset of kept sentences, one row per article (starts Ray if needed, saying so to ``log``)."""
+    init_ray(log)  # $RAY_ADDRESS when set, else a local instance
     actors = max(1, min(config.num_actors, int(ray.cluster_resources().get("CPU", 1)) - 1))
     filesystem, _ = storage.filesystem_for(uris[0])
     paths = [storage.filesystem_for(uri)[1] for uri in uris]
@@ -145,12 +145,13 @@ def sentence_dataset(uris: list[str], lexicon: Lexicon, config: Word2VecBuildCon
     )
 
 
-def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon) -> Word2VecStats:
+def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon, log=None) -> Word2VecStats:
     """Make the kept-sentence corpus on Ray Data, train gensim on it, save vectors and stats.
 
     Args:
         config: shards, output and settings.
         lexicon: the terms a sentence must mention to be kept.
+        log: called with a line per stage (None: silent).
 
     Returns:
         The statistics also written to ``<out>/word2vec_stats.json``.
@@ -169,8 +170,11 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon) -> Word2VecSta
         Path(local_out).mkdir(parents=True, exist_ok=True)
         corpus = Path(local_out) / CORPUS_FILE
         started = time.perf_counter()
-        counts = _write_corpus(sentence_dataset(uris, lexicon, config), corpus, documents_total, config.show_progress)
+        counts = _write_corpus(sentence_dataset(uris, lexicon, config, log), corpus, documents_total, config.show_progress)
         corpus_seconds = time.perf_counter() - started
+        if log is not None:
+            log(f"word2vec: training gensim ({config.word2vec.epochs} epochs) on {counts['sentences_kept']} sentences, "
+                f"{counts['tokens']} words")
         vectors = train_vectors(corpus, config.word2vec)
         train_seconds = time.perf_counter() - started - corpus_seconds
         save_vectors(vectors, local_out)
@@ -205,7 +209,7 @@ def _check_shards(uris: list[str]) -> int:
 def _write_corpus(dataset: ray.data.Dataset, corpus: Path, documents_total: int, show_progress: bool) -> dict[str, int]:
     """Stream the dataset's kept lines into ``corpus``; return the counts for the stats."""
     counts = {"documents": 0, "sentences_seen": 0, "sentences_kept": 0, "tokens": 0}
-    progress = tqdm(total=documents_total, desc="word2vec corpus", unit="article", disable=not show_progress)
+    progress = Progress("word2vec corpus", documents_total, "article", enabled=show_progress)
     with open(corpus, "w", encoding="utf-8") as handle, progress:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             counts["documents"] += batch.num_rows
