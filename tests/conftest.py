@@ -159,3 +159,15 @@ def tiny_bundle(tiny_backbone_dir, ncbi, tmp_path_factory) -> Path:
         margin = emissions[:, begin] - emissions[:, ncbi.labels.tags.index("O")]  # (words,)
         model.classifier.bias[begin] -= torch.quantile(margin, 0.9)
     return save_bundle(tmp_path_factory.mktemp("tiny-bundle") / "model", model, tokenizer, config.model, None, {"name": "tiny"})
+
+
+@pytest.fixture(scope="module")
+def ray_data(ray_session):
+    """The shared Ray, with Ray Data's no-progress timeout raised for these slow 2-core machines."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = context.execution_no_progress_timeout_s
+    context.execution_no_progress_timeout_s = 120
+    yield ray_session
+    context.execution_no_progress_timeout_s = saved

@@ -41,16 +41,6 @@ def _s3_env_before_ray(s3_server):
     yield
 
 
-@pytest.fixture(scope="module")
-def ray_data(ray_session):
-    from ray.data import DataContext
-
-    context = DataContext.get_current()
-    saved = context.execution_no_progress_timeout_s
-    context.execution_no_progress_timeout_s = 120
-    yield ray_session
-    context.execution_no_progress_timeout_s = saved
-
 
 @pytest.fixture(scope="module")
 def shard_rows(ncbi):

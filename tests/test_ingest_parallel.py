@@ -80,16 +80,6 @@ def test_units_run_in_any_order_write_what_one_process_writes(shared_root, tmp_p
 
 # --- on Ray Data ------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ray_data(ray_session):
-    from ray.data import DataContext
-
-    context = DataContext.get_current()
-    saved = context.execution_no_progress_timeout_s
-    context.execution_no_progress_timeout_s = 120
-    yield ray_session
-    context.execution_no_progress_timeout_s = saved
-
 
 @pytest.mark.ray
 def test_ray_writes_what_one_process_writes(ray_data, shared_root, tmp_path):
