@@ -30,6 +30,10 @@ otherwise). Measured and written as JSON (``--out``) and a Markdown table (besid
   where ``tag_busy`` sums the seconds the tagger actors spent in ``tag_documents`` (the job's
   ``seconds.tag_busy``) and ``total`` is the job's wall time (Ray already started); the same
   against the job's ``stream`` time (read, split and tag overlapping, without the commits);
+- the driver's CPU seconds during annotation, per article (grouping the tagged rows, the commits,
+  Ray's own threads in the driver): one driver can take at most 1 / that many articles/s, however
+  many GPUs tag; the commit seconds per shard and the split's CPU seconds per article (the job's
+  ``seconds.commit`` and ``seconds.split_busy``), for the extrapolation in ``docs/operations.md``;
 - the entity tables: the articles that have a row, against the articles generated.
 """
 
@@ -112,6 +116,11 @@ class RssSampler:
 
     def current(self) -> int:
         return self._process.memory_info().rss
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the driver process so far, every thread (Ray's own in the driver included)."""
+        times = self._process.cpu_times()
+        return times.user + times.system
 
     def sample(self) -> int:
         """The RSS now (also counted into the peak)."""
@@ -285,12 +294,12 @@ def run_scale(settings: ScaleSettings) -> dict:
                                          documents_per_call=settings.documents_per_call, show_progress=False)
         rss.phase()
         watch = CommitWatch(shard_rows, settings.checkpoints, rss)
-        before = store_stats()
+        before, cpu = store_stats(), rss.cpu_seconds()
         mark = time.perf_counter()
         summary = run_annotation(annotation, hook=watch, log=lambda line: print(f"  {line}", flush=True))
         seconds = time.perf_counter() - mark
         report["annotate"] = _annotation_report(summary, seconds, settings.actors, watch, rss.peak,
-                                                _spill(before, store_stats()))
+                                                _spill(before, store_stats()), rss.cpu_seconds() - cpu)
         found = _entity_pmcids(settings.work / "annotations")
         report["entity_articles"] = len(found)
         report["generated_articles_with_entities"] = len(found & set(generated_pmcids(spec)))
@@ -316,7 +325,8 @@ def _generation_report(generated: Generated, spec: CorpusSpec, counts: list[int]
     }
 
 
-def _annotation_report(summary: dict, seconds: float, actors: int, watch: CommitWatch, peak: int, spill: dict) -> dict:
+def _annotation_report(summary: dict, seconds: float, actors: int, watch: CommitWatch, peak: int, spill: dict,
+                       driver_cpu: float) -> dict:
     stages = summary["seconds"]
     tag_busy = stages.get("tag_busy", 0.0)
     return {
@@ -335,6 +345,8 @@ def _annotation_report(summary: dict, seconds: float, actors: int, watch: Commit
         "commit_seconds_per_shard": round(stages.get("commit", 0.0) / max(1, summary["shards_committed"]), 4),
         "split_seconds_per_article": round(stages.get("split_busy", 0.0) / max(1, summary["documents_in"]), 5),
         "driver_peak_rss_mb": round(peak / MB, 1),
+        "driver_cpu_seconds": round(driver_cpu, 2),
+        "driver_cpu_seconds_per_article": round(driver_cpu / max(1, summary["documents_in"]), 5),
         "checkpoints": watch.checkpoints,
         "by_shard": watch.shards,
         "object_store": spill,
@@ -343,7 +355,9 @@ def _annotation_report(summary: dict, seconds: float, actors: int, watch: Commit
 
 def _steady_rate(checkpoints: list[dict]) -> float | None:
     """Articles/s between the first and the last checkpoint: without the start-up (actor and
-    model load, the first read) that the whole run's rate includes."""
+    model load, the first read) that the whole run's rate includes. Counted at commit time: a
+    shard commits when its last article is back, so shards tagged before the first checkpoint
+    but committed after it inflate the rate when that checkpoint is only a few shards in."""
     if len(checkpoints) < 2 or checkpoints[-1]["seconds"] <= checkpoints[0]["seconds"]:
         return None
     first, last = checkpoints[0], checkpoints[-1]
@@ -378,7 +392,9 @@ def markdown(report: dict) -> str:
         *(f"| {c['articles']} | {c['seconds']} | {c['rss_mb']} | {c['peak_rss_mb']} | {c['arrow_allocated_mb']} |"
           for c in a["checkpoints"]),
         "",
-        f"Annotation between the first and the last checkpoint: {a['steady_articles_per_s']} articles/s.",
+        f"Annotation between the first and the last checkpoint: {a['steady_articles_per_s']} articles/s. Driver CPU "
+        f"{a['driver_cpu_seconds']} s ({1000 * a['driver_cpu_seconds_per_article']:.2f} ms per article), commit "
+        f"{a['commit_seconds_per_shard']} s per shard; split {1000 * a['split_seconds_per_article']:.1f} ms of CPU per article.",
         f"Time outside the tagger: {100 * a['outside_tagger_share']:.1f} % of the annotation's wall time "
         f"({100 * (a['outside_tagger_share_of_stream'] or 0):.1f} % of its stream time); tagger "
         f"{a['tagger_sentences_per_s_per_actor']} sentences/s per actor; {a['sentences']} sentences, "
