@@ -401,12 +401,12 @@ def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEnc
 
 
 def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
-    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one ``tag_encoded`` call.
+    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one tagger call.
 
-    Sentences the split encoded are tagged as they come, without a tokenizer call; only
-    sentences split without an encoder (null subword fields) are encoded here first. All
-    sentences of the batch go to the tagger together; it sorts them by length and forms batches
-    within its subword budget, so a call should carry many sentences.
+    Sentences the split encoded are tagged as they come (``tag_encoded``), without a tokenizer
+    call; a batch holding sentences split without an encoder (null subword fields) goes to
+    ``tag_words`` instead. All sentences of the batch go to the tagger together; it sorts them by
+    length and forms batches within its subword budget, so a call should carry many sentences.
     """
     started = time.perf_counter()
     sentences = batch.column("sentences").combine_chunks()
@@ -417,10 +417,10 @@ def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
     ends = pc.struct_field(flat, "word_ends").to_pylist()
     words = [[t[s:e] for s, e in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)]
     examples = examples_from_arrow(flat)
-    missing = [i for i, example in enumerate(examples) if example is None]
-    for i, example in zip(missing, tagger.encode_words([words[i] for i in missing])):
-        examples[i] = example
-    taggings = tagger.tag_encoded(examples)
+    if examples and all(example is not None for example in examples):
+        taggings = tagger.tag_encoded(examples)
+    else:  # split without an encoder (or no sentence): the tagger tokenizes
+        taggings = tagger.tag_words(words)
 
     mentions: list[list[dict[str, Any]]] = [[] for _ in range(batch.num_rows)]
     word_counts = [0] * batch.num_rows
