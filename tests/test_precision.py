@@ -106,6 +106,26 @@ def test_int8_tagging_gives_valid_iob2_and_mostly_the_fp32_tags(tiny_bundle, ncb
     assert agreement >= 0.95, agreement
 
 
+def test_int8_keeps_the_down_projections_fp32_and_quantises_the_rest_per_channel(tiny_bundle):
+    from torch import nn
+
+    from adabiobert.precision import int8_layer_names
+    from adabiobert.tagger import Tagger
+
+    fp32 = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="fp32").model.encoder
+    linear = {n: m for n, m in fp32.named_modules() if isinstance(m, nn.Linear)}
+    down = {n for n, m in linear.items() if m.in_features > m.out_features}
+    assert down and all(n.endswith("output.dense") and ".attention." not in n for n in down)  # the FFN outputs
+    assert set(int8_layer_names(fp32)) == set(linear) - down
+
+    int8 = dict(Tagger.from_pretrained(tiny_bundle, device="cpu", precision="int8").model.encoder.named_modules())
+    for name in linear:
+        quantised = type(int8[name]).__module__.startswith("torch.ao.nn.quantized")
+        assert quantised == (name not in down), name
+        if quantised:
+            assert int8[name].weight().qscheme() == torch.per_channel_affine, name
+
+
 def test_int8_entities_keep_offsets_into_the_text(tiny_bundle):
     from adabiobert.tagger import Tagger
 
