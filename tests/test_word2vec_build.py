@@ -10,11 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 from gensim.models import KeyedVectors
 
-from adabiobert.errors import ConfigError, ShardSchemaError
+from adabiobert import storage
+from adabiobert.errors import ConfigError, InputNotFoundError, ShardSchemaError
 from adabiobert.ingest import IngestConfig, ingest
 from adabiobert.lexicon import Lexicon
 from adabiobert.pmc_schema import records_to_table
 from adabiobert.word2vec import (
+    VECTORS_FILE,
     LineSentences,
     Word2VecConfig,
     article_texts,
@@ -23,6 +25,7 @@ from adabiobert.word2vec import (
     train_vectors,
     train_vectors_from_iterable,
 )
+from adabiobert.word_vectors import WordVectors
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = Word2VecConfig(vector_size=8, window=2, min_count=1, epochs=1, workers=1)
@@ -71,6 +74,25 @@ def test_nothing_to_train_is_a_clear_error(tmp_path):
     corpus.write_text("only once\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="no word occurs min_count=2 times"):
         train_vectors(corpus, Word2VecConfig(min_count=2, workers=1))
+
+
+@pytest.mark.parametrize("separate_arrays", [False, True])
+def test_vectors_built_to_s3_load_as_the_same_vectors(tmp_path, s3_bucket, separate_arrays):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("BRCA1 binds DNA .\nbrca1 is the mouse symbol .\n" * 5, encoding="utf-8")
+    local = tmp_path / "w2v"
+    local.mkdir()
+    # gensim puts arrays above sep_limit bytes in .npy files beside the .kv: both layouts must load
+    train_vectors(corpus, TINY).save(str(local / VECTORS_FILE), sep_limit=0 if separate_arrays else 10 << 20)
+    assert any(p.suffix == ".npy" for p in local.iterdir()) == separate_arrays
+    storage.upload_dir(local, f"s3://{s3_bucket}/w2v")
+    storage.write_bytes(f"s3://{s3_bucket}/w2v/vectors.kv-old", b"not gensim")  # beside it, not one of its files
+    from_s3 = WordVectors.load(f"s3://{s3_bucket}/w2v/{VECTORS_FILE}")
+    from_disk = WordVectors.load(local / VECTORS_FILE)
+    assert from_s3.words == from_disk.words and {"BRCA1", "brca1"} <= set(from_s3.words)
+    assert (from_s3.vectors == from_disk.vectors).all()
+    with pytest.raises(InputNotFoundError, match="word vectors not found: s3://.*/missing.kv"):
+        WordVectors.load(f"s3://{s3_bucket}/w2v/missing.kv")
 
 
 def test_a_shard_without_text_columns_fails_before_ray_starts(tmp_path, shared_root):
