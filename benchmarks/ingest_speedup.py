@@ -46,7 +46,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
+from adabiobert.ingest import ingest  # noqa: E402
+from adabiobert.job_configs import IngestConfig  # noqa: E402
 
 PMC_ID = re.compile(rb'(<article-id pub-id-type="pmc">)(?:PMC)?\d+(<)')
 FILE_LIST_HEADER = "Article File,Article Citation,AccessionID,LastUpdated (YYYY-MM-DD HH:MM:SS),PMID,License,Retracted\n"

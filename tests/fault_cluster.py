@@ -198,7 +198,7 @@ def write_test_shards(folder: Path, data_root: str) -> str:
 
 
 def run_annotate(args) -> dict:
-    from adabiobert.annotate import AnnotationJobConfig
+    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.distributed import annotation
 
     scratch = Path(args.scratch)

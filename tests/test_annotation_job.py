@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.annotate import AnnotationJobConfig
+from adabiobert.job_configs import AnnotationJobConfig
+from adabiobert.pmc_shards import REJECTS_FILE
 from adabiobert.tagger import Tagger
 from tests.annotation_data import (
     bad_articles,
@@ -56,13 +58,20 @@ def shard_rows(ncbi):
 
 
 def write_shards(root: str, shard_rows) -> str:
+    """The shards, and the ingest job's rejects table beside them (which is no shard)."""
     for name, content in shard_rows.items():
         uri = storage.join(root, name)
         if content is None:
             storage.write_bytes(uri, b"PAR1 not a parquet file")
         else:
             write_shard(uri, content[0], *(content[1:] if content[1] is not None else ()))
+    write_ingest_rejects(storage.join(root, REJECTS_FILE))
     return root
+
+
+def write_ingest_rejects(uri: str) -> None:
+    with storage.open_output(uri) as sink:
+        pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["line 3: not well-formed"]}), sink)
 
 
 def job_config(shards: str, output: str, model, **overrides) -> AnnotationJobConfig:
@@ -126,6 +135,7 @@ def test_a_run_counts_every_article_and_records_every_rejection(first_run, shard
     articles_in = sum(len(c[0]) for c in shard_rows.values() if c)
     assert summary["documents_in"] == articles_in == summary["documents_tagged"] + summary["documents_rejected"]
     assert summary["documents_tagged"] == 7 and summary["shards_committed"] == 4 and summary["shards_unreadable"] == 1
+    assert summary["shards_listed"] == 4  # not rejects.parquet beside them
     assert summary["rejections_by_reason"] == {"bad_schema": 2, "unreadable": 1, "null_pmcid": 1, "no_text": 1,
                                                "too_long": 1, "control_characters": 1}
     rejections = read_rows(first_run["out"], "rejections")
@@ -219,6 +229,17 @@ def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_ru
     assert same_rows(read_rows(str(out), "entities"), read_rows(first_run["out"], "entities"))
     assert same_rows(read_rows(str(out), "rejections"), read_rows(first_run["out"], "rejections"))
     assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 4
+
+
+def test_a_shard_whose_name_ends_in_rejects_is_tagged_and_the_rejects_table_is_not(tiny_bundle, tmp_path):
+    from adabiobert.distributed.annotation import run_annotation
+
+    shard = write_shard(str(tmp_path / "shards" / "old-rejects.parquet"), bad_articles("B")[-1:])  # its pmcid is null
+    write_ingest_rejects(str(tmp_path / "shards" / REJECTS_FILE))
+    summary = run_annotation(job_config(str(tmp_path / "shards"), str(tmp_path / "out"), tiny_bundle), log=lambda line: None)
+    assert (summary["shards_listed"], summary["shards_committed"]) == (1, 1)
+    [row] = read_rows(str(tmp_path / "out"), "rejections", uris=True)  # committed from the driver: no Ray needed
+    assert (row["shard"], row["reason"]) == (shard, "null_pmcid")
 
 
 def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_data, shard_rows, tiny_bundle, tmp_path):

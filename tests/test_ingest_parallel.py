@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import IngestConfig, find_run_inputs, ingest, write_run_summary
+from adabiobert.ingest import find_run_inputs, ingest, write_run_summary
 from adabiobert.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
-from adabiobert.pmc_schema import read_shard
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc_shards import read_shard
 from tests.test_ingest import _bad_bulk, _bulk_package, _rejects, _row
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

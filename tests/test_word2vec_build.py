@@ -6,20 +6,20 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from gensim.models import KeyedVectors
 
 from adabiobert import storage
 from adabiobert.errors import ConfigError, InputNotFoundError, ShardSchemaError
-from adabiobert.ingest import IngestConfig, ingest
+from adabiobert.ingest import ingest
+from adabiobert.job_configs import IngestConfig, Word2VecBuildConfig, Word2VecConfig
 from adabiobert.lexicon import Lexicon
-from adabiobert.pmc_schema import records_to_table
+from adabiobert.pmc_shards import REJECTS_FILE, records_to_table
 from adabiobert.word2vec import (
     VECTORS_FILE,
     LineSentences,
-    Word2VecConfig,
-    article_texts,
     kept_sentence_lines,
     save_vectors,
     train_vectors,
@@ -45,11 +45,6 @@ def test_only_sentences_that_mention_a_term_are_kept_words_keep_their_case():
     seen, lines = kept_sentence_lines([text], lexicon)
     assert seen == 4
     assert lines == ["BRCA1 mutations raise the risk .", "Breast cancer ( BC ) is common , e . g . in Europe ."]
-
-
-def test_article_texts_leave_section_titles_out():
-    texts = article_texts("A title", "", [{"title": "Methods", "text": "Cells grew."}, {"title": "Empty", "text": ""}])
-    assert texts == ["A title", "Cells grew."]
 
 
 def test_training_keeps_case_and_saves_loadable_vectors(tmp_path):
@@ -95,8 +90,17 @@ def test_vectors_built_to_s3_load_as_the_same_vectors(tmp_path, s3_bucket, separ
         WordVectors.load(f"s3://{s3_bucket}/w2v/missing.kv")
 
 
+def test_a_folder_of_nothing_but_rejects_is_refused_before_ray_starts(tmp_path):
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
+
+    pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["bad XML"]}), tmp_path / REJECTS_FILE)
+    with pytest.raises(InputNotFoundError, match="no shard there"):
+        build_word2vec(Word2VecBuildConfig(str(tmp_path), str(tmp_path / "out")), Lexicon(["cancer"]))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_shard_without_text_columns_fails_before_ray_starts(tmp_path, shared_root):
-    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
     from adabiobert.jats import parse_jats
 
     record = parse_jats((shared_root / "pmc-sample" / "mds526.nxml").read_bytes(), "x")
@@ -130,9 +134,8 @@ def test_the_build_job_end_to_end_on_the_sample_shards(ray_session, shared_root,
 
 
 @pytest.mark.ray
-def test_the_build_writes_to_s3(ray_session, s3_bucket, tmp_path):
-    from adabiobert import storage
-    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+def test_the_build_writes_to_s3_and_reads_a_shard_named_like_rejects(ray_session, s3_bucket, tmp_path):
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
 
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -140,12 +143,15 @@ def test_the_build_writes_to_s3(ray_session, s3_bucket, tmp_path):
     record = {"pmcid": "PMC1", "pmid": None, "doi": None, "title": corpus_text, "abstract": "", "sections": [],
               "license": None, "last_updated": None, "source": "x"}
     pq.write_table(records_to_table([record]), shards / "part-00000.parquet")
+    pq.write_table(records_to_table([{**record, "pmcid": "PMC2"}]), shards / "old-rejects.parquet")  # a shard
+    pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["bad XML"]}), shards / REJECTS_FILE)  # not one
     out = f"s3://{s3_bucket}/word2vec"
     config = Word2VecBuildConfig(str(shards), out, Word2VecConfig(vector_size=8, min_count=1, epochs=1, workers=1),
                                  num_actors=1, keep_corpus=True, show_progress=False)
     stats = build_word2vec(config, Lexicon(["breast cancer"]))
-    assert stats.sentences_kept == 3
+    assert (stats.shards, stats.documents, stats.sentences_kept) == (2, 2, 6)
     names = {f.uri.rsplit("/", 1)[1] for f in storage.list_files(out)}
     assert {"vectors.kv", "word2vec_stats.json", "corpus.txt"} <= names
     storage.download_dir(out, tmp_path / "back")
     assert "BRCA1" in KeyedVectors.load(str(tmp_path / "back" / "vectors.kv")).key_to_index
+    assert WordVectors.load(f"{out}/vectors.kv").words == WordVectors.load(tmp_path / "back" / "vectors.kv").words

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,27 +35,15 @@ import pyarrow.compute as pc
 import ray
 
 from adabiobert import storage
-from adabiobert.annotate import (
-    QUARANTINED,
-    TAGGED_SCHEMA,
-    AnnotateConfig,
-    AnnotationJobConfig,
-    RunCounts,
-    ShardCheck,
-    bundle_model_id,
-    check_shard,
-    list_shards,
-    quarantine_row,
-    read_failure,
-    shard_tables,
-    split_shard,
-    tag_documents,
-)
+from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
-from adabiobert.checkpoint import MANIFEST
+from adabiobert.annotation_counts import RunCounts
+from adabiobert.checkpoint import MANIFEST, bundle_model_id
 from adabiobert.distributed.session import init_ray
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
+from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
+from adabiobert.pmc_shards import ShardCheck, check_shard, list_shards, read_failure
 from adabiobert.precision import DEFAULT_TAG_PRECISION
 from adabiobert.progress import Progress
 
@@ -146,13 +133,11 @@ def _died(uri: str, error: BaseException, read_retries: int) -> str:
     return f"{uri}: {type(error).__name__}: the task reading it died {read_retries + 1} times{reason}"
 
 
-def _local_bundle(model: str) -> tuple[str, tempfile.TemporaryDirectory | None]:
-    """A local folder holding the bundle (downloaded when ``model`` is on S3)."""
-    if not storage.is_s3(model):
-        return model, None
-    download = tempfile.TemporaryDirectory(prefix="adabiobert-bundle-")
-    storage.download_dir(model, download.name)
-    return download.name, download
+def _local_bundle(model: str) -> tuple[str, storage.LocalCopy]:
+    """A local folder holding the bundle, and the copy to keep while it is used (a download when
+    ``model`` is on S3, deleted by its ``cleanup``)."""
+    copy = storage.local_folder(model)
+    return copy.path, copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,8 +160,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         and ``shards_held`` say whether the run completed without some shards.
 
     Raises:
-        InputNotFoundError: no bundle at ``config.model``, or a local ``config.shards`` that does
-            not exist (raised before the output is touched or Ray starts).
+        InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
+            (``pmc_shards.list_shards``; raised before the output is touched or Ray starts).
         ConfigError: ``use_gpu`` without a GPU in the cluster.
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
@@ -184,18 +169,12 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     started, seconds = time.perf_counter(), {}
     counts = RunCounts()
     # The model and the input first: a wrong path is refused before the output is touched.
-    folder, download = _local_bundle(config.model)
-    try:
-        model_id = bundle_model_id(folder, PurePosixPath(config.model.rstrip("/")).parent.name if download else None)
-    except InputNotFoundError:
-        raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
-                                 "'model' folder of a training run, <output>/<name>/model") from None
-    finally:
-        if download is not None:
-            download.cleanup()
-    if not storage.is_s3(config.shards) and not os.path.exists(config.shards):  # an empty S3 prefix is no input
-        raise InputNotFoundError(f"{config.shards}: no such shard file or folder; pass the --output folder of "
-                                 "jobs/ingest_pmc.py, or one shard")
+    with storage.local_folder(config.model) as bundle:
+        try:
+            model_id = bundle_model_id(bundle.path, storage.parent_name(config.model))
+        except InputNotFoundError:
+            raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                     "'model' folder of a training run, <output>/<name>/model") from None
     listed = list_shards(config.shards)
     seconds["list"] = time.perf_counter() - started
 

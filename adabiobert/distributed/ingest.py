@@ -32,8 +32,8 @@ import ray
 
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray
-from adabiobert.ingest import IngestConfig, IngestStats, Reject, find_run_inputs, ingest, write_run_summary
-from adabiobert.progress import Progress
+from adabiobert.errors import ConfigError
+from adabiobert.ingest import IngestStats, Reject, find_run_inputs, ingest, write_run_summary
 from adabiobert.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -45,6 +45,8 @@ from adabiobert.ingest_units import (
     plan_units,
     write_planned_shard,
 )
+from adabiobert.job_configs import IngestConfig
+from adabiobert.progress import Progress
 
 UNIT_CRASH_ENV = "ADABIOBERT_INGEST_UNIT_CRASH"
 """Fault injection for the tests: the task of the unit holding a file with this name hard-exits
@@ -69,10 +71,11 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
             killed for memory); then each of the unit's files is a reject.
 
     Raises:
+        ConfigError: fewer than 2 workers.
         OutputExistsError, InputNotFoundError: as :func:`adabiobert.ingest.ingest`, before Ray starts.
     """
     if workers < 2:
-        raise ValueError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
+        raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
     started = time.perf_counter()
     files, input_rejects = find_run_inputs(config)
     units = plan_units(files, files_per_unit)

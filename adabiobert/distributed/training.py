@@ -190,7 +190,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
 
     data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors})
     cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
-    filesystem, storage_root = _run_storage(job.output)
+    filesystem, storage_root = storage.filesystem_for(job.output)  # Ray Train's storage, local or S3
     relay = _ProgressRelay(log)
     each = "1 GPU" if job.use_gpu else f"{cpu_threads} CPU threads"
     log(f"training: {job.num_workers} worker{'s' * (job.num_workers > 1)} ({each} each), "
@@ -322,14 +322,6 @@ class _ProgressRelay:
                 self._progress.write(line)
             else:
                 self._log(line)
-
-
-def _run_storage(output: str):
-    """Ray Train's storage path and filesystem for a local folder or an ``s3://`` prefix."""
-    if storage.is_s3(output):
-        filesystem, path = storage.filesystem_for(output)
-        return filesystem, path
-    return None, str(Path(output).resolve())
 
 
 def _history(checkpoint: Checkpoint | None, scratch: Path) -> list[dict]:
