@@ -30,6 +30,7 @@ from tests.annotation_data import (
     without_column,
     write_shard,
 )
+from tests.fault_hooks import CRASH_STATUS
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
@@ -217,10 +218,8 @@ def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_ru
     argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
             "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
     # Shards 1 and 2 (no column, unreadable) commit from the driver; the 3rd is the first tagged one.
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "ADABIOBERT_ANNOTATE_CRASH": "placed:3"}
-    killed = subprocess.run([sys.executable, str(REPO / "jobs" / "annotate.py"), *argv], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == 3, killed.stderr[-3000:]
+    killed = run_faulty_driver(["--crash-at", "placed:3"], argv, ray.get_runtime_context().gcs_address)
+    assert killed.returncode == CRASH_STATUS, killed.stderr[-3000:]
     assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 2
     assert read_rows(str(out), "entities")  # the killed shard's rows were visible, not yet committed
 
@@ -252,16 +251,33 @@ def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_dat
     assert storage.list_files(str(tmp_path / "out" / "_manifest" / "commits")) == []
 
 
+def run_faulty_driver(faults: list[str], argv: list[str], ray_address: str) -> subprocess.CompletedProcess:
+    """``jobs/annotate.py`` in a driver process of its own, on the suite's Ray, with the faults of
+    ``tests/fault_hooks.py`` (a process of its own: the faults kill it, or its Ray job's workers)."""
+    env = {**os.environ, "RAY_ADDRESS": ray_address}
+    return subprocess.run([sys.executable, str(REPO / "tests" / "fault_hooks.py"), *faults, "--", *argv], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 # ---- quarantine -------------------------------------------------------------------------------
-def run_job(argv: list[str], run_id: str, output: Path) -> dict:
-    """``jobs/annotate.py``'s main in this process: its exit status, stderr and run summary."""
+def run_job(argv: list[str], run_id: str, output: Path, faults: list[str] = ()) -> dict:
+    """``jobs/annotate.py``'s main (in this process; with ``faults``, in a driver of its own): its
+    exit status, stderr and run summary."""
     from jobs.annotate import main
 
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        status = main([*argv, "--run-id", run_id])
-    summary = json.loads((output / "runs" / f"{run_id}.json").read_text())
-    return {"status": status, "stderr": stderr.getvalue(), "summary": summary,
+    if faults:
+        import ray
+
+        done = run_faulty_driver(list(faults), [*argv, "--run-id", run_id], ray.get_runtime_context().gcs_address)
+        status, stderr = done.returncode, done.stderr
+    else:
+        with contextlib.redirect_stderr(io.StringIO()) as captured:
+            status = main([*argv, "--run-id", run_id])
+        stderr = captured.getvalue()
+    summary_file = output / "runs" / f"{run_id}.json"
+    assert summary_file.is_file(), f"run {run_id} wrote no summary (exit status {status}):\n{stderr[-3000:]}"
+    summary = json.loads(summary_file.read_text())
+    return {"status": status, "stderr": stderr, "summary": summary,
             "entities": read_rows(str(output), "entities"), "rejections": read_rows(str(output), "rejections")}
 
 
@@ -269,8 +285,6 @@ def run_job(argv: list[str], run_id: str, output: Path) -> dict:
 def quarantine_runs(first_run, ncbi, tiny_bundle, tmp_path_factory):
     """Four runs over the first run's shards plus part-4 (data pages damaged, footer intact) and
     part-5 (healthy, but the task reading it kills its worker in the first run only)."""
-    from adabiobert.distributed.annotation import READ_CRASH_ENV
-
     root = tmp_path_factory.mktemp("quarantine")
     shards, out = shutil.copytree(first_run["shards"], root / "shards"), root / "out"
     sentences = [s.words for s in ncbi.test]
@@ -279,11 +293,7 @@ def quarantine_runs(first_run, ncbi, tiny_bundle, tmp_path_factory):
     write_shard(str(shards / "part-5.parquet"), corpus_articles(sentences[600:], "PMC5", 2))
     argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
             "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
-    os.environ[READ_CRASH_ENV] = "part-5.parquet"
-    try:
-        runs = [run_job(argv, "q1", out)]
-    finally:
-        del os.environ[READ_CRASH_ENV]
+    runs = [run_job(argv, "q1", out, faults=["--die-reading", "part-5.parquet"])]
     runs += [run_job(argv, "q2", out), run_job(argv, "q3", out)]
     write_shard(damaged, corpus_articles(sentences[500:], "PMC4", 3), compression="zstd")  # repaired: new content
     runs.append(run_job(argv, "q4", out))

@@ -48,7 +48,7 @@ def test_light_module_imports_nothing_that_imports_torch(module):
     assert done.stdout.strip() == "[]", f"{module} pulls in {done.stdout.strip()}"
 
 
-# ---- storage is the only module that tells s3:// from local -----------------------------------
+# ---- storage is the only module that tells s3:// from local; no fault switches in the library ----
 def called_names(path: Path) -> set[str]:
     """Names of every function called in a module (``f(...)`` or ``x.f(...)``)."""
     names = set()
@@ -69,3 +69,8 @@ def test_only_storage_asks_whether_a_uri_is_s3(path):
         return
     assert "is_s3" not in called_names(path), f"{path}: branch on s3 inside adabiobert/storage.py instead"
 
+
+@pytest.mark.parametrize("path", PRODUCTION_FILES, ids=lambda p: str(p.relative_to(LIBRARY.parent)))
+def test_no_production_module_kills_its_own_process(path):
+    """Fault injection is the tests' business (tests/fault_hooks.py): no ``os._exit`` switch here."""
+    assert "_exit" not in called_names(path), f"{path} calls os._exit"

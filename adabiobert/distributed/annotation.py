@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,17 +46,8 @@ from adabiobert.pmc_shards import ShardCheck, check_shard, list_shards, read_fai
 from adabiobert.precision import DEFAULT_TAG_PRECISION
 from adabiobert.progress import Progress
 
-CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
-"""Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
-n-th shard reaches commit step ``<step>`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
-
-READ_CRASH_ENV = "ADABIOBERT_ANNOTATE_READ_CRASH"
-"""Fault injection for the quarantine test: the task reading the shard with this file name
-hard-exits its worker, every time."""
-
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", READ_CRASH_ENV)
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver, and the
-read fault injection when a test sets it."""
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,8 +83,6 @@ def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
 
 def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
     """Ray task: one shard, read whole and split (``split_shard``); raises what reading raised."""
-    if os.environ.get(READ_CRASH_ENV) == PurePosixPath(uri).name:
-        os._exit(1)  # a worker that dies (segfault, OOM kill), not an exception
     return split_shard(uri, config, documents_per_split)
 
 
@@ -152,7 +140,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
     Args:
         config: the run (``resolved()`` is applied here).
-        hook: commit-step callback for fault-injection tests (default: from ``$ADABIOBERT_ANNOTATE_CRASH``).
+        hook: called after each commit step (``annotation_commit.Hook``; the crash tests pass one
+            that kills the process); None: nothing is called.
         log: where one-line progress messages go.
 
     Returns:
@@ -179,7 +168,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     seconds["list"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    store = AnnotationStore(config.output, hook or _env_hook())
+    store = AnnotationStore(config.output, hook)
     recovery = store.recover()
     seconds["recover"] = time.perf_counter() - mark
 
@@ -411,20 +400,3 @@ def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: 
         counts.shards_committed_elsewhere += 1
     else:
         counts.add_quarantine(check.shard, attempt, detail)
-
-
-def _env_hook() -> Hook | None:
-    """The crash hook asked for by ``$ADABIOBERT_ANNOTATE_CRASH`` (``<step>:<n>``), if any."""
-    setting = os.environ.get(CRASH_ENV)
-    if not setting:
-        return None
-    step, _, nth = setting.partition(":")
-    reached: Counter[str] = Counter()
-
-    def hook(name: str, shard: str) -> None:
-        if name == step:
-            reached[name] += 1
-            if reached[name] == int(nth or 1):
-                os._exit(3)  # a hard kill: no finally, no cleanup
-
-    return hook
