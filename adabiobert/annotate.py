@@ -6,8 +6,10 @@ stages; each takes and returns an Arrow table so that a stage is one call. The s
 ``adabiobert.job_configs``; its counts ``adabiobert.annotation_counts``.
 
     shard (one file, read whole by split_shard; a failure quarantines the shard, see quarantine_row)
-      -> split_documents    one row per article: status, and its sentences with offsets (SPLIT_SCHEMA)
-      -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per batch
+      -> split_documents    one row per article: status, and its sentences with offsets and, given
+                            the bundle's encoder, their subword windows (SPLIT_SCHEMA)
+      -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per
+                            batch, on the sentences as encoded by the split (no tokenizer call)
       -> shard_tables       one shard's entity and rejection tables (entity_tables schemas), RunCounts
 
 Offsets are into the text of one section (the title, the abstract, or one body section), so a
@@ -25,10 +27,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from adabiobert.encoding import ExampleEncoder
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.job_configs import AnnotateConfig
 from adabiobert.pmc_shards import ARTICLE_COLUMNS, SectionText, ShardCheck, article_sections, read_articles
 from adabiobert.spans import tags_to_spans
+from adabiobert.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
 from adabiobert.tagger import Tagger, entities_from_tagging
 from adabiobert.text import TextSentence, Word, split_sentences
 
@@ -50,6 +54,7 @@ SENTENCE_TYPE = pa.struct(
         pa.field("text", pa.string()),
         pa.field("word_starts", pa.list_(pa.int32())),  # offsets in ``text``
         pa.field("word_ends", pa.list_(pa.int32())),
+        *ENCODED_FIELDS,  # the sentence's subword windows etc. (subword_columns), null when not encoded
     ]
 )
 
@@ -63,7 +68,8 @@ SPLIT_SCHEMA = pa.schema(
         pa.field("sentences", pa.list_(SENTENCE_TYPE)),
     ]
 )
-"""Between the split and the tag stage: one row per article (rejected ones have no sentences)."""
+"""Between the split and the tag stage: one row per article (rejected ones have no sentences).
+The job's split encodes every sentence with the bundle's encoder, so the tag stage only runs tensors."""
 
 MENTION_TYPE = pa.struct(
     [
@@ -115,11 +121,13 @@ def check_article(pieces: Sequence[SectionText], config: AnnotateConfig) -> tupl
     return None
 
 
-def sentence_records(pieces: Sequence[SectionText]) -> list[dict[str, Any]]:
-    """Split every piece into sentences (``SENTENCE_TYPE`` dicts, word offsets sentence-relative)."""
+def sentence_records(pieces: Sequence[SectionText], encoder: ExampleEncoder | None = None) -> list[dict[str, Any]]:
+    """Split every piece into sentences (``SENTENCE_TYPE`` dicts, word offsets sentence-relative),
+    each encoded by ``encoder`` (its ``ENCODED_FIELDS`` null without one)."""
     records = []
     for piece in pieces:
         for index, sentence in enumerate(split_sentences(piece.text)):
+            words = [w.text for w in sentence.words]
             records.append({
                 "section": piece.section,
                 "section_index": piece.section_index,
@@ -128,12 +136,15 @@ def sentence_records(pieces: Sequence[SectionText]) -> list[dict[str, Any]]:
                 "text": piece.text[sentence.start:sentence.end],
                 "word_starts": [w.start - sentence.start for w in sentence.words],
                 "word_ends": [w.end - sentence.start for w in sentence.words],
+                **encoded_record(encoder.encode(words) if encoder is not None else None),
             })
     return records
 
 
-def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
-    """Read every row group of one shard's text columns and split its articles (:data:`SPLIT_SCHEMA`).
+def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int,
+                encoder: ExampleEncoder | None = None) -> pa.Table:
+    """Read every row group of one shard's text columns and split its articles (:data:`SPLIT_SCHEMA`),
+    encoding the sentences with ``encoder`` when given (see ``split_documents``).
 
     The whole shard is read before anything is returned, so a shard is either split whole or
     fails whole: a damaged page anywhere raises here, and no article of it reaches the tagger.
@@ -144,7 +155,7 @@ def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int) -> p
     """
     shard = read_articles(uri)
     shard = shard.append_column("path", pa.array([uri] * shard.num_rows, pa.string()))
-    parts = [split_documents(shard.slice(start, documents_per_split), config)
+    parts = [split_documents(shard.slice(start, documents_per_split), config, encoder)
              for start in range(0, shard.num_rows, documents_per_split)]
     return pa.concat_tables(parts) if parts else SPLIT_SCHEMA.empty_table()
 
@@ -160,10 +171,16 @@ def quarantine_row(uri: str, detail: str) -> pa.Table:
 # ---------------------------------------------------------------------------------------------
 # Stage functions (Arrow in, Arrow out)
 # ---------------------------------------------------------------------------------------------
-def split_documents(batch: pa.Table, config: AnnotateConfig) -> pa.Table:
+def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEncoder | None = None) -> pa.Table:
     """Shard rows (``pmcid, title, abstract, sections, path``) to :data:`SPLIT_SCHEMA` rows.
 
     Rows without a pmcid are left out: the shard check already recorded them with their row index.
+
+    Args:
+        encoder: the tagger's sentence encoder (``checkpoint.load_bundle_encoder`` of its bundle):
+            each sentence then carries its subword windows, word -> subword map and Word2Vec rows,
+            and ``tag_documents`` only runs the model. None: those fields are null and the tag
+            stage tokenizes.
     """
     started = time.perf_counter()
     columns = {name: batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")}
@@ -176,7 +193,7 @@ def split_documents(batch: pa.Table, config: AnnotateConfig) -> pa.Table:
         if problem:
             rows.append({"path": path, "pmcid": pmcid, "status": problem[0], "detail": problem[1], "sentences": []})
         else:
-            sentences = sentence_records(pieces)
+            sentences = sentence_records(pieces, encoder)
             rows.append({"path": path, "pmcid": pmcid, "status": OK, "detail": "", "sentences": sentences})
     seconds = (time.perf_counter() - started) / max(1, len(rows))
     for row in rows:
@@ -185,10 +202,12 @@ def split_documents(batch: pa.Table, config: AnnotateConfig) -> pa.Table:
 
 
 def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
-    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one ``tag_words`` call.
+    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one tagger call.
 
-    All sentences of the batch go to the tagger together; it sorts them by length and forms
-    batches within its subword budget, so a call should carry many sentences.
+    Sentences the split encoded are tagged as they come (``tag_encoded``), without a tokenizer
+    call; a batch holding sentences split without an encoder (null subword fields) goes to
+    ``tag_words`` instead. All sentences of the batch go to the tagger together; it sorts them by
+    length and forms batches within its subword budget, so a call should carry many sentences.
     """
     started = time.perf_counter()
     sentences = batch.column("sentences").combine_chunks()
@@ -198,7 +217,11 @@ def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
     starts = pc.struct_field(flat, "word_starts").to_pylist()
     ends = pc.struct_field(flat, "word_ends").to_pylist()
     words = [[t[s:e] for s, e in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)]
-    taggings = tagger.tag_words(words)
+    examples = examples_from_arrow(flat)
+    if examples and all(example is not None for example in examples):
+        taggings = tagger.tag_encoded(examples)
+    else:  # split without an encoder (or no sentence): the tagger tokenizes
+        taggings = tagger.tag_words(words)
 
     mentions: list[list[dict[str, Any]]] = [[] for _ in range(batch.num_rows)]
     word_counts = [0] * batch.num_rows

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import torch
 
-from adabiobert.backbone import encoder_max_subwords, load_encoder
+from adabiobert.backbone import load_encoder
 from adabiobert.batching import Example
 from adabiobert.config import ModelConfig, TrainConfig
-from adabiobert.encoding import ExampleEncoder
+from adabiobert.encoding import ExampleEncoder, example_encoder_for
 from adabiobert.engine import linear_warmup_schedule, steps_per_epoch
 from adabiobert.labels import LabelSet
 from adabiobert.model import AdaBioBert, WordVectorFeatures, parameter_groups
-from adabiobert.subwords import SubwordEncoder
 from adabiobert.word_vectors import WordVectors
 
 
@@ -34,12 +33,10 @@ def build_model(
 def build_example_encoder(config: ModelConfig, model: AdaBioBert, tokenizer, word_vectors: WordVectors | None) -> ExampleEncoder:
     """The encoder of sentences into examples that matches ``model`` and ``tokenizer``.
 
-    Windows are as long as both the config and the encoder allow.
+    Windows are as long as both the config and the encoder allow (``example_encoder_for``).
     """
-    max_subwords = min(config.max_subwords, encoder_max_subwords(model.encoder.config, tokenizer))
-    overlap = min(config.window_overlap, (max_subwords - 2) // 2 - 1)
     vectors = word_vectors if model.word_vectors is not None else None
-    return ExampleEncoder(SubwordEncoder(tokenizer, max_subwords, overlap), model.labels, vectors)
+    return example_encoder_for(config, model.encoder.config, tokenizer, model.labels, vectors)
 
 
 def build_optimizer(model: AdaBioBert, config: TrainConfig, train: Sequence[Example], world_size: int):

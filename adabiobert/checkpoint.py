@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from adabiobert.backbone import encoder_from_config
 from adabiobert.config import LossConfig, ModelConfig, from_dict
+from adabiobert.encoding import ExampleEncoder, example_encoder_for
 from adabiobert.errors import InputNotFoundError
 from adabiobert.labels import LabelSet
 from adabiobert.model import AdaBioBert, WordVectorFeatures
@@ -38,6 +39,8 @@ MANIFEST = "adabiobert.json"
 WEIGHTS = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 WORD_VOCAB = "word_vocab.json"
+ENCODER_FILES = (MANIFEST, TOKENIZER_DIR, WORD_VOCAB)
+"""What ``load_bundle_encoder`` reads: the bundle without its weights."""
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
 VALIDATED = "validated_precisions"
@@ -113,9 +116,7 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundl
     from transformers import AutoConfig, AutoTokenizer
 
     folder = require_bundle(folder)
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{folder / MANIFEST}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+    manifest = _read_manifest(folder)
     model_config = from_dict(ModelConfig, manifest["model_config"])
     encoder_config = dict(manifest["encoder_config"])
     encoder = encoder_from_config(AutoConfig.for_model(**encoder_config))
@@ -140,6 +141,45 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Bundl
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR))
     return Bundle(model, tokenizer, model_config, word_vectors, manifest.get("metadata", {}), manifest.get(VALIDATED, {}))
+
+
+def load_bundle_encoder(folder: str | Path) -> ExampleEncoder:
+    """The sentence encoder of a bundle (words -> subword windows and Word2Vec rows), without its weights.
+
+    It encodes exactly as ``Tagger.from_pretrained(folder).encoder`` does: the same tokenizer,
+    windows, overlap and word-vector rows. The annotation job's CPU split stage uses it, so the
+    tagger actors receive encoded sentences and never tokenize. Reads only :data:`ENCODER_FILES`.
+
+    Raises:
+        InputNotFoundError: (a ``FileNotFoundError``) naming the missing file of the bundle.
+        ValueError: an unknown format version.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder = Path(folder)
+    for required in (MANIFEST, TOKENIZER_DIR):
+        if not (folder / required).exists():
+            raise InputNotFoundError(f"{folder} is not an AdaBioBERT bundle: {required} is missing (pass the "
+                                     "'model' folder of a training run, <output>/<name>/model)")
+    manifest = _read_manifest(folder)
+    word_vectors = None
+    if manifest["word_vectors"] is not None:  # load_bundle gives such a model its word-vector features
+        words = tuple(json.loads((folder / WORD_VOCAB).read_text(encoding="utf-8")))
+        word_vectors = WordVectors(words, np.zeros((len(words), 0), dtype=np.float32))  # the lookup needs words only
+    return example_encoder_for(
+        from_dict(ModelConfig, manifest["model_config"]),
+        AutoConfig.for_model(**manifest["encoder_config"]),
+        AutoTokenizer.from_pretrained(str(folder / TOKENIZER_DIR)),
+        LabelSet.from_json(manifest["labels"]),
+        word_vectors,
+    )
+
+
+def _read_manifest(folder: Path) -> dict:
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{folder / MANIFEST}: format version {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+    return manifest
 
 
 def record_validation(folder: str | Path, precision: str, scores: dict[str, Any]) -> dict[str, dict]:

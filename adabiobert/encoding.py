@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from adabiobert.backbone import encoder_max_subwords
 from adabiobert.batching import Example
+from adabiobert.config import ModelConfig
 from adabiobert.labels import LabelSet
 from adabiobert.subwords import SubwordEncoder
 from adabiobert.word_vectors import UNKNOWN_ID, WordVectors
@@ -37,3 +39,19 @@ class ExampleEncoder:
     def encode_tagged(self, sentences) -> list[Example]:
         """Encode corpus sentences (objects with ``words`` and ``tags``); empty ones are skipped."""
         return [self.encode(s.words, s.tags) for s in sentences if s.words]
+
+
+def example_encoder_for(config: ModelConfig, encoder_config, tokenizer, labels: LabelSet,
+                        word_vectors: WordVectors | None) -> ExampleEncoder:
+    """The sentence encoder of a model, built from its settings alone (no weights needed).
+
+    Windows are as long as both ``config`` and the encoder (``encoder_config``, a transformers
+    config) allow; the overlap is capped so that consecutive windows always advance.
+
+    Args:
+        word_vectors: the model's Word2Vec vocabulary, or ``None`` when the model has no
+            word-vector features (only the words are read, for the row lookup).
+    """
+    max_subwords = min(config.max_subwords, encoder_max_subwords(encoder_config, tokenizer))
+    overlap = min(config.window_overlap, (max_subwords - 2) // 2 - 1)
+    return ExampleEncoder(SubwordEncoder(tokenizer, max_subwords, overlap), labels, word_vectors)

@@ -71,13 +71,14 @@ class SubwordEncoder:
         windows = []
         for start, end in spans:
             windows.append((cls, *[i for p in pieces[start:end] for i in p], sep))
+        first = [0]  # first[i]: subwords before word i in the sentence
+        for p in pieces:
+            first.append(first[-1] + len(p))
         word_window, word_position = [], []
         for index in range(len(words)):
             window = _best_window(index, spans)
-            start = spans[window][0]
-            position = 1 + sum(len(p) for p in pieces[start:index])  # 1: after [CLS]
             word_window.append(window)
-            word_position.append(position)
+            word_position.append(1 + first[index] - first[spans[window][0]])  # 1: after [CLS]
         return EncodedWords(tuple(windows), tuple(word_window), tuple(word_position))
 
 

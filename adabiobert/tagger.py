@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from adabiobert.assembly import build_example_encoder
+from adabiobert.batching import Example
 from adabiobert.checkpoint import Bundle, bundle_hash, load_bundle
 from adabiobert.config import TrainConfig
 from adabiobert.engine import predict
@@ -66,6 +67,7 @@ class Tagger:
         self.labels = bundle.model.labels
         self.model_id = model_id
         self.encoder = build_example_encoder(bundle.model_config, bundle.model, bundle.tokenizer, bundle.word_vectors)
+        self._pad_id = bundle.tokenizer.pad_token_id or 0  # read once: tag_encoded never touches the tokenizer
         autocast = "bf16" if self.precision.precision == "bf16" else "fp32"  # int8 kernels take fp32 activations
         self._predict_config = TrainConfig(eval_subword_budget=subword_budget, precision=autocast)
 
@@ -99,16 +101,34 @@ class Tagger:
 
     def tag_words(self, sentences: Sequence[Sequence[str]]) -> list[WordTagging]:
         """Tag sentences given as words. Empty sentences get empty results."""
-        examples, positions = [], []
-        for index, words in enumerate(sentences):
-            if words:
-                examples.append(self.encoder.encode(words))
-                positions.append(index)
-        results = [WordTagging((), ())] * len(sentences)
-        if not examples:
+        return self.tag_encoded(self.encode_words(sentences))
+
+    def encode_words(self, sentences: Sequence[Sequence[str]]) -> list[Example]:
+        """The tokenizer's half of ``tag_words``: each sentence's subword windows, word -> subword
+        map and Word2Vec rows (``checkpoint.load_bundle_encoder`` encodes alike without the model)."""
+        return [self.encoder.encode(words) for words in sentences]
+
+    def tag_encoded(self, examples: Sequence[Example]) -> list[WordTagging]:
+        """The model's half of ``tag_words``: tag encoded sentences without calling the tokenizer.
+
+        Sentences are sorted by subword count and batched within the subword budget; the encoder,
+        Viterbi and the marginals run per batch. Sentences without words get empty results.
+
+        Raises:
+            ValueError: a window longer than this tagger's windows (encoded for another model).
+        """
+        limit = self.encoder.subwords.max_subwords
+        for index, example in enumerate(examples):
+            longest = max((len(w) for w in example.encoded.windows), default=0)
+            if longest > limit:
+                raise ValueError(f"sentence {index} has a window of {longest} subwords, but this tagger's windows "
+                                 f"hold at most {limit}: encode with its bundle's encoder (load_bundle_encoder)")
+        positions = [index for index, example in enumerate(examples) if example.num_words]
+        results = [WordTagging((), ())] * len(examples)
+        if not positions:
             return results
-        pad_id = self.bundle.tokenizer.pad_token_id or 0
-        paths, confidences = predict(self.model, examples, self._predict_config, self.device, pad_id, with_confidence=True)
+        paths, confidences = predict(self.model, [examples[i] for i in positions], self._predict_config, self.device,
+                                     self._pad_id, with_confidence=True)
         for index, path, confidence in zip(positions, paths, confidences):
             results[index] = WordTagging(tuple(self.labels.tags[t] for t in path), tuple(confidence))
         return results

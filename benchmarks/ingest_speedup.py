@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 import logging
 import os
@@ -39,7 +38,6 @@ import re
 import shutil
 import statistics
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -48,11 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adabiobert.ingest import ingest  # noqa: E402
 from adabiobert.job_configs import IngestConfig  # noqa: E402
+from benchmarks.pmc_corpus_generator import FIRST_ID, PackageWriter  # noqa: E402
 
 PMC_ID = re.compile(rb'(<article-id pub-id-type="pmc">)(?:PMC)?\d+(<)')
-FILE_LIST_HEADER = "Article File,Article Citation,AccessionID,LastUpdated (YYYY-MM-DD HH:MM:SS),PMID,License,Retracted\n"
-FIRST_ID = 20_000_000
-"""Generated PMC ids start here, above every real one, so that no two copies share an id."""
 
 
 def sample_articles(shared: Path) -> list[bytes]:
@@ -68,19 +64,12 @@ def build_packages(folder: Path, templates: list[bytes], packages: int, articles
     """Write the bulk packages and their file lists; return their total size in bytes."""
     total = 0
     for p in range(packages):
-        name = f"oa_comm_xml.PMC{p:03d}xxxxxx.baseline.2024-06-18"
-        rows = []
-        with tarfile.open(folder / f"{name}.tar.gz", "w:gz", compresslevel=6) as archive:
+        with PackageWriter(folder, f"oa_comm_xml.PMC{p:03d}xxxxxx.baseline.2024-06-18") as writer:
             for j in range(articles):
                 pmcid = FIRST_ID + p * articles + j
                 data = PMC_ID.sub(rb"\g<1>" + str(pmcid).encode() + rb"\g<2>", templates[j % len(templates)], count=1)
-                member = f"PMC{pmcid // 1_000_000:03d}xxxxxx/PMC{pmcid}.xml"
-                info = tarfile.TarInfo(member)
-                info.size, info.mtime = len(data), 1_700_000_000
-                archive.addfile(info, io.BytesIO(data))
-                rows.append(f'{member},"Bench. 2024; 1:{j}",PMC{pmcid},2024-06-18 10:11:12,,CC BY,no\n')
-        (folder / f"{name}.filelist.csv").write_text(FILE_LIST_HEADER + "".join(rows))
-        total += (folder / f"{name}.tar.gz").stat().st_size
+                writer.add(pmcid, data, "2024-06-18 10:11:12", f"Bench. 2024; 1:{j}")
+        total += writer.path.stat().st_size
     return total
 
 

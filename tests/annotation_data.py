@@ -16,6 +16,7 @@ from adabiobert.annotate import TAGGED_SCHEMA, shard_tables, split_shard, tag_do
 from adabiobert.annotation_commit import AnnotationStore
 from adabiobert.job_configs import AnnotateConfig
 from adabiobert.pmc_shards import PMC_SHARD_SCHEMA, check_shard, list_shards
+from adabiobert.text import split_sentences
 
 ENTITY_TABLES_DOC = Path(__file__).resolve().parents[1] / "docs" / "entity-tables.md"
 
@@ -45,6 +46,14 @@ def corpus_articles(sentences: Sequence[Sequence[str]], prefix: str, count: int,
         rows.append(article(f"{prefix}{i}", take(1), take(per_text),
                             [("Introduction", take(per_text)), ("Methods / Patients", take(per_text))]))
     return rows
+
+
+def long_sentence_article(sentences: Sequence[Sequence[str]], pmcid: str, words: int = 150) -> dict:
+    """An article whose abstract is one sentence of at least ``words`` corpus words (sentence ends
+    dropped), longer than one encoder window of the test bundles, beside a short title."""
+    long = [w for s in sentences for w in s if w not in (".", "?", "!")][:words]
+    assert len(long) == words, "not enough corpus words"
+    return article(pmcid, " ".join(sentences[0]), " ".join(long) + " .")
 
 
 def bad_articles(prefix: str) -> list[dict]:
@@ -87,6 +96,17 @@ def damage_data_pages(uri: str, column: str | None = None) -> str:
     data[middle:middle + 32] = bytes(range(32))
     storage.write_bytes(uri, bytes(data))
     return uri
+
+
+def expected_mentions(tagger, source: dict) -> list[tuple]:
+    """What ``tag_documents`` should give for one article: each section's sentences through
+    ``tagger.tag_words`` (via ``tag_sentences``), confidence last."""
+    texts = [source["title"] or "", source["abstract"] or ""] + [s["text"] for s in source["sections"]]
+    expected = []
+    for index, text in enumerate(texts):
+        for sentence_index, entities in enumerate(tagger.tag_sentences(text, split_sentences(text))):
+            expected += [(index, sentence_index, e.start, e.end, e.text, e.label, e.confidence) for e in entities]
+    return expected
 
 
 def annotate_without_ray(shards: str | Path, output: str | Path, tagger, run_id: str = "run1",

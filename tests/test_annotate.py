@@ -12,7 +12,7 @@ from adabiobert import storage
 from adabiobert.annotate import OK, check_article, shard_tables, split_documents, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, ShardCommit, work_key
 from adabiobert.annotation_counts import RunCounts
-from adabiobert.checkpoint import bundle_model_id
+from adabiobert.checkpoint import bundle_model_id, load_bundle_encoder
 from adabiobert.entity_tables import (
     ENTITY_SCHEMA,
     REJECTION_SCHEMA,
@@ -25,7 +25,15 @@ from adabiobert.job_configs import AnnotateConfig
 from adabiobert.pmc_shards import Shard, article_sections, check_shard, list_shards
 from adabiobert.tagger import Tagger
 from adabiobert.text import split_sentences
-from tests.annotation_data import bad_articles, corpus_articles, damage_data_pages, without_column, write_shard
+from tests.annotation_data import (
+    bad_articles,
+    corpus_articles,
+    damage_data_pages,
+    expected_mentions,
+    long_sentence_article,
+    without_column,
+    write_shard,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +46,67 @@ def articles(ncbi):
     return corpus_articles([s.words for s in ncbi.test], "PMC", 4)
 
 
+@pytest.fixture(scope="module")
+def long_article(ncbi):
+    """An article with a sentence of 150 words: several overlapping windows of the tiny bundle's 64."""
+    return long_sentence_article([s.words for s in ncbi.test[20:40]], "PMClong")
+
+
+@pytest.fixture(scope="module")
+def w2v_bundle(tiny_backbone_dir, ncbi, tmp_path_factory):
+    """An untrained bundle with Word2Vec features (random vectors for 500 corpus words)."""
+    import numpy as np
+    import torch
+
+    from adabiobert.assembly import build_model
+    from adabiobert.backbone import load_tokenizer
+    from adabiobert.checkpoint import save_bundle
+    from adabiobert.config import ModelConfig, TrainConfig
+    from adabiobert.word_vectors import WordVectors
+
+    words = tuple(dict.fromkeys(w for s in ncbi.train for w in s.words))[:500]
+    vectors = WordVectors(words, np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32))
+    config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16))
+    torch.manual_seed(0)
+    model = build_model(config, ncbi.labels, vectors)
+    return save_bundle(tmp_path_factory.mktemp("w2v-bundle") / "model", model, load_tokenizer(config.model.backbone),
+                       config.model, vectors, {"name": "tiny-w2v"})
+
+
+class RaisingTokenizer:
+    """Stands in for a tagger's tokenizer where none may be called."""
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the tokenizer was called")
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the tokenizer was used ({name})")
+
+
+def without_tokenizer(tagger: Tagger) -> Tagger:
+    """``tagger`` with every reference to its tokenizer replaced by one that raises when used."""
+    from dataclasses import replace
+
+    tagger.bundle = replace(tagger.bundle, tokenizer=RaisingTokenizer())
+    tagger.encoder.subwords.tokenizer = RaisingTokenizer()
+    tagger.encoder.subwords._cache.clear()
+    return tagger
+
+
 def shard_batch(rows, path="/shards/a.parquet") -> pa.Table:
     """Shard rows as the read stage gives them (text columns plus ``path``)."""
     return pa.Table.from_pylist([{**{k: r[k] for k in ("pmcid", "title", "abstract", "sections")}, "path": path} for r in rows])
+
+
+def sentence_structs(split: pa.Table) -> pa.StructArray:
+    """Every sentence of a SPLIT_SCHEMA table, in order."""
+    return pa.compute.list_flatten(split.column("sentences").combine_chunks())
+
+
+def mention_keys(row) -> list[tuple]:
+    """A TAGGED_SCHEMA row's mentions, confidence aside."""
+    return [(m["section_index"], m["sentence_index"], m["start_offset"], m["end_offset"], m["mention"], m["label"])
+            for m in row["entities"]]
 
 
 # ---- one article -------------------------------------------------------------------------------
@@ -87,13 +153,8 @@ def test_tagging_a_batch_equals_tagging_each_section_alone(articles, tagger):
     found = 0
     for source, row in zip(articles, documents.to_pylist()):
         texts = [source["title"], source["abstract"]] + [s["text"] for s in source["sections"]]
-        expected = []
-        for index, text in enumerate(texts):
-            for sentence_index, entities in enumerate(tagger.tag_sentences(text, split_sentences(text))):
-                expected += [(index, sentence_index, e.start, e.end, e.text, e.label) for e in entities]
-        got = [(m["section_index"], m["sentence_index"], m["start_offset"], m["end_offset"], m["mention"], m["label"])
-               for m in row["entities"]]
-        assert got == expected
+        got = mention_keys(row)
+        assert got == [e[:-1] for e in expected_mentions(tagger, source)]
         for m in row["entities"]:
             assert texts[m["section_index"]][m["start_offset"]:m["end_offset"]] == m["mention"]
             assert 0.0 <= m["confidence"] <= 1.0
@@ -101,6 +162,64 @@ def test_tagging_a_batch_equals_tagging_each_section_alone(articles, tagger):
         assert row["words"] == sum(len(t.split()) for t in texts)
         found += len(got)
     assert found > 0
+
+
+# ---- subwords from the split stage ------------------------------------------------------------
+def test_the_bundle_encoder_encodes_as_the_taggers_own(tiny_bundle, tagger, articles, long_article):
+    encoder = load_bundle_encoder(tiny_bundle)
+    sentences = [[w.text for w in s.words] for a in articles + [long_article]
+                 for text in (a["title"], a["abstract"]) for s in split_sentences(text)]
+    assert [encoder.encode(w) for w in sentences] == [tagger.encoder.encode(w) for w in sentences]
+    assert max(len(tagger.encoder.encode(w).encoded.windows) for w in sentences) >= 3  # overlapping windows
+
+
+def test_split_stage_subwords_give_the_tags_of_tag_words_and_the_tag_stage_never_tokenizes(
+        tiny_bundle, tagger, articles, long_article):
+    split = split_documents(shard_batch(articles + [long_article]), AnnotateConfig(), load_bundle_encoder(tiny_bundle))
+    windows = sentence_structs(split).field("subword_windows").to_pylist()
+    assert None not in windows and max(len(w) for w in windows) >= 3
+    documents = tag_documents(without_tokenizer(Tagger.from_pretrained(tiny_bundle, device="cpu")), split)
+    found = 0
+    for source, row in zip(articles + [long_article], documents.to_pylist()):
+        expected = expected_mentions(tagger, source)
+        assert mention_keys(row) == [e[:-1] for e in expected]
+        assert [m["confidence"] for m in row["entities"]] == pytest.approx([e[-1] for e in expected], abs=1e-4)
+        found += len(expected)
+    assert found > 0 and any(m["section_index"] == 1 for m in documents.to_pylist()[-1]["entities"])
+
+
+def test_without_split_stage_subwords_the_tag_stage_tokenizes(tiny_bundle, articles):
+    split = split_documents(shard_batch(articles[:1]), AnnotateConfig())
+    assert set(sentence_structs(split).field("word_position").to_pylist()) == {None}
+    with pytest.raises(AssertionError, match="the tokenizer was"):
+        tag_documents(without_tokenizer(Tagger.from_pretrained(tiny_bundle, device="cpu")), split)
+
+
+def test_split_stage_word_vector_rows_are_the_taggers(w2v_bundle, articles, long_article):
+    from adabiobert.subword_columns import examples_from_arrow
+
+    tagger = Tagger.from_pretrained(w2v_bundle, device="cpu")
+    assert tagger.model.word_vectors is not None
+    split = split_documents(shard_batch(articles + [long_article]), AnnotateConfig(), load_bundle_encoder(w2v_bundle))
+    sentences = sentence_structs(split)
+    starts, ends, texts = (sentences.field(n).to_pylist() for n in ("word_starts", "word_ends", "text"))
+    words = [[t[a:b] for a, b in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)]
+    rows = sentences.field("word_vector_ids").to_pylist()
+    assert rows == [list(e.word_vector_ids) for e in tagger.encode_words(words)]
+    assert {i for ids in rows for i in ids} - {1}  # some words are in the vocabulary (row 1: unknown)
+    got, expected = tagger.tag_encoded(examples_from_arrow(sentences)), tagger.tag_words(words)
+    assert [t.tags for t in got] == [t.tags for t in expected]
+    assert [c for t in got for c in t.confidences] == pytest.approx([c for t in expected for c in t.confidences], abs=1e-5)
+
+
+def test_tag_encoded_refuses_windows_longer_than_its_own(tagger, long_article):
+    from adabiobert.encoding import ExampleEncoder
+    from adabiobert.subwords import SubwordEncoder
+
+    wider = ExampleEncoder(SubwordEncoder(tagger.bundle.tokenizer, max_subwords=100, overlap=8), tagger.labels, None)
+    example = wider.encode(long_article["abstract"].split())
+    with pytest.raises(ValueError, match="window of 100 subwords, but this tagger's windows hold at most 64"):
+        tagger.tag_encoded([example])
 
 
 def test_entity_table_has_the_schema_and_one_row_per_mention(articles, tagger):

@@ -27,6 +27,8 @@ from tests.annotation_data import (
     corpus_articles,
     damage_data_pages,
     doc_blocks,
+    expected_mentions,
+    long_sentence_article,
     without_column,
     write_shard,
 )
@@ -239,6 +241,56 @@ def test_a_shard_whose_name_ends_in_rejects_is_tagged_and_the_rejects_table_is_n
     assert (summary["shards_listed"], summary["shards_committed"]) == (1, 1)
     [row] = read_rows(str(tmp_path / "out"), "rejections", uris=True)  # committed from the driver: no Ray needed
     assert (row["shard"], row["reason"]) == (shard, "null_pmcid")
+
+
+# ---- subwords from the split stage ------------------------------------------------------------
+def test_the_jobs_split_stage_encodes_every_sentence_as_the_tagger_would(tmp_path, ncbi, tiny_bundle):
+    import pyarrow.compute as pc
+
+    from adabiobert.distributed.annotation import _read_and_split
+    from adabiobert.job_configs import AnnotateConfig
+
+    rows = corpus_articles([s.words for s in ncbi.test], "PMC", 2) + [long_sentence_article([s.words for s in ncbi.test], "PMCL")]
+    uri = write_shard(str(tmp_path / "part-0.parquet"), rows)
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
+    split = _read_and_split(uri, AnnotateConfig(), 4, str(tiny_bundle), tagger.model_id)  # the Ray task's function
+    sentences = pc.list_flatten(split.column("sentences").combine_chunks())
+    texts, starts, ends = (sentences.field(n).to_pylist() for n in ("text", "word_starts", "word_ends"))
+    encoded = tagger.encode_words([[t[a:b] for a, b in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)])
+    assert sentences.field("subword_windows").to_pylist() == [[list(w) for w in e.encoded.windows] for e in encoded]
+    assert sentences.field("word_position").to_pylist() == [list(e.encoded.word_position) for e in encoded]
+    assert max(len(e.encoded.windows) for e in encoded) >= 3
+
+
+def test_the_split_stage_reads_a_bundle_on_s3_without_its_weights(s3_bucket, tiny_bundle, monkeypatch):
+    from adabiobert.distributed import annotation
+
+    model = f"s3://{s3_bucket}/bundles/model"
+    storage.upload_dir(tiny_bundle, model)
+    read = []
+    real_download = storage._download
+    monkeypatch.setattr(storage, "_download", lambda uri, target: read.append(uri) or real_download(uri, target))
+    encoder = annotation._split_encoder.__wrapped__(model, "tiny@test")
+    assert read and not [uri for uri in read if uri.endswith("model.safetensors")]
+    words = "Germline mutations of the APC gene cause familial adenomatous polyposis .".split()
+    assert encoder.encode(words) == Tagger.from_pretrained(tiny_bundle, device="cpu").encoder.encode(words)
+
+
+def test_the_job_tags_split_stage_subwords_as_tag_words_does(ray_data, ncbi, tiny_bundle, tmp_path):
+    from adabiobert.distributed.annotation import run_annotation
+
+    sentences = [s.words for s in ncbi.test]
+    rows = corpus_articles(sentences[700:], "PMC7", 3) + [long_sentence_article(sentences[800:], "PMC8long")]
+    write_shard(str(tmp_path / "shards" / "part-0.parquet"), rows)
+    summary = run_annotation(job_config(str(tmp_path / "shards"), str(tmp_path / "out"), tiny_bundle),
+                             log=lambda line: None)
+    assert summary["documents_tagged"] == len(rows)
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
+    expected = sorted((r["pmcid"], *e) for r in rows for e in expected_mentions(tagger, r))
+    got = sorted((r["pmcid"], r["section_index"], r["sentence_index"], r["start_offset"], r["end_offset"], r["mention"],
+                  r["label"], r["confidence"]) for r in read_rows(str(tmp_path / "out"), "entities"))
+    assert [g[:-1] for g in got] == [e[:-1] for e in expected] and any(g[0] == "PMC8long" for g in got)
+    assert [g[-1] for g in got] == pytest.approx([e[-1] for e in expected], abs=1e-4)
 
 
 def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_data, shard_rows, tiny_bundle, tmp_path):

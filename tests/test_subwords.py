@@ -76,3 +76,28 @@ def test_budget_batches_sort_by_length_and_respect_the_budget(tokenizer):
         windows = [w for i in batch for w in examples[i].encoded.windows]
         assert len(batch) == 1 or len(windows) * max(len(w) for w in windows) <= 100
     assert [examples[b[0]].num_subwords for b in batches] == sorted(examples[b[0]].num_subwords for b in batches)
+
+
+def test_encoded_sentences_survive_arrow_and_nulls_mean_not_encoded(tokenizer):
+    import pyarrow as pa
+
+    from adabiobert.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
+
+    encoder = SubwordEncoder(tokenizer, max_subwords=16, overlap=4)
+    sentences = [[f"x{i}" for i in range(30)], ["cancer", "of", "the", "colon"]]
+    examples = [Example(encoder.encode(s), tuple(range(2, 2 + len(s)))) for s in sentences]
+    records = [encoded_record(examples[0]), encoded_record(None), encoded_record(examples[1])]
+    array = pa.array(records, pa.struct(list(ENCODED_FIELDS)))
+    assert examples_from_arrow(array) == [examples[0], None, examples[1]]
+    assert len(examples[0].encoded.windows) > 1
+
+
+def test_encoded_sentences_whose_fields_disagree_are_refused(tokenizer):
+    import pyarrow as pa
+
+    from adabiobert.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
+
+    example = Example(SubwordEncoder(tokenizer, max_subwords=16, overlap=4).encode(["a", "b"]), (1, 1))
+    broken = {**encoded_record(example), "word_vector_ids": [1]}
+    with pytest.raises(ValueError, match="encoded sentence 0: 2 word windows, 2 word positions and 1 word-vector rows"):
+        examples_from_arrow(pa.array([broken], pa.struct(list(ENCODED_FIELDS))))

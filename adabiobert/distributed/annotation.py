@@ -5,9 +5,12 @@
     and pmcid column on the driver
       -> from_items(pending shard URIs), one block per shard
       -> map_batches(_read_shards, num_cpus=0, TaskPoolStrategy)     waits on one Ray task per shard:
-             _read_and_split (1 CPU, max_retries=read_retries)      reads the whole shard, splits it;
-             any error, or a worker that died read_retries + 1 times, becomes one QUARANTINED row
-      -> map_batches(TaggerActor, compute=ActorPoolStrategy(size=n)) one model per actor (per GPU)
+             _read_and_split (1 CPU, max_retries=read_retries)      reads the whole shard, splits it
+             and encodes its sentences into subword windows (the bundle's tokenizer, loaded once
+             per worker process); any error, or a worker that died read_retries + 1 times,
+             becomes one QUARANTINED row
+      -> map_batches(TaggerActor, compute=ActorPoolStrategy(size=n)) one model per actor (per GPU),
+             tensor work only: it never calls the tokenizer
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
          back, its entity and rejection tables are committed (AnnotationStore.commit); a
          QUARANTINED row commits the shard's quarantine instead
@@ -22,6 +25,7 @@ driver with their rejection rows and never reach Ray.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -37,8 +41,9 @@ from adabiobert import storage
 from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.annotation_counts import RunCounts
-from adabiobert.checkpoint import MANIFEST, bundle_model_id
+from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
 from adabiobert.distributed.session import init_ray
+from adabiobert.encoding import ExampleEncoder
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
@@ -54,7 +59,8 @@ _FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 # Worker side
 # ---------------------------------------------------------------------------------------------
 class TaggerActor:
-    """Ray Data UDF: loads the bundle once per actor, then tags article batches."""
+    """Ray Data UDF: loads the bundle once per actor, then tags article batches whose sentences
+    the split stage encoded (``tag_documents``: collate, encoder, CRF; no tokenizer call)."""
 
     def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None,
                  precision: str = DEFAULT_TAG_PRECISION) -> None:
@@ -81,9 +87,19 @@ def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
     return resolve_precision(requested, torch.device(device_type)).to_dict()
 
 
-def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int) -> pa.Table:
-    """Ray task: one shard, read whole and split (``split_shard``); raises what reading raised."""
-    return split_shard(uri, config, documents_per_split)
+def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int, model: str, model_id: str) -> pa.Table:
+    """Ray task: one shard, read whole, split and encoded with ``model``'s encoder (``split_shard``);
+    raises what reading raised."""
+    return split_shard(uri, config, documents_per_split, _split_encoder(model, model_id))
+
+
+@functools.lru_cache(maxsize=2)
+def _split_encoder(model: str, model_id: str) -> ExampleEncoder:
+    """The bundle's sentence encoder, loaded once per worker process (keyed by ``model_id`` too, so
+    a bundle replaced at the same URI is loaded again). From S3 only its ``ENCODER_FILES`` (manifest,
+    tokenizer, Word2Vec words) are downloaded, not the weights."""
+    with storage.local_folder(model, only=ENCODER_FILES) as bundle:
+        return load_bundle_encoder(bundle.path)  # held in memory: a downloaded copy can go
 
 
 _read_task = ray.remote(num_cpus=1, retry_exceptions=False)(_read_and_split)
@@ -92,7 +108,7 @@ _read_task = ray.remote(num_cpus=1, retry_exceptions=False)(_read_and_split)
 
 
 def _read_shards(batch: pa.Table, config: AnnotateConfig, documents_per_split: int,
-                 read_retries: int) -> Iterator[pa.Table]:
+                 read_retries: int, model: str, model_id: str) -> Iterator[pa.Table]:
     """Ray Data UDF over shard URIs: each shard's split rows in slices, or its QUARANTINED row.
 
     The read runs in a task of its own so that a worker that dies while reading is retried a
@@ -102,7 +118,7 @@ def _read_shards(batch: pa.Table, config: AnnotateConfig, documents_per_split: i
     read = _read_task.options(max_retries=read_retries)
     for uri in batch.column("uri").to_pylist():
         try:
-            table = ray.get(read.remote(uri, config, documents_per_split))
+            table = ray.get(read.remote(uri, config, documents_per_split, model, model_id))
         except ray.exceptions.RayTaskError as error:  # an exception raised by the read or the split
             cause = error.cause if error.cause is not None else error
             yield quarantine_row(uri, read_failure(uri, cause))
@@ -300,7 +316,7 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
         .map_batches(
             _read_shards,
             fn_kwargs={"config": config.annotate, "documents_per_split": config.documents_per_split,
-                       "read_retries": config.read_retries},
+                       "read_retries": config.read_retries, "model": config.model, "model_id": model_id},
             batch_size=1,
             batch_format="pyarrow",
             num_cpus=0,  # also keeps it from being fused into the tagger actors (other resources)
