@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from adabiobert.config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
+from adabiobert.config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS  # noqa: F401 (DEFAULT_TAG_PRECISION: the tagger imports it from here)
 from adabiobert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
