@@ -46,8 +46,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotate import Shard
 from adabiobert.entity_tables import TABLE_SCHEMAS, TABLES, TABLES_VERSION, partition_folder, shard_file_name
+from adabiobert.pmc_shards import Shard
 
 MANIFEST_FILE = "_manifest/manifest.json"
 COMMITS_DIR = "_manifest/commits"
@@ -152,8 +152,7 @@ class AnnotationStore:
         return storage.join(self.output, *relative.split("/"))
 
     def _relative(self, uri: str) -> str:
-        root = self.output.rstrip("/") if storage.is_s3(self.output) else storage.join(self.output, "")
-        return uri[len(root):].lstrip("/").replace("\\", "/")
+        return storage.relative_to(uri, self.output)
 
     # ---- recovery --------------------------------------------------------------------------
     def markers(self) -> dict[str, list[ShardCommit]]:
@@ -267,10 +266,8 @@ class AnnotationStore:
                 raise ValueError(f"{shard.name}: the {table_name} table has schema\n{table.schema}\nnot\n{schema}")
             table = table.replace_schema_metadata(schema.metadata)  # the tables version, in every file
             staging = self.uri(f"{STAGING_DIR}/{run_id}/{table_name}/{name}")
-            filesystem, path = storage.filesystem_for(staging)
-            if not storage.is_s3(staging):
-                filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            pq.write_table(table, path, filesystem=filesystem)
+            with storage.open_output(staging) as sink:
+                pq.write_table(table, sink)
             staged.append((staging, f"{partition_folder(table_name, run_date)}/{name}"))
         self.hook("staged", shard.name)
         for staging, relative in staged:

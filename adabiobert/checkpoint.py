@@ -232,6 +232,26 @@ def bundle_hash(folder: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def bundle_model_id(folder: str | Path, name_hint: str | None = None) -> str:
+    """``name@hash`` of a local bundle, as :attr:`Tagger.model_id` gives it.
+
+    Args:
+        folder: the bundle folder on this machine.
+        name_hint: the name when the bundle's metadata has none (default: the folder's parent's
+            name, as the tagger uses); pass the remote parent's name for a downloaded copy.
+
+    Raises:
+        InputNotFoundError: the folder holds no bundle manifest.
+    """
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise InputNotFoundError(f"{folder}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                 "'model' folder of a training run, <output>/<name>/model")
+    metadata = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("metadata") or {}
+    name = metadata.get("name") or name_hint or folder.resolve().parent.name
+    return f"{name}@{bundle_hash(folder)}"
+
+
 def _manifest_bytes_without_validation(path: Path) -> bytes:
     """The manifest's bytes as ``save_bundle`` wrote them: the same bytes when it holds no
     validation record (the hash of every older bundle is unchanged), else re-serialised without it."""

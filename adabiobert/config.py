@@ -1,4 +1,5 @@
-"""Typed, frozen configuration for the model, the loss and training.
+"""Typed, frozen configuration for the model, the loss and training (the other jobs' configs are
+beside it, in ``adabiobert.job_configs``).
 
 Every artifact this project writes carries the resolved configuration (``to_dict``), and every
 config can be rebuilt from that dict (``from_dict``), which rejects unknown keys so that a typo
@@ -19,6 +20,14 @@ LOSS_MODES = ("adaptive", "learned", "paper", "fixed", "ce", "crf")
 ALPHA_MODES = ("adaptive", "learned", "paper")  # modes whose alpha changes during training
 ALPHA_UPDATES = ("step", "epoch")
 PRECISIONS = ("auto", "bf16", "fp32")
+"""Training precisions (``TrainConfig.precision``)."""
+
+TAG_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+"""Tagging precisions (``adabiobert.precision``; ``AnnotationJobConfig.precision``)."""
+DEFAULT_TAG_PRECISION = "fp32"
+"""The default until ``auto``'s choices are measured (issue 13: benchmarks/throughput.py and
+benchmarks/precision_accuracy.py, not yet run): ``auto`` picks bf16 on CPUs with avx512_bf16, and a
+tagger's decisions near a boundary change with it. Ask for ``auto`` (or int8/bf16) explicitly."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +225,7 @@ class TrainJobConfig:
     """Run name. Re-running with the same name and output resumes from the latest checkpoint."""
 
     word_vectors: str | None = None
-    """gensim KeyedVectors file (``.kv``, ``.bin``, ``.txt``); ``None`` trains without them."""
+    """gensim KeyedVectors file (``.kv``, ``.bin``, ``.txt``), local or ``s3://``; ``None`` trains without them."""
 
     max_train_sentences: int | None = None
     """Use only the first N training sentences (a quick run); ``None`` uses all."""

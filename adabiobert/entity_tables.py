@@ -112,7 +112,7 @@ def rejection_table(
     """Rejection rows of one shard from ``(row_index, pmcid, reason, detail)`` tuples.
 
     Args:
-        shard: the URI the shard was read from (:attr:`adabiobert.annotate.Shard.uri`).
+        shard: the URI the shard was read from (:attr:`adabiobert.pmc_shards.Shard.uri`).
     """
     for _, _, reason, _ in rows:
         if reason not in REJECTION_REASONS:
@@ -138,7 +138,7 @@ def entity_table(documents: pa.Table, shard: str, model_id: str, run_id: str) ->
 
     Args:
         documents: rows of :data:`adabiobert.annotate.TAGGED_SCHEMA` of one shard.
-        shard: the URI the shard was read from (:attr:`adabiobert.annotate.Shard.uri`).
+        shard: the URI the shard was read from (:attr:`adabiobert.pmc_shards.Shard.uri`).
         model_id, run_id: written on every row.
     """
     entities = documents.column("entities").combine_chunks()

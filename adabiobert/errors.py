@@ -41,7 +41,8 @@ class DatasetNotFoundError(AdaBioBertError):
 
 
 class ShardSchemaError(AdaBioBertError):
-    """A Parquet shard whose columns do not match the expected schema.
+    """A Parquet shard that cannot be read as one: an unreadable footer or ``pmcid`` column, a
+    column missing or of another type than the shard schema's, or a null ``pmcid``.
 
     Attributes:
         path: the shard.
@@ -55,7 +56,9 @@ class ShardSchemaError(AdaBioBertError):
 
 
 class ConfigError(AdaBioBertError):
-    """A configuration value that is out of range or inconsistent with another."""
+    """A configuration value that is out of range or inconsistent with another: the one error of
+    every config (``adabiobert.config``, ``adabiobert.job_configs``), which the entry points report
+    as a usage error (one line on stderr, exit status 2)."""
 
 
 class InputNotFoundError(AdaBioBertError, FileNotFoundError):

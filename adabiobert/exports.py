@@ -35,10 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotate import SectionText, article_sections, list_shards
 from adabiobert.annotation_commit import AnnotationStore, ShardCommit
 from adabiobert.entity_tables import TABLES_VERSION
 from adabiobert.errors import ExportError, InputNotFoundError
+from adabiobert.pmc_shards import SectionText, article_sections, read_articles
 
 FORMATS = {"bioc-xml": ".bioc.xml", "bioc-json": ".bioc.json", "pubtator": ".pubtator"}
 """Each export format and the suffix of its files."""
@@ -218,7 +218,7 @@ def article_document(pmcid: str, pieces: Sequence[SectionText], entities: Sequen
     """One tagged article: a passage per piece (the title first, even when empty), its entity rows.
 
     Args:
-        pieces: :func:`adabiobert.annotate.article_sections` of the shard row.
+        pieces: :func:`adabiobert.pmc_shards.article_sections` of the shard row.
         entities: the article's rows of the entity table (:data:`ENTITY_COLUMNS`).
 
     Raises:
@@ -278,11 +278,11 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
                           f"export reads version {TABLES_VERSION}; run jobs/annotate.py again (it re-tags every "
                           "shard into the new layout), then export")
     uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
-    listed = list_shards(uri)
-    if not listed:
+    found = storage.stat(uri)
+    if found is None:
         raise ExportError(f"shard {commit.shard} is not at {uri} any more; pass --shards with the folder it lives in now")
     moved = shards is not None and uri != commit.uri
-    if listed[0].size != commit.size or (not moved and listed[0].version != commit.version):
+    if found.size != commit.size or (not moved and found.version != commit.version):
         raise ExportError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ), so the "
                           "offsets no longer point into its text; run jobs/annotate.py again, then export")
     tables = [_read(storage.join(output, *f.split("/"))) for f in commit.files]
@@ -294,9 +294,8 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
         for row in table.select(list(ENTITY_COLUMNS)).to_pylist():
             by_article.setdefault(row["pmcid"], []).append(row)
 
-    filesystem, path = storage.filesystem_for(uri)
     try:
-        articles = pq.read_table(path, filesystem=filesystem, columns=["pmcid", "title", "abstract", "sections"])
+        articles = read_articles(uri)
     except (OSError, pa.ArrowException) as error:
         raise ExportError(f"{uri}: its text cannot be read ({type(error).__name__}: {error})") from None
     infons = {"shard": commit.shard, "model_id": commit.model_id, "run_id": commit.run_id}

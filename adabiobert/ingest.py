@@ -15,7 +15,6 @@ same files on Ray Data, packages (or groups of loose files) at once (``adabiober
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 import time
 import zlib
@@ -31,7 +30,8 @@ import pyarrow.parquet as pq
 from adabiobert import filelist, storage
 from adabiobert.errors import InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
-from adabiobert.pmc_schema import records_to_table
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc_shards import REJECTS_FILE, records_to_table, shard_name
 from adabiobert.progress import Progress
 
 INPUT_SUFFIXES = (".nxml", ".xml", ".tar.gz", ".tgz")
@@ -41,31 +41,11 @@ PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
 
 REJECTS_SCHEMA = pa.schema([pa.field("source", pa.string(), nullable=False),
                             pa.field("reason", pa.string(), nullable=False)])
-"""``rejects.parquet``: one row per file (or package member) that gave no article."""
+"""``rejects.parquet`` (:data:`~adabiobert.pmc_shards.REJECTS_FILE`): one row per file (or package
+member) that gave no article."""
 
 # What a bad input can raise; anything else is a bug or an outage and stops the run.
 _INPUT_ERRORS = (JatsError, OSError, tarfile.TarError, EOFError, zlib.error, UnicodeError)
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """What to ingest and where to write it."""
-
-    inputs: tuple[str, ...]
-    """Files, folders or ``.tar.gz`` packages, local paths or ``s3://`` URIs, read in this order."""
-    output: str
-    """Folder (local or ``s3://``) for the shards, ``rejects.parquet`` and ``ingest_stats.json``.
-    It must not hold ``.parquet`` files yet: a second run never mixes with an older one."""
-    articles_per_shard: int = 1000
-    """Rows per shard (the last shard may hold fewer)."""
-    show_progress: bool = True
-    """Show the progress over the input files (``adabiobert.progress``)."""
-
-    def __post_init__(self) -> None:
-        if not self.inputs:
-            raise ValueError("IngestConfig.inputs is empty; name at least one file or folder")
-        if self.articles_per_shard < 1:
-            raise ValueError(f"IngestConfig.articles_per_shard must be >= 1, got {self.articles_per_shard}")
 
 
 @dataclass(frozen=True)
@@ -169,7 +149,7 @@ def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: 
         started: the run's ``time.perf_counter()`` at its start.
         workers: see :attr:`IngestStats.workers`.
     """
-    write_parquet(storage.join(config.output, "rejects.parquet"),
+    write_parquet(storage.join(config.output, REJECTS_FILE),
                   pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
     stats = IngestStats(files, articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
                         {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
@@ -190,7 +170,7 @@ def find_inputs(inputs: tuple[str, ...]) -> tuple[list[str], list[Reject]]:
     files: list[str] = []
     rejects: list[Reject] = []
     for uri in inputs:
-        if (storage.exists(uri) if storage.is_s3(uri) else os.path.isfile(uri)):
+        if storage.stat(uri) is not None:
             files.append(uri)
             continue
         found = [info.uri for info in storage.list_files(uri, INPUT_SUFFIXES)]
@@ -298,11 +278,6 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, JatsError):
         return f"line {error.line}: {error.reason}" if error.line else error.reason
     return f"{type(error).__name__}: {error}"
-
-
-def shard_name(index: int) -> str:
-    """The name of a run's ``index``-th shard (0-based)."""
-    return f"part-{index:05d}.parquet"
 
 
 def _write_shard(output: str, index: int, records: list[dict[str, Any]]) -> str:

@@ -37,15 +37,8 @@ from typing import Any
 import pyarrow as pa
 
 from adabiobert import storage
-from adabiobert.ingest import (
-    PACKAGE_SUFFIXES,
-    Reject,
-    duplicate_reject,
-    iter_articles,
-    shard_name,
-    write_parquet,
-)
-from adabiobert.pmc_schema import records_to_table
+from adabiobert.ingest import PACKAGE_SUFFIXES, Reject, duplicate_reject, iter_articles, write_parquet
+from adabiobert.pmc_shards import records_to_table, shard_name
 
 FILES_PER_UNIT = 64
 """Loose files (not packages) per unit: enough to keep a task's start-up small beside its work,

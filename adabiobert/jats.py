@@ -88,7 +88,7 @@ def parse_jats(data: bytes, source: str, modified: datetime | None = None) -> di
             article carries no date.
 
     Returns:
-        A dict with the keys of :data:`adabiobert.pmc_schema.PMC_SHARD_SCHEMA`.
+        A dict with the keys of :data:`adabiobert.pmc_shards.PMC_SHARD_SCHEMA`.
 
     Raises:
         JatsError: the XML does not parse (with its line), the root is not ``<article>``, or the

@@ -29,16 +29,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from adabiobert.config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS  # noqa: F401 (DEFAULT_TAG_PRECISION: the tagger imports it from here)
 from adabiobert.errors import ConfigError
 
 logger = logging.getLogger(__name__)
-
-TAG_PRECISIONS = ("auto", "fp32", "bf16", "int8")
-DEFAULT_TAG_PRECISION = "fp32"
-"""The default until ``auto``'s choices are measured (issue 13: benchmarks/throughput.py and
-benchmarks/precision_accuracy.py, not yet run): ``auto`` picks bf16 on CPUs with avx512_bf16, and a
-tagger's decisions near a boundary change with it. Ask for ``auto`` (or int8/bf16) explicitly."""
-"""Precisions a tagger can be asked for (``--precision``)."""
 
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 """x86 CPU flags (``/proc/cpuinfo``) that mean bf16 matrix products run in hardware."""

@@ -15,9 +15,12 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -78,6 +81,25 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     if region:
         options["region"] = region
     return pafs.S3FileSystem(**options), f"{bucket}/{key}".rstrip("/")
+
+
+def absolute(uri: str) -> str:
+    """``uri`` as it names the same place from any working directory: an absolute local path
+    (``~`` expanded), or the S3 URI unchanged."""
+    return uri if is_s3(uri) else os.path.abspath(os.path.expanduser(str(uri)))
+
+
+def basename(uri: str) -> str:
+    """The last part of a path or URI (``s3://b/runs/x/model/`` -> ``model``)."""
+    return PurePosixPath(str(uri).replace(os.sep, "/").rstrip("/")).name
+
+
+def parent_name(uri: str) -> str:
+    """The name of the folder holding ``uri`` (``runs/x/model`` -> ``x``); a local path is
+    resolved first, so ``model`` named from inside ``runs/x`` gives ``x`` too."""
+    if is_s3(uri):
+        return PurePosixPath(uri.rstrip("/")).parent.name
+    return Path(uri).resolve().parent.name
 
 
 def join(uri: str, *parts: str) -> str:
@@ -146,6 +168,32 @@ def exists(uri: str) -> bool:
     return True
 
 
+def stat(uri: str) -> FileInfo | None:
+    """The file at ``uri`` (its size and version, as :func:`list_files` gives them), or None when
+    there is none (nothing there, or a local folder). ``uri`` is made absolute (:func:`absolute`).
+
+    One request for S3 (a HEAD), never a listing of the folder.
+    """
+    uri = absolute(uri)
+    if not is_s3(uri):
+        try:
+            found = os.stat(uri)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return FileInfo(uri, found.st_size, str(found.st_mtime_ns)) if os.path.isfile(uri) else None
+    bucket, key = _split_s3(uri)
+    if not key or key.endswith("/"):
+        return None
+    client = boto3_client()
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return FileInfo(uri, int(head["ContentLength"]), head["ETag"].strip('"'))
+
+
 def list_files(prefix_uri: str, suffixes: tuple[str, ...] = ()) -> list[FileInfo]:
     """Every file under a folder (recursively), sorted by URI.
 
@@ -187,17 +235,18 @@ def _list_local(folder: str) -> list[FileInfo]:
     return found
 
 
-def _relative(info_uri: str, folder_uri: str) -> str:
-    """The part of ``info_uri`` below ``folder_uri``, with ``/`` separators."""
+def relative_to(uri: str, folder_uri: str) -> str:
+    """The part of ``uri`` below ``folder_uri``, with ``/`` separators (``a/b.parquet``): how a
+    file found by :func:`list_files` is named relative to the folder that was listed."""
     if is_s3(folder_uri):
-        return info_uri[len(folder_uri.rstrip("/")) + 1:]
-    return Path(os.path.relpath(info_uri, folder_uri)).as_posix()
+        return uri[len(folder_uri.rstrip("/")) + 1:]
+    return Path(os.path.relpath(uri, folder_uri)).as_posix()
 
 
 def upload_dir(local_dir: str | Path, uri: str) -> None:
     """Copy every file under ``local_dir`` to the folder ``uri`` (local or S3), keeping layout."""
     for info in list_files(str(local_dir)):
-        relative = _relative(info.uri, str(local_dir))
+        relative = relative_to(info.uri, str(local_dir))
         target = join(uri, *relative.split("/"))
         if is_s3(target):
             bucket, key = _split_s3(target)
@@ -210,14 +259,122 @@ def upload_dir(local_dir: str | Path, uri: str) -> None:
 def download_dir(uri: str, local_dir: str | Path) -> None:
     """Copy every file under the folder ``uri`` (local or S3) into ``local_dir``, keeping layout."""
     for info in list_files(uri):
-        relative = _relative(info.uri, uri)
+        relative = relative_to(info.uri, uri)
         target = Path(local_dir).joinpath(*relative.split("/"))
-        target.parent.mkdir(parents=True, exist_ok=True)
         if is_s3(info.uri):
-            bucket, key = _split_s3(info.uri)
-            boto3_client().download_file(bucket, key, str(target))
+            _download(info.uri, target)
         else:
+            target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(info.uri, target)
+
+
+def open_output(uri: str):
+    """A writable pyarrow stream to ``uri`` (``pq.write_table(table, stream)``); a local file's
+    folders are created first. Not atomic: for files that are moved into place afterwards."""
+    filesystem, path = filesystem_for(uri)
+    if not is_s3(uri):
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    return filesystem.open_output_stream(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local copies for libraries that read only local files (transformers, gensim)
+# ---------------------------------------------------------------------------------------------
+class LocalCopy:
+    """A local path to a file or folder named by a URI: the path itself when it is local, else a
+    download into a temporary folder, deleted by :meth:`cleanup` (or at the end of a ``with``).
+
+    Attributes:
+        path: the local file or folder; a downloaded file keeps its name.
+    """
+
+    def __init__(self, path: str, temporary: tempfile.TemporaryDirectory | None = None) -> None:
+        self.path = path
+        self._temporary = temporary
+
+    def cleanup(self) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+    def __enter__(self) -> LocalCopy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def local_folder(uri: str, only: Iterable[str] | None = None) -> LocalCopy:
+    """The folder ``uri`` on this machine: itself when local, else its files downloaded.
+
+    Args:
+        only: download only the files and folders with these names at the top of the folder
+            (for example a bundle without its weights); None: everything. A local folder is
+            used whole either way.
+    """
+    if not is_s3(uri):
+        return LocalCopy(uri)
+    keep = None if only is None else set(only)
+    temporary = tempfile.TemporaryDirectory(prefix="adabiobert-")
+    try:
+        target = Path(temporary.name, basename(uri))
+        for info in list_files(uri):
+            relative = relative_to(info.uri, uri)
+            if keep is None or relative.split("/")[0] in keep:
+                _download(info.uri, target.joinpath(*relative.split("/")))
+    except BaseException:
+        temporary.cleanup()
+        raise
+    return LocalCopy(str(target), temporary)
+
+
+def local_file(uri: str, companions: bool = False) -> LocalCopy:
+    """The file ``uri`` on this machine: itself when local, else downloaded under its own name.
+
+    Args:
+        companions: also download the files beside it whose names start with its name and a dot
+            (``vectors.kv`` -> ``vectors.kv.vectors.npy``: gensim's large arrays).
+
+    Raises:
+        FileNotFoundError: no file at ``uri``.
+    """
+    if not is_s3(uri):
+        if not os.path.isfile(uri):
+            raise FileNotFoundError(uri)
+        return LocalCopy(uri)
+    if stat(uri) is None:
+        raise FileNotFoundError(uri)
+    parent, _, base = uri.rpartition("/")
+    temporary = tempfile.TemporaryDirectory(prefix="adabiobert-")
+    try:
+        wanted = [uri]
+        if companions:
+            wanted += [info.uri for info in list_files(parent) if info.uri.startswith(f"{uri}.")
+                       and "/" not in info.uri[len(parent) + 1:]]
+        for found in wanted:
+            _download(found, Path(temporary.name, found.rpartition("/")[2]))
+    except BaseException:
+        temporary.cleanup()
+        raise
+    return LocalCopy(os.path.join(temporary.name, base), temporary)
+
+
+@contextmanager
+def staged_output(uri: str) -> Iterator[str]:
+    """A local folder to write a job's output into: ``uri`` itself when local (created), else a
+    temporary folder whose files are uploaded to ``uri`` when the block ends without an error."""
+    if not is_s3(uri):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+        yield uri
+        return
+    with tempfile.TemporaryDirectory(prefix="adabiobert-out-") as folder:
+        yield folder
+        upload_dir(folder, uri)
+
+
+def _download(uri: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bucket, key = _split_s3(uri)
+    boto3_client().download_file(bucket, key, str(target))
 
 
 def boto3_client():
@@ -372,6 +529,6 @@ def _move_prefix(staged: str, target: str, last: str) -> None:
     """Move every S3 object under ``staged`` to ``target``, ``last`` after all the others."""
     delete([join(target, *last.split("/"))])  # an old folder stops looking complete first
     delete_tree(target)
-    relatives = sorted((_relative(info.uri, staged) for info in list_files(staged)), key=lambda r: r == last)
+    relatives = sorted((relative_to(info.uri, staged) for info in list_files(staged)), key=lambda r: r == last)
     for relative in relatives:
         move(join(staged, *relative.split("/")), join(target, *relative.split("/")))

@@ -13,16 +13,15 @@ looks a word up as written first and lower-cased second, so both forms must be t
 
 from __future__ import annotations
 
-import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from gensim.models import KeyedVectors, Word2Vec
 
 from adabiobert.errors import ConfigError
+from adabiobert.job_configs import Word2VecConfig
 from adabiobert.lexicon import Lexicon
 from adabiobert.text import split_sentences
 
@@ -33,48 +32,9 @@ STATS_FILE = "word2vec_stats.json"
 """Name of the build's statistics file, beside the vectors."""
 
 
-@dataclass(frozen=True)
-class Word2VecConfig:
-    """gensim Word2Vec settings."""
-
-    vector_size: int = 128
-    """Dimensions of a word vector."""
-    window: int = 7
-    """Largest distance between a word and a context word, in words."""
-    min_count: int = 2
-    """Words seen fewer times in the corpus get no vector."""
-    epochs: int = 5
-    """Passes over the corpus."""
-    skip_gram: bool = True
-    """Skip-gram (True) or CBOW (False); skip-gram is the usual choice for biomedical vectors
-    (Chiu et al., 2016, "How to Train Good Word Embeddings for Biomedical NLP")."""
-    seed: int = 13
-    """Seed of the initial vectors and sampling. Runs repeat exactly only with ``workers=1``
-    (thread scheduling changes the order of updates)."""
-    workers: int | None = None
-    """Training threads; None means ``os.cpu_count()``."""
-
-    def __post_init__(self) -> None:
-        for name in ("vector_size", "window", "min_count", "epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"Word2VecConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"Word2VecConfig.workers must be >= 1 or None, got {self.workers}")
-
-    def resolved_workers(self) -> int:
-        return self.workers or os.cpu_count() or 1
-
-
-def article_texts(title: str | None, abstract: str | None, sections: Sequence[Mapping[str, Any]] | None) -> list[str]:
-    """The texts of one shard row that hold sentences: title, abstract, each section's text
-    (section titles such as "Methods" are headings, not sentences, and are left out)."""
-    texts = [title or "", abstract or ""]
-    texts.extend(section.get("text") or "" for section in sections or ())
-    return [text for text in texts if text]
-
-
 def kept_sentence_lines(texts: Iterable[str], lexicon: Lexicon) -> tuple[int, list[str]]:
-    """Split ``texts`` into sentences and keep those that mention a lexicon term.
+    """Split ``texts`` (an article's, ``adabiobert.pmc_shards.article_sections``) into sentences
+    and keep those that mention a lexicon term.
 
     Returns:
         ``(sentences seen, kept lines)``; a line is the sentence's words joined by single spaces,

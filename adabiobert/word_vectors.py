@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adabiobert import storage
 from adabiobert.errors import InputNotFoundError
 
 PAD_ID = 0
@@ -72,23 +73,28 @@ class WordVectors:
         return cls(words, vectors)
 
     @classmethod
-    def load(cls, path: str | Path) -> WordVectors:
-        """Read gensim KeyedVectors: a native ``.kv`` file (``KeyedVectors.save``), or the
-        word2vec format (``.bin`` binary, ``.txt``/``.vec`` text).
+    def load(cls, uri: str | Path) -> WordVectors:
+        """Read gensim KeyedVectors, local or ``s3://``: a native ``.kv`` file (``KeyedVectors.save``,
+        with the ``<name>.*.npy`` arrays gensim may put beside it), or the word2vec format
+        (``.bin`` binary, ``.txt``/``.vec`` text).
 
         Raises:
             InputNotFoundError: (a ``FileNotFoundError``) naming the path.
         """
         from gensim.models import KeyedVectors
 
-        path = Path(path)
-        if not path.is_file():
-            raise InputNotFoundError(f"word vectors not found: {path}; pass a gensim KeyedVectors file "
-                                     "(jobs/build_word2vec.py writes <out>/vectors.kv)")
-        if path.suffix in (".bin",):
-            keyed = KeyedVectors.load_word2vec_format(str(path), binary=True)
-        elif path.suffix in (".txt", ".vec"):
-            keyed = KeyedVectors.load_word2vec_format(str(path), binary=False)
-        else:
-            keyed = KeyedVectors.load(str(path))
+        uri = str(uri)
+        try:
+            copy = storage.local_file(uri, companions=True)
+        except FileNotFoundError:
+            raise InputNotFoundError(f"word vectors not found: {uri}; pass a gensim KeyedVectors file "
+                                     "(jobs/build_word2vec.py writes <out>/vectors.kv)") from None
+        with copy:
+            path = Path(copy.path)
+            if path.suffix in (".bin",):
+                keyed = KeyedVectors.load_word2vec_format(str(path), binary=True)
+            elif path.suffix in (".txt", ".vec"):
+                keyed = KeyedVectors.load_word2vec_format(str(path), binary=False)
+            else:
+                keyed = KeyedVectors.load(str(path))
         return cls.from_keyed_vectors(keyed)

@@ -44,7 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
+from adabiobert.ingest import ingest  # noqa: E402
+from adabiobert.job_configs import IngestConfig  # noqa: E402
 from benchmarks.pmc_corpus_generator import FIRST_ID, PackageWriter  # noqa: E402
 
 PMC_ID = re.compile(rb'(<article-id pub-id-type="pmc">)(?:PMC)?\d+(<)')

@@ -123,8 +123,9 @@ def fit_lengths(counts: Sequence[int], minimum: int = 10, maximum: int = 2000) -
 def sample_lengths(folder: Path) -> list[int]:
     """Sentences per article of the ``.nxml`` files in ``folder`` (title, abstract and body, split
     as the annotation job splits them), sorted by file name."""
-    from adabiobert.annotate import article_sections, sentence_records
+    from adabiobert.annotate import sentence_records
     from adabiobert.jats import parse_jats
+    from adabiobert.pmc_shards import article_sections
 
     counts = []
     for path in sorted(Path(folder).glob("*.nxml")):

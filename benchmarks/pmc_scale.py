@@ -245,10 +245,9 @@ def run_scale(settings: ScaleSettings) -> dict:
     """
     import pyarrow.parquet as pq
 
-    from adabiobert.annotate import AnnotationJobConfig
     from adabiobert.distributed.annotation import run_annotation
     from adabiobert.distributed.ingest import ingest_parallel
-    from adabiobert.ingest import IngestConfig
+    from adabiobert.job_configs import AnnotationJobConfig, IngestConfig
 
     rss = RssSampler(settings.rss_interval)
     try:

@@ -192,7 +192,7 @@ def write_job_shards(folder: Path, texts: list[str], shards: int, sentences_per_
     order of the articles (what the job will split)."""
     import pyarrow.parquet as pq
 
-    from adabiobert.pmc_schema import records_to_table
+    from adabiobert.pmc_shards import records_to_table
 
     articles = [texts[i:i + sentences_per_article] for i in range(0, len(texts), sentences_per_article)]
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def annotate_job(args, bundle: Path, texts: list[str], device: torch.device, wor
     """Part 2: the tagger alone, the annotation job, the tagger alone again; wall times and counts."""
     import ray
 
-    from adabiobert.annotate import AnnotationJobConfig
+    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.distributed.annotation import run_annotation
     from adabiobert.distributed.session import quiet_ray_data
     from adabiobert.text import split_sentences

@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from adabiobert.annotate import AnnotateConfig, AnnotationJobConfig  # noqa: E402
 from adabiobert.cli import PRECISIONS, ArgumentParser, refuse  # noqa: E402
-from adabiobert.errors import AdaBioBertError  # noqa: E402
+from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
+from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 EXIT_QUARANTINED = 3
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     args = parser.parse_args(argv)
     try:
         return _config(args), args.endpoint_url
-    except (AdaBioBertError, ValueError) as error:  # a value out of range (a bad --run-date, a count < 1)
+    except ConfigError as error:  # a value out of range (a bad --run-date, a count < 1)
         parser.error(str(error))
 
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except AdaBioBertError as error:  # no bundle at --model, no --shards, --gpu without a GPU
+    except AdaBioBertError as error:  # no bundle at --model, no shard at --shards, --gpu without a GPU
         return refuse(error)
     except Exception as error:
         return report_startup_timeout(error)

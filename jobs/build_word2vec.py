@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without install
 
 from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
-from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec  # noqa: E402
-from adabiobert.errors import AdaBioBertError  # noqa: E402
+from adabiobert.distributed.word2vec_corpus import build_word2vec  # noqa: E402
+from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
+from adabiobert.job_configs import Word2VecBuildConfig, Word2VecConfig  # noqa: E402
 from adabiobert.lexicon import Lexicon  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
-from adabiobert.word2vec import Word2VecConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no lexicon: pass --lexicon, set $ADABIOBERT_LEXICON or provide ../shared/lexicon")
     try:
         config = _config(args)
-    except (AdaBioBertError, ValueError) as error:
+    except ConfigError as error:
         parser.error(str(error))
     try:
         stats = build_word2vec(config, lexicon, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
-from adabiobert.errors import AdaBioBertError  # noqa: E402
-from adabiobert.ingest import IngestConfig, ingest  # noqa: E402
+from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
+from adabiobert.ingest import ingest  # noqa: E402
+from adabiobert.job_configs import IngestConfig  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return refuse(error)
     try:
         config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
-    except ValueError as error:
+    except ConfigError as error:
         parser.error(str(error))
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")

@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotate import TAGGED_SCHEMA, AnnotateConfig, check_shard, list_shards, shard_tables, split_shard, tag_documents
+from adabiobert.annotate import TAGGED_SCHEMA, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import AnnotationStore
-from adabiobert.pmc_schema import PMC_SHARD_SCHEMA
+from adabiobert.job_configs import AnnotateConfig
+from adabiobert.pmc_shards import PMC_SHARD_SCHEMA, check_shard, list_shards
 from adabiobert.text import split_sentences
 
 ENTITY_TABLES_DOC = Path(__file__).resolve().parents[1] / "docs" / "entity-tables.md"
@@ -70,10 +71,8 @@ def write_shard(uri: str, rows: Sequence[dict], schema: pa.Schema = PMC_SHARD_SC
     if any(r.get("pmcid", "") is None for r in rows):  # another tool's shard: pmcid not declared required
         schema = schema.set(schema.get_field_index("pmcid"), pa.field("pmcid", pa.string()))
     table = pa.Table.from_pylist(list(rows), schema=schema)
-    filesystem, path = storage.filesystem_for(uri)
-    if not storage.is_s3(uri):
-        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    pq.write_table(table, path, filesystem=filesystem, compression=compression)
+    with storage.open_output(uri) as sink:
+        pq.write_table(table, sink, compression=compression)
     return uri
 
 

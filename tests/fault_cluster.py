@@ -7,7 +7,7 @@ worker nodes that are separate raylets; killing a node kills its raylet, object 
 worker process on it, as losing a spot instance does (Ray's chaos release tests remove nodes the
 same way with their `RayletKiller`).
 
-    train: the training worker of rank 0 parks after epoch 1, once its checkpoint is registered;
+    train: the training worker of rank 0 parks after epoch 1 (an epoch hook), once its checkpoint is registered;
            its node is killed and a replacement node joins (what an autoscaler does). The run must
            finish through FailureConfig, resuming from the epoch-1 checkpoint.
     annotate: a clean annotation run, then the same run into another output, where the tagger
@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,30 +107,29 @@ class Background(threading.Thread):
 # ---------------------------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------------------------
-def parked_train_loop(loop_config: dict) -> None:
-    """The real training loop, with the fault hook replaced: rank 0 records every epoch (node,
-    process) and, after the epoch named by ADABIOBERT_CRASH_AFTER_EPOCH=N:<marker>, writes its
-    node id to <marker> and waits there to be killed with its node.
+@dataclass(frozen=True)
+class ParkAfterEpoch:
+    """The training job's epoch hook (``run_training(after_epoch=...)``): rank 0 records every
+    epoch (node, process) in ``<marker>.log`` and, after epoch ``epoch``, writes its node id to
+    ``marker`` and waits there to be killed with its node.
 
-    Defined in __main__ so that Ray ships it by value; it patches the worker's own import.
+    Defined in __main__ so that Ray ships it by value.
     """
-    from adabiobert.distributed import training
 
-    def after_epoch(setting: str | None, epoch: int, rank: int) -> None:
-        if not setting or rank != 0:
+    epoch: int
+    marker: str
+
+    def __call__(self, epoch: int, rank: int) -> None:
+        if rank != 0:
             return
-        after, _, marker = setting.partition(":")
         node = ray.get_runtime_context().get_node_id()
-        with open(marker + ".log", "a", encoding="utf-8") as log:
+        with open(self.marker + ".log", "a", encoding="utf-8") as log:
             log.write(json.dumps({"epoch": epoch, "node": node, "pid": os.getpid()}) + "\n")
-        if int(after) == epoch and not os.path.exists(marker):
+        if epoch == self.epoch and not os.path.exists(self.marker):
             ray.train.get_all_reported_checkpoints()  # this epoch's checkpoint is registered
-            Path(marker).write_text(node)
+            Path(self.marker).write_text(node)
             threading.Event().wait(PARK_TIMEOUT_S)
             raise RuntimeError(f"node {node} was not killed within {PARK_TIMEOUT_S} s")
-
-    training._maybe_crash = after_epoch
-    training.train_loop_per_worker(loop_config)
 
 
 def run_train(args) -> dict:
@@ -137,10 +137,8 @@ def run_train(args) -> dict:
     from adabiobert.distributed import training
 
     marker = Path(args.scratch) / "parked"
-    os.environ[training.CRASH_ENV] = f"1:{marker}"
     cluster, nodes = start_cluster(Path(args.temp_dir), workers=2, cpus_per_worker=1)
     try:
-        training.train_loop_per_worker = parked_train_loop
         job = TrainJobConfig(
             dataset="NCBI-disease", data_root=args.data_root, output=args.output, name="node-kill",
             max_train_sentences=64, max_eval_sentences=16, num_workers=2, cpu_threads_per_worker=1,
@@ -148,7 +146,8 @@ def run_train(args) -> dict:
             train=TrainConfig(model=ModelConfig(backbone=args.backbone, max_subwords=64, window_overlap=16),
                               epochs=2, batch_size=16),
         )
-        run = Background(lambda: training.run_training(job, log=lambda line: print(line, flush=True)))
+        run = Background(lambda: training.run_training(job, log=lambda line: print(line, flush=True),
+                                                       after_epoch=ParkAfterEpoch(1, str(marker))))
         run.start()
         killed, replacement = kill_parked_node(cluster, nodes, marker, Path(args.temp_dir), cpus=1, job=run)
         outcome = run.outcome(timeout_s=PARK_TIMEOUT_S)
@@ -198,7 +197,7 @@ def write_test_shards(folder: Path, data_root: str) -> str:
 
 
 def run_annotate(args) -> dict:
-    from adabiobert.annotate import AnnotationJobConfig
+    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.distributed import annotation
 
     scratch = Path(args.scratch)

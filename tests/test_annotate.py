@@ -9,23 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.annotate import (
-    OK,
-    AnnotateConfig,
-    Shard,
-    RunCounts,
-    article_sections,
-    bundle_model_id,
-    check_article,
-    check_shard,
-    list_shards,
-    shard_tables,
-    split_documents,
-    split_shard,
-    tag_documents,
-)
+from adabiobert.annotate import OK, check_article, shard_tables, split_documents, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, ShardCommit, work_key
-from adabiobert.checkpoint import load_bundle_encoder
+from adabiobert.annotation_counts import RunCounts
+from adabiobert.checkpoint import bundle_model_id, load_bundle_encoder
 from adabiobert.entity_tables import (
     ENTITY_SCHEMA,
     REJECTION_SCHEMA,
@@ -34,6 +21,8 @@ from adabiobert.entity_tables import (
     entity_table,
     rejection_table,
 )
+from adabiobert.job_configs import AnnotateConfig
+from adabiobert.pmc_shards import Shard, article_sections, check_shard, list_shards
 from adabiobert.tagger import Tagger
 from adabiobert.text import split_sentences
 from tests.annotation_data import (
@@ -534,4 +523,3 @@ def test_shards_are_named_by_their_path_under_the_root(tmp_path, articles):
     write_shard(str(tmp_path / "part-1.parquet"), articles[1:2])
     assert [s.name for s in list_shards(str(tmp_path))] == ["2026/part-0.parquet", "part-1.parquet"]
     assert [s.name for s in list_shards(str(tmp_path / "part-1.parquet"))] == ["part-1.parquet"]
-    assert list_shards(str(tmp_path / "missing")) == []

@@ -14,11 +14,13 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.annotate import AnnotationJobConfig
+from adabiobert.job_configs import AnnotationJobConfig
+from adabiobert.pmc_shards import REJECTS_FILE
 from adabiobert.tagger import Tagger
 from tests.annotation_data import (
     bad_articles,
@@ -30,6 +32,7 @@ from tests.annotation_data import (
     without_column,
     write_shard,
 )
+from tests.fault_hooks import CRASH_STATUS
 
 pytestmark = pytest.mark.ray
 REPO = Path(__file__).resolve().parents[1]
@@ -58,13 +61,20 @@ def shard_rows(ncbi):
 
 
 def write_shards(root: str, shard_rows) -> str:
+    """The shards, and the ingest job's rejects table beside them (which is no shard)."""
     for name, content in shard_rows.items():
         uri = storage.join(root, name)
         if content is None:
             storage.write_bytes(uri, b"PAR1 not a parquet file")
         else:
             write_shard(uri, content[0], *(content[1:] if content[1] is not None else ()))
+    write_ingest_rejects(storage.join(root, REJECTS_FILE))
     return root
+
+
+def write_ingest_rejects(uri: str) -> None:
+    with storage.open_output(uri) as sink:
+        pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["line 3: not well-formed"]}), sink)
 
 
 def job_config(shards: str, output: str, model, **overrides) -> AnnotationJobConfig:
@@ -128,6 +138,7 @@ def test_a_run_counts_every_article_and_records_every_rejection(first_run, shard
     articles_in = sum(len(c[0]) for c in shard_rows.values() if c)
     assert summary["documents_in"] == articles_in == summary["documents_tagged"] + summary["documents_rejected"]
     assert summary["documents_tagged"] == 7 and summary["shards_committed"] == 4 and summary["shards_unreadable"] == 1
+    assert summary["shards_listed"] == 4  # not rejects.parquet beside them
     assert summary["rejections_by_reason"] == {"bad_schema": 2, "unreadable": 1, "null_pmcid": 1, "no_text": 1,
                                                "too_long": 1, "control_characters": 1}
     rejections = read_rows(first_run["out"], "rejections")
@@ -209,10 +220,8 @@ def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_ru
     argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
             "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
     # Shards 1 and 2 (no column, unreadable) commit from the driver; the 3rd is the first tagged one.
-    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "ADABIOBERT_ANNOTATE_CRASH": "placed:3"}
-    killed = subprocess.run([sys.executable, str(REPO / "jobs" / "annotate.py"), *argv], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == 3, killed.stderr[-3000:]
+    killed = run_faulty_driver(["--crash-at", "placed:3"], argv, ray.get_runtime_context().gcs_address)
+    assert killed.returncode == CRASH_STATUS, killed.stderr[-3000:]
     assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 2
     assert read_rows(str(out), "entities")  # the killed shard's rows were visible, not yet committed
 
@@ -223,12 +232,23 @@ def test_a_run_killed_after_placing_a_shard_resumes_to_the_clean_tables(first_ru
     assert len(storage.list_files(str(out / "_manifest" / "commits"))) == 4
 
 
+def test_a_shard_whose_name_ends_in_rejects_is_tagged_and_the_rejects_table_is_not(tiny_bundle, tmp_path):
+    from adabiobert.distributed.annotation import run_annotation
+
+    shard = write_shard(str(tmp_path / "shards" / "old-rejects.parquet"), bad_articles("B")[-1:])  # its pmcid is null
+    write_ingest_rejects(str(tmp_path / "shards" / REJECTS_FILE))
+    summary = run_annotation(job_config(str(tmp_path / "shards"), str(tmp_path / "out"), tiny_bundle), log=lambda line: None)
+    assert (summary["shards_listed"], summary["shards_committed"]) == (1, 1)
+    [row] = read_rows(str(tmp_path / "out"), "rejections", uris=True)  # committed from the driver: no Ray needed
+    assert (row["shard"], row["reason"]) == (shard, "null_pmcid")
+
+
 # ---- subwords from the split stage ------------------------------------------------------------
 def test_the_jobs_split_stage_encodes_every_sentence_as_the_tagger_would(tmp_path, ncbi, tiny_bundle):
     import pyarrow.compute as pc
 
-    from adabiobert.annotate import AnnotateConfig
     from adabiobert.distributed.annotation import _read_and_split
+    from adabiobert.job_configs import AnnotateConfig
 
     rows = corpus_articles([s.words for s in ncbi.test], "PMC", 2) + [long_sentence_article([s.words for s in ncbi.test], "PMCL")]
     uri = write_shard(str(tmp_path / "part-0.parquet"), rows)
@@ -248,8 +268,8 @@ def test_the_split_stage_reads_a_bundle_on_s3_without_its_weights(s3_bucket, tin
     model = f"s3://{s3_bucket}/bundles/model"
     storage.upload_dir(tiny_bundle, model)
     read = []
-    real_read = storage.read_bytes
-    monkeypatch.setattr(storage, "read_bytes", lambda uri: read.append(uri) or real_read(uri))
+    real_download = storage._download
+    monkeypatch.setattr(storage, "_download", lambda uri, target: read.append(uri) or real_download(uri, target))
     encoder = annotation._split_encoder.__wrapped__(model, "tiny@test")
     assert read and not [uri for uri in read if uri.endswith("model.safetensors")]
     words = "Germline mutations of the APC gene cause familial adenomatous polyposis .".split()
@@ -283,16 +303,33 @@ def test_asking_for_a_gpu_without_one_fails_before_anything_is_committed(ray_dat
     assert storage.list_files(str(tmp_path / "out" / "_manifest" / "commits")) == []
 
 
+def run_faulty_driver(faults: list[str], argv: list[str], ray_address: str) -> subprocess.CompletedProcess:
+    """``jobs/annotate.py`` in a driver process of its own, on the suite's Ray, with the faults of
+    ``tests/fault_hooks.py`` (a process of its own: the faults kill it, or its Ray job's workers)."""
+    env = {**os.environ, "RAY_ADDRESS": ray_address}
+    return subprocess.run([sys.executable, str(REPO / "tests" / "fault_hooks.py"), *faults, "--", *argv], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 # ---- quarantine -------------------------------------------------------------------------------
-def run_job(argv: list[str], run_id: str, output: Path) -> dict:
-    """``jobs/annotate.py``'s main in this process: its exit status, stderr and run summary."""
+def run_job(argv: list[str], run_id: str, output: Path, faults: list[str] = ()) -> dict:
+    """``jobs/annotate.py``'s main (in this process; with ``faults``, in a driver of its own): its
+    exit status, stderr and run summary."""
     from jobs.annotate import main
 
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        status = main([*argv, "--run-id", run_id])
-    summary = json.loads((output / "runs" / f"{run_id}.json").read_text())
-    return {"status": status, "stderr": stderr.getvalue(), "summary": summary,
+    if faults:
+        import ray
+
+        done = run_faulty_driver(list(faults), [*argv, "--run-id", run_id], ray.get_runtime_context().gcs_address)
+        status, stderr = done.returncode, done.stderr
+    else:
+        with contextlib.redirect_stderr(io.StringIO()) as captured:
+            status = main([*argv, "--run-id", run_id])
+        stderr = captured.getvalue()
+    summary_file = output / "runs" / f"{run_id}.json"
+    assert summary_file.is_file(), f"run {run_id} wrote no summary (exit status {status}):\n{stderr[-3000:]}"
+    summary = json.loads(summary_file.read_text())
+    return {"status": status, "stderr": stderr, "summary": summary,
             "entities": read_rows(str(output), "entities"), "rejections": read_rows(str(output), "rejections")}
 
 
@@ -300,8 +337,6 @@ def run_job(argv: list[str], run_id: str, output: Path) -> dict:
 def quarantine_runs(first_run, ncbi, tiny_bundle, tmp_path_factory):
     """Four runs over the first run's shards plus part-4 (data pages damaged, footer intact) and
     part-5 (healthy, but the task reading it kills its worker in the first run only)."""
-    from adabiobert.distributed.annotation import READ_CRASH_ENV
-
     root = tmp_path_factory.mktemp("quarantine")
     shards, out = shutil.copytree(first_run["shards"], root / "shards"), root / "out"
     sentences = [s.words for s in ncbi.test]
@@ -310,11 +345,7 @@ def quarantine_runs(first_run, ncbi, tiny_bundle, tmp_path_factory):
     write_shard(str(shards / "part-5.parquet"), corpus_articles(sentences[600:], "PMC5", 2))
     argv = ["--shards", str(shards), "--model", str(tiny_bundle), "--output", str(out), "--run-date", RUN_DATE,
             "--num-actors", "1", "--cpu-threads", "1", "--documents-per-call", "4", "--no-progress"]
-    os.environ[READ_CRASH_ENV] = "part-5.parquet"
-    try:
-        runs = [run_job(argv, "q1", out)]
-    finally:
-        del os.environ[READ_CRASH_ENV]
+    runs = [run_job(argv, "q1", out, faults=["--die-reading", "part-5.parquet"])]
     runs += [run_job(argv, "q2", out), run_job(argv, "q3", out)]
     write_shard(damaged, corpus_articles(sentences[500:], "PMC4", 3), compression="zstd")  # repaired: new content
     runs.append(run_job(argv, "q4", out))

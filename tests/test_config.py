@@ -4,6 +4,13 @@ import pytest
 
 from adabiobert.config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig
 from adabiobert.errors import ConfigError
+from adabiobert.job_configs import (
+    AnnotateConfig,
+    AnnotationJobConfig,
+    IngestConfig,
+    Word2VecBuildConfig,
+    Word2VecConfig,
+)
 from jobs import train as train_job
 
 
@@ -46,3 +53,24 @@ def test_command_line_sets_the_adaptive_rule():
 def test_adaptive_settings_out_of_range_are_refused(field, value):
     with pytest.raises(ConfigError):
         LossConfig(mode="adaptive", **{field: value})
+
+
+@pytest.mark.parametrize("build", [
+    lambda: IngestConfig((), "out"),
+    lambda: IngestConfig(("in",), "out", articles_per_shard=0),
+    lambda: Word2VecConfig(min_count=0),
+    lambda: Word2VecConfig(workers=0),
+    lambda: Word2VecBuildConfig("s", "o", num_actors=0),
+    lambda: AnnotateConfig(max_document_chars=0),
+    lambda: AnnotationJobConfig("s", "o", "m", run_date="2026-13-01"),
+    lambda: AnnotationJobConfig("s", "o", "m", precision="fp8"),
+    lambda: AnnotationJobConfig("s", "o", "m", precision="int8", use_gpu=True),
+    lambda: AnnotationJobConfig("s", "o", "m", read_retries=-1),
+    lambda: AnnotationJobConfig("s", "o", "m", documents_per_call=0),
+    lambda: AnnotationJobConfig("s", "o", "m", num_actors=0),
+], ids=["no-inputs", "shard-size", "min-count", "gensim-workers", "actors", "chars", "run-date", "precision",
+        "int8-gpu", "retries", "per-call", "annotate-actors"])
+def test_every_job_config_refuses_a_bad_value_with_the_one_config_error(build):
+    with pytest.raises(ConfigError):
+        build()
+

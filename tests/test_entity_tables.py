@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.annotate import list_shards
 from adabiobert.entity_tables import ENTITIES, ENTITY_SCHEMA, REJECTION_SCHEMA, REJECTIONS, TABLES
+from adabiobert.pmc_shards import list_shards
 from adabiobert.tagger import WordTagging
 from tests.annotation_data import annotate_without_ray, article, bad_articles, doc_blocks, write_shard
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import IngestConfig, find_run_inputs, ingest, write_run_summary
+from adabiobert.ingest import find_run_inputs, ingest, write_run_summary
 from adabiobert.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
-from adabiobert.pmc_schema import read_shard
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc_shards import read_shard
+from tests.fault_hooks import DieOnUnit
 from tests.test_ingest import _bad_bulk, _bulk_package, _rejects, _row
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -174,16 +176,14 @@ def test_the_job_runs_on_ray_with_workers(ray_data, shared_root, tmp_path, capsy
 
 
 @pytest.mark.ray
-def test_a_unit_whose_worker_dies_is_one_reject_per_file_and_the_run_goes_on(ray_data, shared_root, tmp_path,
-                                                                             monkeypatch):
-    from adabiobert.distributed.ingest import UNIT_CRASH_ENV, ingest_parallel
+def test_a_unit_whose_worker_dies_is_one_reject_per_file_and_the_run_goes_on(ray_data, shared_root, tmp_path):
+    from adabiobert.distributed.ingest import ingest_parallel
 
     bulk = tmp_path / "oa_bulk"
     _bad_bulk(bulk, shared_root / "pmc-sample")
     crashing = "oa_noncomm_xml.incr.2024-06-19.tar.gz"  # holds PMC1790863 only, no file list
-    monkeypatch.setenv(UNIT_CRASH_ENV, crashing)
     stats = ingest_parallel(IngestConfig((str(bulk),), str(tmp_path / "out"), 2, show_progress=False), workers=2,
-                            unit_retries=0)
+                            unit_retries=0, unit_hook=DieOnUnit(crashing))
     reasons = {r["source"]: r["reason"] for r in _rejects(str(tmp_path / "out"))}
     assert "died 1 times" in reasons[str(bulk / crashing)]
     assert "none of its articles is in the shards" in reasons[str(bulk / crashing)]

@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adabiobert.annotate import article_sections, sentence_records
-from adabiobert.ingest import IngestConfig, ingest
+from adabiobert.annotate import sentence_records
+from adabiobert.ingest import ingest
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc_shards import article_sections
 from benchmarks.pmc_corpus_generator import (
     FILE_LIST_HEADER,
     PMC_SAMPLE_LENGTHS,

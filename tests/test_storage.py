@@ -181,3 +181,72 @@ def test_publish_dir_to_s3_moves_the_completion_file_last(tmp_path, s3_bucket, m
     published = [info.uri[len(target) + 1:] for info in storage.list_files(target)]
     assert published == ["adabiobert.json", "model.safetensors", "tokenizer/vocab.txt"]
     assert storage.read_bytes(f"{target}/model.safetensors") == b"new model.safetensors"
+
+
+# ---- one file, local copies, staged outputs: the s3/local choices other modules leave to storage ----
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_stat_gives_a_file_as_listing_does_and_none_for_a_folder_or_nothing(where, tmp_path, request):
+    root = str(tmp_path) if where == "local" else f"s3://{request.getfixturevalue('s3_bucket')}/root"
+    storage.write_bytes(storage.join(root, "sub", "a.parquet"), b"abc")
+    (listed,) = storage.list_files(root)
+    assert storage.stat(storage.join(root, "sub", "a.parquet")) == listed and listed.size == 3
+    assert storage.stat(storage.join(root, "sub")) is None
+    assert storage.stat(storage.join(root, "sub", "b.parquet")) is None
+
+
+def test_relative_to_names_a_listed_file_below_its_folder(tmp_path, monkeypatch):
+    assert storage.relative_to("s3://b/out/_manifest/x.json", "s3://b/out/") == "_manifest/x.json"
+    monkeypatch.chdir(tmp_path)
+    storage.write_bytes(str(tmp_path / "out" / "a" / "b.json"), b"{}")
+    (found,) = storage.list_files("out")
+    assert storage.relative_to(found.uri, "out") == storage.relative_to(str(tmp_path / "out" / "a" / "b.json"),
+                                                                        str(tmp_path / "out")) == "a/b.json"
+
+
+def test_a_local_folder_is_its_own_copy_and_outlives_cleanup(tmp_path):
+    storage.write_bytes(str(tmp_path / "model" / "weights"), b"w")
+    with storage.local_folder(str(tmp_path / "model")) as copy:
+        assert copy.path == str(tmp_path / "model")
+    assert (tmp_path / "model" / "weights").read_bytes() == b"w"
+
+
+def test_an_s3_folder_is_downloaded_under_its_name_only_what_is_asked_and_deleted_after(tmp_path, s3_bucket):
+    for name in ("adabiobert.json", "model.safetensors", "tokenizer/vocab.txt"):
+        storage.write_bytes(f"s3://{s3_bucket}/runs/x/model/{name}", name.encode())
+    with storage.local_folder(f"s3://{s3_bucket}/runs/x/model", only=("adabiobert.json", "tokenizer")) as copy:
+        folder = copy.path
+        assert os.path.basename(folder) == "model"
+        assert sorted(os.path.relpath(f.uri, folder) for f in storage.list_files(folder)) == [
+            "adabiobert.json", os.path.join("tokenizer", "vocab.txt")]
+    assert not os.path.exists(folder)
+    assert storage.parent_name(f"s3://{s3_bucket}/runs/x/model/") == "x" == storage.parent_name(str(tmp_path / "x" / "m"))
+
+
+def test_a_missing_file_has_no_local_copy(tmp_path, s3_bucket):
+    for uri in (str(tmp_path / "nope.kv"), f"s3://{s3_bucket}/nope.kv"):
+        with pytest.raises(FileNotFoundError):
+            storage.local_file(uri)
+
+
+def test_a_staged_output_reaches_s3_only_when_the_block_ends_well(s3_bucket):
+    with storage.staged_output(f"s3://{s3_bucket}/good") as folder:
+        storage.write_bytes(os.path.join(folder, "a", "stats.json"), b"{}")
+        assert storage.list_files(f"s3://{s3_bucket}/good") == []  # nothing until the end
+    assert storage.read_bytes(f"s3://{s3_bucket}/good/a/stats.json") == b"{}"
+    with pytest.raises(RuntimeError), storage.staged_output(f"s3://{s3_bucket}/bad") as folder:
+        storage.write_bytes(os.path.join(folder, "half.json"), b"{")
+        raise RuntimeError("the build failed")
+    assert storage.list_files(f"s3://{s3_bucket}/bad") == []
+
+
+def test_a_local_staged_output_is_the_folder_itself(tmp_path):
+    with storage.staged_output(str(tmp_path / "out")) as folder:
+        assert folder == str(tmp_path / "out") and os.path.isdir(folder)
+
+
+def test_open_output_creates_local_folders_and_writes_to_s3(tmp_path, s3_bucket):
+    for uri in (str(tmp_path / "deep" / "t.parquet"), f"s3://{s3_bucket}/deep/t.parquet"):
+        with storage.open_output(uri) as sink:
+            pq.write_table(pa.table({"x": [1, 2]}), sink)
+        filesystem, path = storage.filesystem_for(uri)
+        assert pq.read_table(path, filesystem=filesystem).column("x").to_pylist() == [1, 2]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import torch
 
-from adabiobert.annotate import AnnotateConfig, list_shards, split_shard
+from adabiobert.annotate import split_shard
+from adabiobert.job_configs import AnnotateConfig
+from adabiobert.pmc_shards import list_shards
 from benchmarks.throughput import cpu_description, load_taggers, write_job_shards
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from adabiobert.checkpoint import load_training_state
 from adabiobert.config import ModelConfig, TrainConfig, TrainJobConfig
-from adabiobert.distributed.training import CRASH_ENV, run_training
+from adabiobert.distributed.training import run_training
 from adabiobert.tagger import Tagger
 from jobs import train as train_job
+from tests.fault_hooks import CrashAfterEpoch
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -64,25 +65,24 @@ def test_two_worker_run_reports_checkpoints_and_exports_a_loadable_tagger(ray_se
         assert text[entity.start : entity.end] == entity.text
 
 
-def test_interrupted_run_resumes_from_its_last_checkpoint(ray_session, tmp_path, tiny_backbone_dir, corpora_root, monkeypatch):
-    monkeypatch.setenv(CRASH_ENV, f"1:{tmp_path / 'crashed'}")
+def test_interrupted_run_resumes_from_its_last_checkpoint(ray_session, tmp_path, tiny_backbone_dir, corpora_root):
     with pytest.raises(Exception):
-        run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "resume", epochs=2, max_failures=0))
+        run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "resume", epochs=2, max_failures=0),
+                     after_epoch=CrashAfterEpoch(1, str(tmp_path / "crashed")))
     assert (tmp_path / "crashed").exists()
     first = load_training_state(tmp_path / "runs" / "resume" / "epoch_001")["history"]
     assert [h["epoch"] for h in first] == [1]
     assert not (tmp_path / "runs" / "resume" / "epoch_002").exists()
 
-    monkeypatch.delenv(CRASH_ENV)
     outcome = run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "resume", epochs=2, max_failures=0))
     history = outcome.results["epochs"]
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[0] == first[0]  # epoch 1 was restored, not trained again
 
 
-def test_worker_crash_is_retried_from_the_checkpoint_within_one_run(ray_session, tmp_path, tiny_backbone_dir, corpora_root, monkeypatch):
-    monkeypatch.setenv(CRASH_ENV, f"1:{tmp_path / 'crashed'}")
-    outcome = run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "retry", epochs=2, max_failures=1))
+def test_worker_crash_is_retried_from_the_checkpoint_within_one_run(ray_session, tmp_path, tiny_backbone_dir, corpora_root):
+    outcome = run_training(tiny_job(tmp_path, tiny_backbone_dir, corpora_root, "retry", epochs=2, max_failures=1),
+                           after_epoch=CrashAfterEpoch(1, str(tmp_path / "crashed")))
     assert (tmp_path / "crashed").exists()
     assert [h["epoch"] for h in outcome.results["epochs"]] == [1, 2]
     assert Path(outcome.model_dir, "model.safetensors").is_file()

@@ -99,10 +99,14 @@ def test_annotate_refuses_a_missing_bundle_before_touching_the_output(tmp_path, 
     assert not (tmp_path / "entities").exists()
 
 
-def test_annotate_refuses_shards_that_do_not_exist(tmp_path, tiny_bundle, capsys):
-    code, _, err = run(annotate_job.main, ["--shards", str(tmp_path / "typo"), "--model", str(tiny_bundle),
+@pytest.mark.parametrize("shards", ["typo", "empty", "only-rejects"])
+def test_annotate_refuses_a_location_without_a_shard(shards, tmp_path, tiny_bundle, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "only-rejects").mkdir()
+    (tmp_path / "only-rejects" / "rejects.parquet").write_bytes(b"the ingest job's rejects, not a shard")
+    code, _, err = run(annotate_job.main, ["--shards", str(tmp_path / shards), "--model", str(tiny_bundle),
                                            "--output", str(tmp_path / "entities"), "--no-progress"], capsys)
-    assert_refused(code, err, "typo: no such shard file or folder", "jobs/ingest_pmc.py")
+    assert_refused(code, err, f"{shards}: no shard there", "jobs/ingest_pmc.py")
     assert not (tmp_path / "entities").exists()
 
 
@@ -134,14 +138,29 @@ def test_ingest_refuses_a_shard_size_below_one_while_parsing(tmp_path, capsys):
     assert_refused(code, err, "articles_per_shard must be >= 1")
 
 
+def test_ingest_refuses_an_output_that_holds_only_an_older_rejects_table(tmp_path, shared_root, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "rejects.parquet").write_bytes(b"an earlier run's rejects")
+    code, _, err = run(ingest_job.main, [str(shared_root / "pmc-sample"), "--output", str(tmp_path / "out"),
+                                         "--no-progress"], capsys)
+    assert_refused(code, err, "already holds Parquet files", "rejects.parquet")
+
+
 # ---- jobs/build_word2vec.py ------------------------------------------------------------------
 def test_word2vec_refuses_a_folder_without_shards(tmp_path, capsys):
     (tmp_path / "lexicon.txt").write_text("asthma\n")
     (tmp_path / "empty").mkdir()
     code, _, err = run(word2vec_job.main, ["--shards", str(tmp_path / "empty"), "--out", str(tmp_path / "w2v"),
                                            "--lexicon", str(tmp_path / "lexicon.txt")], capsys)
-    assert_refused(code, err, "no .parquet shard under", "jobs/ingest_pmc.py")
+    assert_refused(code, err, "empty: no shard there", "jobs/ingest_pmc.py")
     assert not (tmp_path / "w2v").exists()
+
+
+def test_word2vec_refuses_a_bad_setting_while_parsing(tmp_path, capsys):
+    (tmp_path / "lexicon.txt").write_text("asthma\n")
+    code, _, err = run(word2vec_job.main, ["--shards", str(tmp_path), "--out", str(tmp_path / "w2v"),
+                                           "--lexicon", str(tmp_path / "lexicon.txt"), "--min-count", "0"], capsys)
+    assert_refused(code, err, "Word2VecConfig.min_count must be >= 1, got 0", "--help")
 
 
 def test_word2vec_refuses_a_lexicon_that_does_not_exist(tmp_path, capsys):

@@ -6,23 +6,26 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from gensim.models import KeyedVectors
 
-from adabiobert.errors import ConfigError, ShardSchemaError
-from adabiobert.ingest import IngestConfig, ingest
+from adabiobert import storage
+from adabiobert.errors import ConfigError, InputNotFoundError, ShardSchemaError
+from adabiobert.ingest import ingest
+from adabiobert.job_configs import IngestConfig, Word2VecBuildConfig, Word2VecConfig
 from adabiobert.lexicon import Lexicon
-from adabiobert.pmc_schema import records_to_table
+from adabiobert.pmc_shards import REJECTS_FILE, records_to_table
 from adabiobert.word2vec import (
+    VECTORS_FILE,
     LineSentences,
-    Word2VecConfig,
-    article_texts,
     kept_sentence_lines,
     save_vectors,
     train_vectors,
     train_vectors_from_iterable,
 )
+from adabiobert.word_vectors import WordVectors
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = Word2VecConfig(vector_size=8, window=2, min_count=1, epochs=1, workers=1)
@@ -42,11 +45,6 @@ def test_only_sentences_that_mention_a_term_are_kept_words_keep_their_case():
     seen, lines = kept_sentence_lines([text], lexicon)
     assert seen == 4
     assert lines == ["BRCA1 mutations raise the risk .", "Breast cancer ( BC ) is common , e . g . in Europe ."]
-
-
-def test_article_texts_leave_section_titles_out():
-    texts = article_texts("A title", "", [{"title": "Methods", "text": "Cells grew."}, {"title": "Empty", "text": ""}])
-    assert texts == ["A title", "Cells grew."]
 
 
 def test_training_keeps_case_and_saves_loadable_vectors(tmp_path):
@@ -73,8 +71,36 @@ def test_nothing_to_train_is_a_clear_error(tmp_path):
         train_vectors(corpus, Word2VecConfig(min_count=2, workers=1))
 
 
+@pytest.mark.parametrize("separate_arrays", [False, True])
+def test_vectors_built_to_s3_load_as_the_same_vectors(tmp_path, s3_bucket, separate_arrays):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("BRCA1 binds DNA .\nbrca1 is the mouse symbol .\n" * 5, encoding="utf-8")
+    local = tmp_path / "w2v"
+    local.mkdir()
+    # gensim puts arrays above sep_limit bytes in .npy files beside the .kv: both layouts must load
+    train_vectors(corpus, TINY).save(str(local / VECTORS_FILE), sep_limit=0 if separate_arrays else 10 << 20)
+    assert any(p.suffix == ".npy" for p in local.iterdir()) == separate_arrays
+    storage.upload_dir(local, f"s3://{s3_bucket}/w2v")
+    storage.write_bytes(f"s3://{s3_bucket}/w2v/vectors.kv-old", b"not gensim")  # beside it, not one of its files
+    from_s3 = WordVectors.load(f"s3://{s3_bucket}/w2v/{VECTORS_FILE}")
+    from_disk = WordVectors.load(local / VECTORS_FILE)
+    assert from_s3.words == from_disk.words and {"BRCA1", "brca1"} <= set(from_s3.words)
+    assert (from_s3.vectors == from_disk.vectors).all()
+    with pytest.raises(InputNotFoundError, match="word vectors not found: s3://.*/missing.kv"):
+        WordVectors.load(f"s3://{s3_bucket}/w2v/missing.kv")
+
+
+def test_a_folder_of_nothing_but_rejects_is_refused_before_ray_starts(tmp_path):
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
+
+    pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["bad XML"]}), tmp_path / REJECTS_FILE)
+    with pytest.raises(InputNotFoundError, match="no shard there"):
+        build_word2vec(Word2VecBuildConfig(str(tmp_path), str(tmp_path / "out")), Lexicon(["cancer"]))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_shard_without_text_columns_fails_before_ray_starts(tmp_path, shared_root):
-    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
     from adabiobert.jats import parse_jats
 
     record = parse_jats((shared_root / "pmc-sample" / "mds526.nxml").read_bytes(), "x")
@@ -108,9 +134,8 @@ def test_the_build_job_end_to_end_on_the_sample_shards(ray_session, shared_root,
 
 
 @pytest.mark.ray
-def test_the_build_writes_to_s3(ray_session, s3_bucket, tmp_path):
-    from adabiobert import storage
-    from adabiobert.distributed.word2vec_corpus import Word2VecBuildConfig, build_word2vec
+def test_the_build_writes_to_s3_and_reads_a_shard_named_like_rejects(ray_session, s3_bucket, tmp_path):
+    from adabiobert.distributed.word2vec_corpus import build_word2vec
 
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -118,12 +143,15 @@ def test_the_build_writes_to_s3(ray_session, s3_bucket, tmp_path):
     record = {"pmcid": "PMC1", "pmid": None, "doi": None, "title": corpus_text, "abstract": "", "sections": [],
               "license": None, "last_updated": None, "source": "x"}
     pq.write_table(records_to_table([record]), shards / "part-00000.parquet")
+    pq.write_table(records_to_table([{**record, "pmcid": "PMC2"}]), shards / "old-rejects.parquet")  # a shard
+    pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["bad XML"]}), shards / REJECTS_FILE)  # not one
     out = f"s3://{s3_bucket}/word2vec"
     config = Word2VecBuildConfig(str(shards), out, Word2VecConfig(vector_size=8, min_count=1, epochs=1, workers=1),
                                  num_actors=1, keep_corpus=True, show_progress=False)
     stats = build_word2vec(config, Lexicon(["breast cancer"]))
-    assert stats.sentences_kept == 3
+    assert (stats.shards, stats.documents, stats.sentences_kept) == (2, 2, 6)
     names = {f.uri.rsplit("/", 1)[1] for f in storage.list_files(out)}
     assert {"vectors.kv", "word2vec_stats.json", "corpus.txt"} <= names
     storage.download_dir(out, tmp_path / "back")
     assert "BRCA1" in KeyedVectors.load(str(tmp_path / "back" / "vectors.kv")).key_to_index
+    assert WordVectors.load(f"{out}/vectors.kv").words == WordVectors.load(tmp_path / "back" / "vectors.kv").words

@@ -28,54 +28,31 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
 
 from adabiobert import storage
-from adabiobert.annotate import (
-    QUARANTINED,
-    TAGGED_SCHEMA,
-    AnnotateConfig,
-    AnnotationJobConfig,
-    RunCounts,
-    ShardCheck,
-    bundle_model_id,
-    check_shard,
-    list_shards,
-    quarantine_row,
-    read_failure,
-    shard_tables,
-    split_shard,
-    tag_documents,
-)
+from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
-from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, load_bundle_encoder
+from adabiobert.annotation_counts import RunCounts
+from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
 from adabiobert.distributed.session import init_ray
 from adabiobert.encoding import ExampleEncoder
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
+from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
+from adabiobert.pmc_shards import ShardCheck, check_shard, list_shards, read_failure
 from adabiobert.precision import DEFAULT_TAG_PRECISION
 from adabiobert.progress import Progress
 
-CRASH_ENV = "ADABIOBERT_ANNOTATE_CRASH"
-"""Fault injection for the kill-and-resume test: ``<step>:<n>`` hard-exits the driver when the
-n-th shard reaches commit step ``<step>`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
-
-READ_CRASH_ENV = "ADABIOBERT_ANNOTATE_READ_CRASH"
-"""Fault injection for the quarantine test: the task reading the shard with this file name
-hard-exits its worker, every time."""
-
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", READ_CRASH_ENV)
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver, and the
-read fault injection when a test sets it."""
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +90,6 @@ def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
 def _read_and_split(uri: str, config: AnnotateConfig, documents_per_split: int, model: str, model_id: str) -> pa.Table:
     """Ray task: one shard, read whole, split and encoded with ``model``'s encoder (``split_shard``);
     raises what reading raised."""
-    if os.environ.get(READ_CRASH_ENV) == PurePosixPath(uri).name:
-        os._exit(1)  # a worker that dies (segfault, OOM kill), not an exception
     return split_shard(uri, config, documents_per_split, _split_encoder(model, model_id))
 
 
@@ -123,17 +98,8 @@ def _split_encoder(model: str, model_id: str) -> ExampleEncoder:
     """The bundle's sentence encoder, loaded once per worker process (keyed by ``model_id`` too, so
     a bundle replaced at the same URI is loaded again). From S3 only its ``ENCODER_FILES`` (manifest,
     tokenizer, Word2Vec words) are downloaded, not the weights."""
-    if not storage.is_s3(model):
-        return load_bundle_encoder(model)
-    with tempfile.TemporaryDirectory(prefix="adabiobert-encoder-") as folder:
-        root = model.rstrip("/") + "/"
-        for info in storage.list_files(model):
-            relative = info.uri[len(root):]
-            if relative.split("/")[0] in ENCODER_FILES:
-                target = Path(folder, *relative.split("/"))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(storage.read_bytes(info.uri))
-        return load_bundle_encoder(folder)  # held in memory: the folder can go
+    with storage.local_folder(model, only=ENCODER_FILES) as bundle:
+        return load_bundle_encoder(bundle.path)  # held in memory: a downloaded copy can go
 
 
 _read_task = ray.remote(num_cpus=1, retry_exceptions=False)(_read_and_split)
@@ -171,13 +137,11 @@ def _died(uri: str, error: BaseException, read_retries: int) -> str:
     return f"{uri}: {type(error).__name__}: the task reading it died {read_retries + 1} times{reason}"
 
 
-def _local_bundle(model: str) -> tuple[str, tempfile.TemporaryDirectory | None]:
-    """A local folder holding the bundle (downloaded when ``model`` is on S3)."""
-    if not storage.is_s3(model):
-        return model, None
-    download = tempfile.TemporaryDirectory(prefix="adabiobert-bundle-")
-    storage.download_dir(model, download.name)
-    return download.name, download
+def _local_bundle(model: str) -> tuple[str, storage.LocalCopy]:
+    """A local folder holding the bundle, and the copy to keep while it is used (a download when
+    ``model`` is on S3, deleted by its ``cleanup``)."""
+    copy = storage.local_folder(model)
+    return copy.path, copy
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +156,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
     Args:
         config: the run (``resolved()`` is applied here).
-        hook: commit-step callback for fault-injection tests (default: from ``$ADABIOBERT_ANNOTATE_CRASH``).
+        hook: called after each commit step (``annotation_commit.Hook``; the crash tests pass one
+            that kills the process); None: nothing is called.
         log: where one-line progress messages go.
 
     Returns:
@@ -200,8 +165,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         and ``shards_held`` say whether the run completed without some shards.
 
     Raises:
-        InputNotFoundError: no bundle at ``config.model``, or a local ``config.shards`` that does
-            not exist (raised before the output is touched or Ray starts).
+        InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
+            (``pmc_shards.list_shards``; raised before the output is touched or Ray starts).
         ConfigError: ``use_gpu`` without a GPU in the cluster.
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
@@ -209,23 +174,17 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     started, seconds = time.perf_counter(), {}
     counts = RunCounts()
     # The model and the input first: a wrong path is refused before the output is touched.
-    folder, download = _local_bundle(config.model)
-    try:
-        model_id = bundle_model_id(folder, PurePosixPath(config.model.rstrip("/")).parent.name if download else None)
-    except InputNotFoundError:
-        raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
-                                 "'model' folder of a training run, <output>/<name>/model") from None
-    finally:
-        if download is not None:
-            download.cleanup()
-    if not storage.is_s3(config.shards) and not os.path.exists(config.shards):  # an empty S3 prefix is no input
-        raise InputNotFoundError(f"{config.shards}: no such shard file or folder; pass the --output folder of "
-                                 "jobs/ingest_pmc.py, or one shard")
+    with storage.local_folder(config.model) as bundle:
+        try:
+            model_id = bundle_model_id(bundle.path, storage.parent_name(config.model))
+        except InputNotFoundError:
+            raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                     "'model' folder of a training run, <output>/<name>/model") from None
     listed = list_shards(config.shards)
     seconds["list"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    store = AnnotationStore(config.output, hook or _env_hook())
+    store = AnnotationStore(config.output, hook)
     recovery = store.recover()
     seconds["recover"] = time.perf_counter() - mark
 
@@ -457,20 +416,3 @@ def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: 
         counts.shards_committed_elsewhere += 1
     else:
         counts.add_quarantine(check.shard, attempt, detail)
-
-
-def _env_hook() -> Hook | None:
-    """The crash hook asked for by ``$ADABIOBERT_ANNOTATE_CRASH`` (``<step>:<n>``), if any."""
-    setting = os.environ.get(CRASH_ENV)
-    if not setting:
-        return None
-    step, _, nth = setting.partition(":")
-    reached: Counter[str] = Counter()
-
-    def hook(name: str, shard: str) -> None:
-        if name == step:
-            reached[name] += 1
-            if reached[name] == int(nth or 1):
-                os._exit(3)  # a hard kill: no finally, no cleanup
-
-    return hook

@@ -24,16 +24,15 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections.abc import Iterator
-from pathlib import PurePosixPath
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 import ray
 
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray
-from adabiobert.ingest import IngestConfig, IngestStats, Reject, find_run_inputs, ingest, write_run_summary
-from adabiobert.progress import Progress
+from adabiobert.errors import ConfigError
+from adabiobert.ingest import IngestStats, Reject, find_run_inputs, ingest, write_run_summary
 from adabiobert.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -45,18 +44,19 @@ from adabiobert.ingest_units import (
     plan_units,
     write_planned_shard,
 )
+from adabiobert.job_configs import IngestConfig
+from adabiobert.progress import Progress
 
-UNIT_CRASH_ENV = "ADABIOBERT_INGEST_UNIT_CRASH"
-"""Fault injection for the tests: the task of the unit holding a file with this name hard-exits
-its worker, every time."""
+UnitHook = Callable[[Unit], None]
+"""``hook(unit)``, called in a unit's task before it ingests the unit: the fault tests pass one
+that kills the worker. It travels to the workers, so it must pickle."""
 
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", UNIT_CRASH_ENV)
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver, and the
-fault injection when a test sets it."""
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
-                    unit_retries: int = 2) -> IngestStats:
+                    unit_retries: int = 2, unit_hook: UnitHook | None = None) -> IngestStats:
     """Ingest on Ray Data (starting Ray when needed): the files :func:`adabiobert.ingest.ingest`
     writes for the same inputs, byte for byte; only ``seconds`` and ``workers`` in the stats differ.
 
@@ -67,12 +67,14 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
             depend on it.
         unit_retries: times a unit's task is started again after its worker died (a crash, or
             killed for memory); then each of the unit's files is a reject.
+        unit_hook: see :data:`UnitHook` (None: nothing is called).
 
     Raises:
+        ConfigError: fewer than 2 workers.
         OutputExistsError, InputNotFoundError: as :func:`adabiobert.ingest.ingest`, before Ray starts.
     """
     if workers < 2:
-        raise ValueError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
+        raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
     started = time.perf_counter()
     files, input_rejects = find_run_inputs(config)
     units = plan_units(files, files_per_unit)
@@ -81,7 +83,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     init_ray()  # $RAY_ADDRESS when set, else a local instance; Ray Data's bars off (ours below)
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None
-    results = _ingest_all(units, config, workers, unit_retries, runtime_env)
+    results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
     plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard)
     articles = _write_all(plan.shards, config, workers, runtime_env)
     storage.delete_tree(storage.join(config.output, STAGING))
@@ -93,15 +95,16 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
 # Worker side
 # ---------------------------------------------------------------------------------------------
 @ray.remote(num_cpus=1, retry_exceptions=False)
-def _unit_task(unit: Unit, output: str, articles_per_shard: int) -> UnitResult:
+def _unit_task(unit: Unit, output: str, articles_per_shard: int, unit_hook: UnitHook | None) -> UnitResult:
     """Ray task: one unit. Exceptions are not retried (an outage or a bug fails the run); a dead
     worker is, up to ``max_retries`` (set per run from ``unit_retries``)."""
-    if os.environ.get(UNIT_CRASH_ENV) in {PurePosixPath(uri).name for uri in unit.files}:
-        os._exit(1)  # a worker that dies (segfault, OOM kill), not an exception
+    if unit_hook is not None:
+        unit_hook(unit)
     return ingest_unit(unit, output, articles_per_shard)
 
 
-def _ingest_units(batch: pa.Table, output: str, articles_per_shard: int, unit_retries: int) -> Iterator[dict]:
+def _ingest_units(batch: pa.Table, output: str, articles_per_shard: int, unit_retries: int,
+                  unit_hook: UnitHook | None) -> Iterator[dict]:
     """Ray Data UDF over units: one ``(index, pickled UnitResult)`` row per unit.
 
     It only waits (``num_cpus=0``); the unit's task holds the CPU. An exception raised while
@@ -111,7 +114,7 @@ def _ingest_units(batch: pa.Table, output: str, articles_per_shard: int, unit_re
     for index, files in zip(batch.column("index").to_pylist(), batch.column("files").to_pylist()):
         unit = Unit(index, tuple(files))
         try:
-            result = ray.get(task.remote(unit, output, articles_per_shard))
+            result = ray.get(task.remote(unit, output, articles_per_shard, unit_hook))
         except ray.exceptions.RayTaskError:  # raised by ingest_unit itself: not an input problem
             raise
         except ray.exceptions.RayError as error:  # its worker died unit_retries + 1 times
@@ -143,13 +146,13 @@ def _write_shards(batch: pa.Table, output: str) -> dict:
 # Driver side
 # ---------------------------------------------------------------------------------------------
 def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retries: int,
-                runtime_env: dict | None) -> list[UnitResult]:
+                runtime_env: dict | None, unit_hook: UnitHook | None) -> list[UnitResult]:
     """Run every unit; return their results (in the order they finished)."""
     dataset = ray.data.from_items([{"index": u.index, "files": list(u.files)} for u in units],
                                   override_num_blocks=len(units)).map_batches(
         _ingest_units,
         fn_kwargs={"output": config.output, "articles_per_shard": config.articles_per_shard,
-                   "unit_retries": unit_retries},
+                   "unit_retries": unit_retries, "unit_hook": unit_hook},
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=0,  # the unit's own task holds the CPU

@@ -16,6 +16,7 @@ import platform
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +39,11 @@ from adabiobert.report import code_version, data_provenance, plot_training_curve
 from adabiobert.word_vectors import WordVectors
 
 SCORE = "dev_entity_f1"
-CRASH_ENV = "ADABIOBERT_CRASH_AFTER_EPOCH"  # fault injection for the resume tests
+
+EpochHook = Callable[[int, int], None]
+"""``hook(epoch, rank)``, called on every worker after it reported an epoch (and rank 0 its
+checkpoint): the resume tests pass one that kills the worker. It travels to the workers, so it
+must pickle."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 save_training_state(folder, optimizer, scheduler, {"epoch": report.epoch, "history": history})
                 checkpoint = Checkpoint.from_directory(folder)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{report.epoch:03d}")
-        _maybe_crash(loop_config.get("crash_after_epoch"), report.epoch, rank)
+        if loop_config.get("after_epoch") is not None:
+            loop_config["after_epoch"](report.epoch, rank)
 
 
 def _tell(relay, message: dict) -> None:
@@ -140,29 +146,20 @@ def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device
                 state[key] = value.to(device)
 
 
-def _maybe_crash(setting: str | None, epoch: int, rank: int) -> None:
-    """Fault injection for the resume tests: the driver's ``ADABIOBERT_CRASH_AFTER_EPOCH=N:<marker>``
-    makes rank 0 hard-exit after epoch N, once (the marker file records that it happened)."""
-    if not setting or rank != 0:
-        return
-    after, _, marker = setting.partition(":")
-    if int(after) == epoch and marker and not os.path.exists(marker):
-        # report() returns before the controller has registered the checkpoint; a crash in
-        # that gap legitimately resumes from the previous epoch. Wait so the test is exact.
-        ray.train.get_all_reported_checkpoints()
-        Path(marker).write_text(f"crashed after epoch {epoch}\n")
-        os._exit(1)
-
-
 # ---------------------------------------------------------------------------------------------
 # Driver side
 # ---------------------------------------------------------------------------------------------
-def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
+def run_training(job: TrainJobConfig, log=print, after_epoch: EpochHook | None = None) -> TrainingOutcome:
     """Fine-tune, keep the best checkpoint by dev entity F1, test it, export it, write results.
 
     Writes into ``<job.output>/<job.name>/``: Ray Train's checkpoints, ``results.json``,
     ``training_curve.png`` and, last and atomically, ``model/`` (the best bundle), so a run that
     fails leaves no ``model/`` that looks finished.
+
+    Args:
+        job: the run.
+        log: where one-line progress messages go.
+        after_epoch: see :data:`EpochHook` (None: nothing is called).
 
     Raises:
         AdaBioBertError: for a dataset that is missing, unreadable or unfit to train on
@@ -190,7 +187,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
 
     data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors})
     cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
-    filesystem, storage_root = _run_storage(job.output)
+    filesystem, storage_root = storage.filesystem_for(job.output)  # Ray Train's storage, local or S3
     relay = _ProgressRelay(log)
     each = "1 GPU" if job.use_gpu else f"{cpu_threads} CPU threads"
     log(f"training: {job.num_workers} worker{'s' * (job.num_workers > 1)} ({each} each), "
@@ -201,7 +198,7 @@ def run_training(job: TrainJobConfig, log=print) -> TrainingOutcome:
             "job": job.to_dict(),
             "data": data,
             "cpu_threads": cpu_threads,
-            "crash_after_epoch": os.environ.get(CRASH_ENV),
+            "after_epoch": after_epoch,
             "progress": relay.queue,
         },
         scaling_config=ScalingConfig(num_workers=job.num_workers, use_gpu=job.use_gpu),
@@ -322,14 +319,6 @@ class _ProgressRelay:
                 self._progress.write(line)
             else:
                 self._log(line)
-
-
-def _run_storage(output: str):
-    """Ray Train's storage path and filesystem for a local folder or an ``s3://`` prefix."""
-    if storage.is_s3(output):
-        filesystem, path = storage.filesystem_for(output)
-        return filesystem, path
-    return None, str(Path(output).resolve())
 
 
 def _history(checkpoint: Checkpoint | None, scratch: Path) -> list[dict]:

@@ -2,7 +2,8 @@
 
 Pipeline (all lazy until the driver iterates it, so the read, the split and the write overlap):
 
-    read_parquet(shards).select_columns(title, abstract, sections)
+    list_shards(shards), check_shard on each footer (adabiobert.pmc_shards)
+      -> read_parquet(shards).select_columns(title, abstract, sections)
       -> map_batches(SentenceFilter, compute=ActorPoolStrategy(size=num_actors))
            one row per article: sentences_seen, lines (kept sentences, words joined by spaces)
       -> iter_batches on the driver, appending the lines to <staging>/corpus.txt as they come
@@ -16,62 +17,26 @@ gensim itself is not distributed (it is multi-threaded on the node that runs thi
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray
-from adabiobert.errors import InputNotFoundError
+from adabiobert.job_configs import Word2VecBuildConfig
 from adabiobert.lexicon import Lexicon
-from adabiobert.pmc_schema import TEXT_COLUMNS, validate_shard_schema
+from adabiobert.pmc_shards import TEXT_COLUMNS, Shard, article_sections, check_shard, list_shards
 from adabiobert.progress import Progress
-from adabiobert.word2vec import (
-    STATS_FILE,
-    Word2VecConfig,
-    article_texts,
-    kept_sentence_lines,
-    save_vectors,
-    train_vectors,
-)
+from adabiobert.word2vec import STATS_FILE, kept_sentence_lines, save_vectors, train_vectors
 
 CORPUS_FILE = "corpus.txt"
 """Name of the line corpus (kept in the output only with ``keep_corpus``)."""
 
 _OUTPUT_SCHEMA = pa.schema([pa.field("sentences_seen", pa.int64()), pa.field("lines", pa.list_(pa.string()))])
-
-
-@dataclass(frozen=True)
-class Word2VecBuildConfig:
-    """Where the build reads and writes, and how wide the Ray stage runs."""
-
-    shards: str
-    """A shard, or a folder of shards (local or ``s3://``): every ``.parquet`` file in it except
-    ``rejects.parquet``."""
-    out: str
-    """Output folder (local or ``s3://``) for ``vectors.kv`` and ``word2vec_stats.json``."""
-    word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
-    """gensim settings."""
-    num_actors: int = 2
-    """Sentence-filter actors (one CPU each), at most the cluster's CPUs minus one: the read
-    tasks need a CPU too, or the pipeline waits forever (ray-project/ray#44687)."""
-    batch_size: int = 16
-    """Articles per ``map_batches`` call."""
-    keep_corpus: bool = False
-    """Also write the line corpus to ``<out>/corpus.txt``."""
-    show_progress: bool = True
-    """Progress over the articles while the corpus is written (``adabiobert.progress``)."""
-
-    def __post_init__(self) -> None:
-        if self.num_actors < 1 or self.batch_size < 1:
-            raise ValueError(f"num_actors and batch_size must be >= 1, got {self.num_actors}, {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -108,23 +73,11 @@ class SentenceFilter:
         seen_counts, kept = [], []
         columns = {name: batch.column(name).to_pylist() for name in TEXT_COLUMNS}
         for title, abstract, sections in zip(columns["title"], columns["abstract"], columns["sections"]):
-            seen, lines = kept_sentence_lines(article_texts(title, abstract, sections), self.lexicon)
+            texts = [piece.text for piece in article_sections(title, abstract, sections)]
+            seen, lines = kept_sentence_lines(texts, self.lexicon)
             seen_counts.append(seen)
             kept.append(lines)
         return pa.table({"sentences_seen": seen_counts, "lines": kept}, schema=_OUTPUT_SCHEMA)
-
-
-def shard_uris(shards: str) -> list[str]:
-    """The shard files named by ``shards`` (a file, or a folder without its ``rejects.parquet``)."""
-    if shards.endswith(".parquet"):
-        if not storage.exists(shards):
-            raise InputNotFoundError(f"{shards}: no such shard")
-        return [shards]
-    found = [info.uri for info in storage.list_files(shards, (".parquet",))]
-    found = [uri for uri in found if not uri.endswith("rejects.parquet")]
-    if not found:
-        raise InputNotFoundError(f"no .parquet shard under {shards}; pass the --output folder of jobs/ingest_pmc.py")
-    return found
 
 
 def sentence_dataset(uris: list[str], lexicon: Lexicon, config: Word2VecBuildConfig, log=None) -> ray.data.Dataset:
@@ -157,17 +110,15 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon, log=None) -> W
         The statistics also written to ``<out>/word2vec_stats.json``.
 
     Raises:
-        InputNotFoundError: (a ``FileNotFoundError``) no shard found.
-        ShardSchemaError: a shard without the text columns (naming the shard and column).
+        InputNotFoundError: (a ``FileNotFoundError``) no shard at ``config.shards``
+            (``pmc_shards.list_shards``).
+        ShardSchemaError: a shard that cannot be read, or lacks a column (naming the shard and column).
         ConfigError: the kept corpus has no word ``min_count`` times.
     """
-    uris = shard_uris(config.shards)
-    documents_total = _check_shards(uris)
-    with ExitStack() as stack:
-        local_out = config.out
-        if storage.is_s3(config.out):
-            local_out = stack.enter_context(tempfile.TemporaryDirectory(prefix="word2vec-"))
-        Path(local_out).mkdir(parents=True, exist_ok=True)
+    shards = list_shards(config.shards)
+    documents_total = _check_shards(shards)
+    uris = [shard.uri for shard in shards]
+    with storage.staged_output(config.out) as local_out:  # uploaded at the end when config.out is on S3
         corpus = Path(local_out) / CORPUS_FILE
         started = time.perf_counter()
         counts = _write_corpus(sentence_dataset(uris, lexicon, config, log), corpus, documents_total, config.show_progress)
@@ -190,19 +141,20 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon, log=None) -> W
             **counts,
         )
         (Path(local_out) / STATS_FILE).write_text(json.dumps(asdict(stats), indent=2))
-        if storage.is_s3(config.out):
-            storage.upload_dir(local_out, config.out)
     return stats
 
 
-def _check_shards(uris: list[str]) -> int:
-    """Check every shard's schema from its footer; return the total number of articles."""
+def _check_shards(shards: list[Shard]) -> int:
+    """Check every shard's footer (``pmc_shards.check_shard``); return the total number of articles.
+
+    Raises:
+        ShardSchemaError: the first shard that cannot be read or lacks a column.
+    """
     total = 0
-    for uri in uris:
-        filesystem, path = storage.filesystem_for(uri)
-        metadata = pq.read_metadata(path, filesystem=filesystem)
-        validate_shard_schema(metadata.schema.to_arrow_schema(), uri)
-        total += metadata.num_rows
+    for shard in shards:
+        check = check_shard(shard)
+        check.require_usable()
+        total += check.documents
     return total
 
 

@@ -1,0 +1,126 @@
+"""Faults the tests inject into the jobs: a process that dies at a chosen point, as a crash, an
+out-of-memory kill or a lost node would end it (``os._exit``: no exception, no ``finally``).
+
+The library has no fault switch of its own. Each fault goes in where the job takes a callable
+(the annotation store's commit hook, ``ingest_parallel``'s ``unit_hook``, ``run_training``'s
+``after_epoch``), or, for the annotation job's read task (which takes none), through Ray's
+``worker_process_setup_hook`` in a driver process of its own (``python tests/fault_hooks.py``).
+The callables are small classes of this module, so that they pickle and reach Ray workers (the
+driver's working directory, the repository root, is on the workers' path).
+
+    python tests/fault_hooks.py [--crash-at STEP:N] [--die-reading NAME] -- <jobs/annotate.py arguments>
+
+runs the annotation job as ``jobs/annotate.py`` does and exits with its status; joins
+``$RAY_ADDRESS`` when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script, from a checkout without install
+
+CRASH_STATUS = 3
+"""Exit status of a process killed by :class:`CrashAtCommitStep`."""
+
+
+@dataclass
+class CrashAtCommitStep:
+    """Annotation commit hook (``annotation_commit.Hook``): the process exits when the ``nth``
+    shard reaches commit step ``step`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
+
+    step: str
+    nth: int = 1
+    reached: int = field(default=0, init=False)
+
+    def __call__(self, step: str, shard: str) -> None:
+        if step == self.step:
+            self.reached += 1
+            if self.reached == self.nth:
+                os._exit(CRASH_STATUS)
+
+
+@dataclass(frozen=True)
+class DieOnUnit:
+    """``ingest_parallel``'s unit hook: the worker ingesting a unit that holds a file named
+    ``file_name`` dies, every time its task is tried."""
+
+    file_name: str
+
+    def __call__(self, unit) -> None:
+        if self.file_name in {PurePosixPath(uri).name for uri in unit.files}:
+            os._exit(1)
+
+
+@dataclass(frozen=True)
+class CrashAfterEpoch:
+    """``run_training``'s epoch hook: rank 0 dies after epoch ``epoch``, once (``marker`` is
+    written first, so that the restarted worker group goes on)."""
+
+    epoch: int
+    marker: str
+
+    def __call__(self, epoch: int, rank: int) -> None:
+        if rank != 0 or epoch != self.epoch or os.path.exists(self.marker):
+            return
+        import ray.train
+
+        # report() returns before the controller has registered the checkpoint; a crash in that
+        # gap legitimately resumes from the previous epoch. Wait, so that the test is exact.
+        ray.train.get_all_reported_checkpoints()
+        Path(self.marker).write_text(f"crashed after epoch {epoch}\n")
+        os._exit(1)
+
+
+def die_reading(file_name: str) -> Callable[[], None]:
+    """A Ray ``worker_process_setup_hook`` (Ray wants a function): in every worker of the job, the
+    annotation job's read task dies on the shard named ``file_name``, every time it is tried."""
+
+    def patch_the_read() -> None:
+        from adabiobert.distributed import annotation
+
+        split_shard = annotation.split_shard
+
+        def split_or_die(uri: str, *args, **kwargs):
+            if PurePosixPath(uri).name == file_name:
+                os._exit(1)
+            return split_shard(uri, *args, **kwargs)
+
+        annotation.split_shard = split_or_die
+
+    return patch_the_read
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crash-at", default=None, help="STEP:N, see CrashAtCommitStep")
+    parser.add_argument("--die-reading", default=None, help="a shard's file name, see die_reading")
+    parser.add_argument("job", nargs=argparse.REMAINDER, help="-- then jobs/annotate.py's arguments")
+    args = parser.parse_args(argv)
+    import ray
+
+    from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.distributed.session import quiet_ray_data
+    from jobs import annotate as annotate_job
+
+    if args.die_reading:  # before the job's init_ray, which then finds Ray started
+        ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
+                 runtime_env={"worker_process_setup_hook": die_reading(args.die_reading)})
+        quiet_ray_data()
+    job = args.job[1:] if args.job[:1] == ["--"] else args.job
+    if not args.crash_at:
+        return annotate_job.main(job)
+    config, _ = annotate_job.parse_args(job)
+    step, _, nth = args.crash_at.partition(":")
+    run_annotation(config, hook=CrashAtCommitStep(step, int(nth or 1)), log=lambda line: print(line, file=sys.stderr))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
