@@ -5,6 +5,7 @@ commit steps and run again; compared with a clean run by DuckDB queries over the
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -157,6 +158,12 @@ def test_runs_killed_at_commit_steps_and_run_again_end_as_the_clean_run(clean, p
         killed = run_faulty_driver(["--crash-at", f"{crash}:1"], job_argv(root, out, tiny_bundle, stage), address)
         assert killed.returncode == CRASH_STATUS, killed.stderr[-3000:]
         assert main(job_argv(root, out, tiny_bundle, stage)) == 0
+        summary = json.loads((out / "runs" / f"run{stage}.json").read_text())
+        # Killed after the commit point, the amendment embedded in the marker is finished by
+        # recovery (and not made again); killed before it, the run again makes it.
+        after_commit_point = STEPS.index(crash) >= STEPS.index("marked")
+        assert summary["recovery"]["amendments_completed"] == (crash == "marked")
+        assert summary["shards_amended"] == (not after_commit_point)
         assert versions_per_article(out) == []
         assert entity_rows(out) == clean["rows"][stage]
     assert query(out, "SELECT count(*) FROM t") == query(clean["out"], "SELECT count(*) FROM t")
