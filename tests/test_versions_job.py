@@ -125,6 +125,18 @@ def test_no_article_has_two_versions_in_the_tables_after_any_run(clean):
                  "rejections") == [(0,)]
 
 
+def test_exports_hold_each_article_once_in_its_current_version(clean):
+    from adabiobert.exports import committed_shards, shard_documents
+
+    found: dict[str, list[str]] = {}
+    for commit in committed_shards(str(clean["out"])):
+        for document in shard_documents(str(clean["out"]), commit):
+            found.setdefault(document.id, []).append(commit.shard)
+    assert found == {pmcid(1): ["part-00000.parquet"], pmcid(2): ["batch=2024-06-19/part-00000.parquet"],
+                     pmcid(3): ["part-00000.parquet"], pmcid(5): ["part-00001.parquet"],
+                     pmcid(6): ["part-00001.parquet"], pmcid(7): ["batch=2024-06-19/part-00000.parquet"]}
+
+
 def test_the_incremental_tables_equal_one_run_over_the_whole_root(clean, tiny_bundle, tmp_path):
     out = tmp_path / "out"
     summary = annotate(clean["root"], out, tiny_bundle, 2)

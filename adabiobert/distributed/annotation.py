@@ -211,7 +211,9 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     counts.shards_up_to_date = len(listed) - len(pending) - counts.shards_held
     seconds["list"] += time.perf_counter() - mark
     log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
-        f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up)")
+        f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up); "
+        f"{len(index.current)} articles, {index.superseded} older versions, {index.retracted} retracted; "
+        f"{sum(len(p) for shards in amend.values() for p in shards.values())} to remove from committed shards")
 
     mark = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -264,7 +266,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         "model_id": model_id,
         "precision": precision,
         **counts.to_dict(),
-        "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers},
+        "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
+                     "amendments_completed": recovery.amendments_completed},
         "config": config.to_dict(),
     }
     summary_uri = storage.join(config.output, "runs", f"{config.run_id}.json")
