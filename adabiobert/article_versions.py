@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
@@ -52,13 +53,18 @@ def read_versions(shard: Shard) -> list[ArticleVersion]:
         OSError, pyarrow.ArrowException: the shard cannot be read (the caller decides).
     """
     filesystem, path = storage.filesystem_for(shard.uri)
-    names = set(pq.read_schema(path, filesystem=filesystem).names)
-    version = "version" if "version" in names else "last_updated"
-    columns = ["pmcid", version] + (["retracted"] if "retracted" in names else [])
-    table = pq.read_table(path, filesystem=filesystem, columns=[c for c in columns if c in names])
-    pmcids = table.column("pmcid").to_pylist() if "pmcid" in names else []
-    versions = table.column(version).to_pylist() if version in names else [None] * len(pmcids)
-    retracted = table.column("retracted").to_pylist() if "retracted" in names else [None] * len(pmcids)
+    schema = pq.read_schema(path, filesystem=filesystem)
+    # Columns of another type (a shard another tool made: its check records it) are not used.
+    kinds = {"pmcid": pa.types.is_string, "version": pa.types.is_timestamp, "last_updated": pa.types.is_timestamp,
+             "retracted": pa.types.is_boolean}
+    usable = {name for name, fits in kinds.items() if name in schema.names and fits(schema.field(name).type)}
+    if "pmcid" not in usable:
+        return []
+    version = "version" if "version" in usable else "last_updated"
+    table = pq.read_table(path, filesystem=filesystem, columns=[c for c in ("pmcid", version, "retracted") if c in usable])
+    pmcids = table.column("pmcid").to_pylist()
+    versions = table.column(version).to_pylist() if version in usable else [None] * len(pmcids)
+    retracted = table.column("retracted").to_pylist() if "retracted" in usable else [None] * len(pmcids)
     return [ArticleVersion(p, v, bool(r), shard.name, i)
             for i, (p, v, r) in enumerate(zip(pmcids, versions, retracted)) if p]
 
