@@ -19,11 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.pmc_shards import Shard, shard_batch
+from adabiobert.errors import ShardSchemaError
+from adabiobert.pmc_shards import Shard, shard_batch, validate_shard_schema
 
 SUPERSEDED = "superseded"
 """Why a row of a shard is not current: a newer (or equal, earlier-batch) version is elsewhere."""
@@ -47,24 +47,24 @@ def read_versions(shard: Shard) -> list[ArticleVersion]:
     """The ``pmcid``, ``version`` and ``retracted`` of every row of a shard with a pmcid.
 
     A version-1 shard (no ``version`` column) is versioned by ``last_updated``; a row without a
-    ``retracted`` value counts as not retracted.
+    ``retracted`` value counts as not retracted. A shard that fails the schema check
+    (``pmc_shards.validate_shard_schema``; the annotation job rejects all its rows) holds none.
 
     Raises:
         OSError, pyarrow.ArrowException: the shard cannot be read (the caller decides).
     """
     filesystem, path = storage.filesystem_for(shard.uri)
     schema = pq.read_schema(path, filesystem=filesystem)
-    # Columns of another type (a shard another tool made: its check records it) are not used.
-    kinds = {"pmcid": pa.types.is_string, "version": pa.types.is_timestamp, "last_updated": pa.types.is_timestamp,
-             "retracted": pa.types.is_boolean}
-    usable = {name for name, fits in kinds.items() if name in schema.names and fits(schema.field(name).type)}
-    if "pmcid" not in usable:
+    try:
+        validate_shard_schema(schema, shard.uri)
+    except ShardSchemaError:  # its check rejects every row of it: it holds no version
         return []
-    version = "version" if "version" in usable else "last_updated"
-    table = pq.read_table(path, filesystem=filesystem, columns=[c for c in ("pmcid", version, "retracted") if c in usable])
+    version = "version" if "version" in schema.names else "last_updated"
+    retracted_column = ["retracted"] if "retracted" in schema.names else []
+    table = pq.read_table(path, filesystem=filesystem, columns=["pmcid", version, *retracted_column])
     pmcids = table.column("pmcid").to_pylist()
-    versions = table.column(version).to_pylist() if version in usable else [None] * len(pmcids)
-    retracted = table.column("retracted").to_pylist() if "retracted" in usable else [None] * len(pmcids)
+    versions = table.column(version).to_pylist()
+    retracted = table.column("retracted").to_pylist() if retracted_column else [None] * len(pmcids)
     return [ArticleVersion(p, v, bool(r), shard.name, i)
             for i, (p, v, r) in enumerate(zip(pmcids, versions, retracted)) if p]
 
