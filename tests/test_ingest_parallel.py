@@ -120,6 +120,20 @@ def test_ray_writes_what_one_process_writes(ray_data, shared_root, tmp_path):
 
 
 @pytest.mark.ray
+def test_ray_appends_what_one_process_appends(ray_data, shared_root, tmp_path):
+    from adabiobert.distributed.ingest import ingest_parallel
+
+    inputs = _inputs(tmp_path, shared_root / "pmc-sample")
+    for name in ("one", "ray"):
+        ingest(IngestConfig(inputs[:1], str(tmp_path / name), 2, show_progress=False))
+    ingest(IngestConfig(inputs, str(tmp_path / "one"), 2, show_progress=False, append=True, batch="b1"))
+    stats = ingest_parallel(IngestConfig(inputs, str(tmp_path / "ray"), 2, show_progress=False, append=True,
+                                         batch="b1"), workers=2, files_per_unit=3)
+    _assert_same_run(tmp_path / "one" / "batch=b1", tmp_path / "ray" / "batch=b1")
+    assert stats.workers == 2 and stats.already_ingested > 0
+
+
+@pytest.mark.ray
 def test_ray_runs_are_the_same_whatever_the_workers_and_units(ray_data, shared_root, tmp_path):
     from adabiobert.distributed.ingest import ingest_parallel
 
