@@ -67,7 +67,7 @@ def test_a_version_1_shard_is_versioned_by_its_jats_date(tmp_path):
 # ---- ingest appends ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sentences(ncbi) -> list[str]:
-    # article_xml does not escape its title (benchmarks/pmc_corpus_generator.py): no &, < or > here
+    # article_xml takes XML-escaped sentences (as corpus_sentences gives them): plain ones without &, < or >
     return [t for t in (" ".join(s.words) for s in ncbi.train[:400]) if not set(t) & set("&<>")]
 
 

@@ -24,9 +24,17 @@ STEPS = ("staged", "placed", "marked", "amended", "superseded")
 RUN_DATES = ("2026-11-24", "2026-11-25", "2026-11-26")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _s3_env_before_ray(s3_server):
+    """Start the loopback S3 server before the suite's Ray (as tests/test_annotation_job.py does):
+    Ray workers take their environment from the process that starts Ray, and this module may be
+    the first to start it."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory, ncbi) -> list[Path]:
-    # article_xml does not escape its title (benchmarks/pmc_corpus_generator.py): no &, < or > here
+    # article_xml takes XML-escaped sentences (as corpus_sentences gives them): plain ones without &, < or >
     sentences = [t for t in (" ".join(s.words) for s in ncbi.train[:400]) if not set(t) & set("&<>")]
     folder = tmp_path_factory.mktemp("packages")
     return [write(folder / f"in{i}", sentences) for i, write in enumerate((baseline, incremental_1, incremental_2))]
