@@ -7,6 +7,7 @@ The driver (``adabiobert/distributed/annotation.py``) adds each committed or qua
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adabiobert.annotate import OK, QUARANTINED
+from adabiobert.article_versions import RETRACTED
 from adabiobert.pmc_shards import Shard
 
 
@@ -43,6 +45,17 @@ class RunCounts:
     mentions: int = 0
     mentions_by_label: dict[str, int] = field(default_factory=dict)
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    articles_superseded: int = 0
+    """Article versions whose rows this run kept out of the tables or removed from them: a newer
+    version (or an equal one of an older batch) is current (``docs/pmc-shards.md``)."""
+    articles_retracted: int = 0
+    """Articles whose rows this run kept out or removed because their current version is retracted."""
+    shards_amended: int = 0
+    """Committed shards whose files this run rewrote without such articles."""
+    versions: dict[str, int] = field(default_factory=dict)
+    """What the input holds (``article_versions.VersionIndex.counts``): ``articles`` (PMC ids),
+    ``superseded`` (rows not current), ``ties``, ``retracted`` (current versions retracted),
+    ``retracted_unseen`` (retractions of an article with no other version)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of the driver's stages (``recover``, ``list``, ``check``, ``stream``: read,
     split and tag overlapping, ``commit``, ``total``), and busy seconds summed over workers
@@ -82,6 +95,15 @@ class RunCounts:
             self.shards_quarantined += 1
             _add_counts(self.rejections_by_reason, [QUARANTINED])
         self.quarantined.append({"shard": shard.name, "uri": shard.uri, "attempt": attempt, "held": held, "error": error})
+
+    def add_left_out(self, reasons: Iterable[str]) -> None:
+        """Count articles left out of (or removed from) the tables, by reason
+        (``article_versions.SUPERSEDED`` or ``RETRACTED``)."""
+        for reason in reasons:
+            if reason == RETRACTED:
+                self.articles_retracted += 1
+            else:
+                self.articles_superseded += 1
 
     def _add_seconds(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = round(self.seconds.get(stage, 0.0) + seconds, 3)

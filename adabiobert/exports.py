@@ -300,9 +300,10 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
         raise ExportError(f"{uri}: its text cannot be read ({type(error).__name__}: {error})") from None
     infons = {"shard": commit.shard, "model_id": commit.model_id, "run_id": commit.run_id}
     documents, seen = [], set()
+    left_out = set(commit.excluded)  # superseded by a newer version elsewhere, or retracted
     for row in articles.to_pylist():
         pmcid = row["pmcid"]
-        if pmcid is None or pmcid in rejected:
+        if pmcid is None or pmcid in rejected or pmcid in left_out:
             continue
         seen.add(pmcid)
         pieces = article_sections(row["title"], row["abstract"], row["sections"])

@@ -19,19 +19,20 @@ import tarfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import filelist, storage
-from adabiobert.errors import InputNotFoundError, OutputExistsError
+from adabiobert.article_versions import newest_versions, read_versions
+from adabiobert.errors import ConfigError, InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc_shards import REJECTS_FILE, records_to_table, shard_name
+from adabiobert.pmc_shards import REJECTS_FILE, batch_folder, list_shards, new_batch_id, records_to_table, shard_name
 from adabiobert.progress import Progress
 
 INPUT_SUFFIXES = (".nxml", ".xml", ".tar.gz", ".tgz")
@@ -71,6 +72,12 @@ class IngestStats:
     dates (or the member's mtime), and ``retracted`` is null."""
     unlisted_members: int = 0
     """Articles of a package whose file list has no usable row for them (versioned as above)."""
+    already_ingested: int = 0
+    """Articles of an appending run whose version the root holds already (an incremental applied
+    twice): rejects ``already ingested``."""
+    stale_versions: int = 0
+    """Articles of an appending run older than the version the root holds (``LastUpdated`` goes
+    backwards): rejects ``version goes backwards``."""
     workers: int = 1
     """Input units ingested at once: 1 for a run in one process (:func:`ingest`), else the
     ``workers`` of a Ray Data run (``adabiobert.distributed.ingest``). The files written are the
@@ -85,9 +92,13 @@ class Reject:
     reason: str
 
 
-def ingest(config: IngestConfig) -> IngestStats:
+def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None) -> IngestStats:
     """Read every input article and write shards, rejects and stats to ``config.output``, in this
     process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray Data.
+
+    Args:
+        config: the run; with ``append``, it writes a new batch of the root (:func:`open_batch`).
+        prior: what :func:`open_batch` returned for a config it already resolved (None: resolve).
 
     Raises:
         OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files.
@@ -95,6 +106,8 @@ def ingest(config: IngestConfig) -> IngestStats:
             the others become rejects and the run goes on).
     """
     started = time.perf_counter()
+    if prior is None:
+        config, prior = open_batch(config)
     files, rejects = find_run_inputs(config)
     shards: list[str] = []
     pending: list[dict[str, Any]] = []
@@ -108,6 +121,8 @@ def ingest(config: IngestConfig) -> IngestStats:
                 rejects.append(item)
             elif item["pmcid"] in seen:
                 rejects.append(duplicate_reject(item["source"], item["pmcid"], item["version"], seen[item["pmcid"]]))
+            elif (stale := version_reject(item["source"], item["pmcid"], item["version"], prior, counts)) is not None:
+                rejects.append(stale)
             else:
                 seen[item["pmcid"]] = item["version"]
                 pending.append(item)
@@ -124,6 +139,57 @@ def ingest(config: IngestConfig) -> IngestStats:
     return write_run_summary(config, len(files), articles, rejects, shards, counts, started)
 
 
+def open_batch(config: IngestConfig) -> tuple[IngestConfig, dict[str, datetime | None]]:
+    """An appending run's first step: where it writes, and what the root already holds.
+
+    Returns:
+        Without ``config.append``: ``(config, {})``. With it: the config writing to the new batch
+        folder ``<output>/batch=<id>`` (``config.batch``, else the run's UTC time) and, for every
+        PMC id under the root, the newest version ingested (``adabiobert.article_versions``; a
+        shard that cannot be read adds nothing).
+
+    Raises:
+        ConfigError: a batch id with other characters than letters, digits, ``.``, ``_``, ``-``.
+    """
+    if not config.append:
+        return config, {}
+    batch = config.batch or new_batch_id(datetime.now(timezone.utc))
+    try:
+        folder = batch_folder(config.output, batch)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    try:
+        shards = list_shards(config.output)
+    except InputNotFoundError:  # the first batch of a new root
+        shards = []
+    rows = []
+    for shard in shards:
+        try:
+            rows.extend(read_versions(shard))
+        except (OSError, pa.ArrowException):  # annotation records the shard; ingest goes on
+            continue
+    return replace(config, output=folder, batch=batch), newest_versions(rows)
+
+
+def version_reject(source: str, pmcid: str, version: datetime | None, prior: Mapping[str, datetime | None],
+                   counts: Counter[str]) -> Reject | None:
+    """The reject for an article of an appending run that is not newer than the root's version of
+    it (None when it is newer, or new); counts ``already_ingested`` or ``stale_versions``."""
+    if pmcid not in prior:
+        return None
+    held = prior[pmcid]
+    stamp, held_stamp = (v.timestamp() if v is not None else float("-inf") for v in (version, held))
+    if stamp > held_stamp:
+        return None
+    if stamp == held_stamp:
+        counts["already_ingested"] += 1
+        return Reject(source, f"already ingested: {pmcid} version {_when(version)} is in the shard root already "
+                      "(an incremental applied twice?)")
+    counts["stale_versions"] += 1
+    return Reject(source, f"version goes backwards: {pmcid} version {_when(version)} is older than the "
+                  f"ingested version {_when(held)}")
+
+
 def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
     """A run's first step: refuse an output that holds shards, then :func:`find_inputs`.
 
@@ -133,7 +199,8 @@ def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
     existing = storage.list_files(config.output, (".parquet",))
     if existing:
         raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
-                                "mixes with an older one; choose an empty --output folder, or delete the old shards")
+                                "mixes with an older one; choose an empty --output folder, add a batch with --append "
+                                "(a new --batch id), or delete the old shards")
     files, rejects = find_inputs(config.inputs)
     if not files:
         raise InputNotFoundError(f"no input found: {'; '.join(r.source + ': ' + r.reason for r in rejects)}; name "
@@ -153,7 +220,8 @@ def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: 
                   pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
     stats = IngestStats(files, articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
                         {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
-                        counts["without_file_list"], counts["unlisted_members"], workers)
+                        counts["without_file_list"], counts["unlisted_members"], counts["already_ingested"],
+                        counts["stale_versions"], workers)
     storage.write_bytes(storage.join(config.output, "ingest_stats.json"),
                         json.dumps(asdict(stats), indent=2).encode())
     return stats

@@ -29,7 +29,7 @@ list); a shard task at most the staged files its shard draws on (two, at most, e
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 
 from adabiobert import storage
-from adabiobert.ingest import PACKAGE_SUFFIXES, Reject, duplicate_reject, iter_articles, write_parquet
+from adabiobert.ingest import PACKAGE_SUFFIXES, Reject, duplicate_reject, iter_articles, version_reject, write_parquet
 from adabiobert.pmc_shards import records_to_table, shard_name
 
 FILES_PER_UNIT = 64
@@ -169,13 +169,15 @@ def ingest_unit(unit: Unit, output: str, articles_per_shard: int) -> UnitResult:
 
 
 def plan_shards(results: Sequence[UnitResult], input_rejects: Sequence[Reject], output: str,
-                articles_per_shard: int) -> RunPlan:
+                articles_per_shard: int, prior: Mapping[str, datetime | None] | None = None) -> RunPlan:
     """Apply the run-wide duplicate rule to every unit's candidates and cut the kept articles
     into shards of ``articles_per_shard``, in input order, named as one process names them.
 
     Args:
         results: one per unit of the run, in any order.
         input_rejects: the inputs that were not found (they come first, as in one process).
+        prior: an appending run's versions already in the root (``adabiobert.ingest.open_batch``):
+            an article not newer is a reject, as in one process.
     """
     rejects = list(input_rejects)
     counts: Counter[str] = Counter()
@@ -190,6 +192,12 @@ def plan_shards(results: Sequence[UnitResult], input_rejects: Sequence[Reject], 
                 taken = candidate.rejects_before
                 rejects.append(duplicate_reject(candidate.source, candidate.pmcid, candidate.version,
                                                 first[candidate.pmcid]))
+                continue
+            stale = version_reject(candidate.source, candidate.pmcid, candidate.version, prior or {}, counts)
+            if stale is not None:
+                rejects.extend(result.rejects[taken:candidate.rejects_before])
+                taken = candidate.rejects_before
+                rejects.append(stale)
                 continue
             assert candidate.staged is not None, f"{candidate.source}: unstaged, yet the first of {candidate.pmcid}"
             first[candidate.pmcid] = candidate.version

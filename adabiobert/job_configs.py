@@ -31,13 +31,23 @@ class IngestConfig:
     """Files, folders or ``.tar.gz`` packages, local paths or ``s3://`` URIs, read in this order."""
     output: str
     """Folder (local or ``s3://``) for the shards, ``rejects.parquet`` and ``ingest_stats.json``.
-    It must not hold ``.parquet`` files yet: a second run never mixes with an older one."""
+    It must not hold ``.parquet`` files yet: a second run never mixes with an older one (unless
+    ``append``)."""
     articles_per_shard: int = 1000
     """Rows per shard (the last shard may hold fewer)."""
     show_progress: bool = True
     """Show the progress over the input files (``adabiobert.progress``)."""
+    append: bool = False
+    """Add a batch to the shard root ``output`` (which may hold shards): the run writes to
+    ``<output>/batch=<batch>/`` and rejects articles whose version is not newer than the one the
+    root holds (``docs/pmc-shards.md``, "Appends and versions")."""
+    batch: str = ""
+    """The appended batch's id (letters, digits, ``.``, ``_``, ``-``); empty: the run's UTC time.
+    ``ingest_stats.json`` records the id written to, and ``output`` the batch folder."""
 
     def __post_init__(self) -> None:
+        if self.batch and not self.append:
+            raise ConfigError("IngestConfig.batch names a batch of an appending run; set append too")
         if not self.inputs:
             raise ConfigError("IngestConfig.inputs is empty; name at least one file or folder")
         if self.articles_per_shard < 1:

@@ -5,7 +5,8 @@ This module is the one place that knows what a shard is, for every job that writ
 
 * its schema (:data:`PMC_SHARD_SCHEMA`) and the check against it (:func:`validate_shard_schema`);
 * the names in a shard folder: ``part-00000.parquet``, ... (:func:`shard_name`) and the ingest
-  job's ``rejects.parquet`` (:data:`REJECTS_FILE`), which is never a shard;
+  job's ``rejects.parquet`` (:data:`REJECTS_FILE`), which is never a shard; the ``batch=<id>``
+  folders an appending run adds to a root (:func:`batch_folder`, :func:`shard_batch`);
 * listing (:func:`list_shards`): one rule for every reader (a location without a shard is an
   error), and :class:`Shard`, a shard as listed (its name, URI, size and version);
 * the footer check that turns a bad shard into rejection rows (:func:`check_shard`);
@@ -22,6 +23,8 @@ checked only when present.
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,6 +178,38 @@ def read_shard(uri: str, columns: list[str] | None = None) -> pa.Table:
 def shard_name(index: int) -> str:
     """The name of an ingest run's ``index``-th shard (0-based): ``part-00000.parquet``, ..."""
     return f"part-{index:05d}.parquet"
+
+
+BATCH_PREFIX = "batch="
+"""An appended batch is the folder ``<root>/batch=<id>/`` (``docs/pmc-shards.md``)."""
+
+_BATCH_ID = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def batch_folder(root: str, batch_id: str) -> str:
+    """Where an appending ingest run writes: ``<root>/batch=<batch_id>``.
+
+    Raises:
+        ValueError: an empty id, or one with a character other than letters, digits, ``.``,
+            ``_`` and ``-``.
+    """
+    if not _BATCH_ID.fullmatch(batch_id or ""):
+        raise ValueError(f"batch id {batch_id!r}: use letters, digits, '.', '_' and '-' only (a date, a run id)")
+    return storage.join(root, f"{BATCH_PREFIX}{batch_id}")
+
+
+def new_batch_id(now: datetime.datetime) -> str:
+    """The default batch id of a run started at ``now`` (UTC): ``20261126T021500Z``; ids of later
+    runs sort after it."""
+    return now.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def shard_batch(name: str) -> str:
+    """The batch of a shard from its name under the root: ``""`` for a shard outside every
+    ``batch=`` folder (a root written before appends: the oldest), else the batch id. Batches
+    are ordered by id."""
+    first = name.split("/", 1)[0]
+    return first[len(BATCH_PREFIX):] if first.startswith(BATCH_PREFIX) and "/" in name else ""
 
 
 def is_rejects(uri: str) -> bool:

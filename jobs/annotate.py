@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s; "
         f"precision {summary['precision']['precision']} ({summary['precision']['reason']})"
     )
+    if summary["articles_superseded"] or summary["articles_retracted"]:
+        print(f"versions: {summary['articles_superseded']} superseded and {summary['articles_retracted']} retracted "
+              f"articles left out of the tables ({summary['shards_amended']} committed shards amended)")
     quarantined, held = summary["shards_quarantined"], summary["shards_held"]
     if quarantined or held:
         print(f"completed with quarantined shards: {quarantined} quarantined by this run, {held} held from earlier "

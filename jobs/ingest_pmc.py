@@ -4,9 +4,12 @@
     python jobs/ingest_pmc.py s3://bucket/oa/ --output s3://bucket/shards --articles-per-shard 1000
     python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # PMC bulk packages + file lists
     python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards --workers 16   # on Ray Data
+    python jobs/ingest_pmc.py oa_comm_xml.incr.2024-06-19.tar.gz --output runs/pmc-shards --append --batch 2024-06-19
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md); with
 --workers N > 1, N packages (or groups of loose files) at a time on Ray Data, the same files.
+With --append, the same files in a new batch folder <output>/batch=<id>/ of a root that may hold
+shards; articles whose version the root holds already, or a newer one, are rejects.
 Under ``ray job submit`` relative inputs or --output are refused (adabiobert/submission.py).
 Exit status: 0 done; 2 refused before writing anything (one line on stderr): an --output that
 already holds shards, no input found, a bad argument; 75 Ray did not start in time (--workers > 1).
@@ -36,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="packages (or groups of loose files) ingested at "
                         "once: 1 (default) in this process, more on Ray Data ($RAY_ADDRESS, else a local Ray); "
                         "the same shards either way")
+    parser.add_argument("--append", action="store_true", help="add a batch <output>/batch=<id>/ to a shard root "
+                        "that may hold shards (an incremental package); older or equal versions are rejects")
+    parser.add_argument("--batch", default="", help="the appended batch's id (default: the run's UTC time)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -43,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     except AdaBioBertError as error:
         return refuse(error)
     try:
-        config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress)
+        config = IngestConfig(tuple(args.inputs), args.output, args.articles_per_shard, not args.no_progress,
+                              args.append, args.batch)
     except ConfigError as error:
         parser.error(str(error))
     if args.workers < 1:
@@ -60,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         return report_startup_timeout(error)
     print(f"{stats.articles} articles in {len(stats.shards)} shards, {stats.rejected} rejected, "
-          f"{stats.files} files, {stats.seconds:.1f} s -> {args.output}")
+          f"{stats.files} files, {stats.seconds:.1f} s -> {stats.config['output']}")
+    if stats.already_ingested or stats.stale_versions:
+        print(f"{stats.already_ingested} articles already ingested, {stats.stale_versions} older than the root's "
+              "version (rejects)")
     if stats.without_file_list or stats.unlisted_members:  # versions of these come from the JATS dates
         print(f"{stats.without_file_list} packages without a .filelist.csv, {stats.unlisted_members} articles "
               "not in their package's file list (see ingest_stats.json)")

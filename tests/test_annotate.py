@@ -430,6 +430,55 @@ def test_a_crash_at_any_commit_step_then_a_rerun_leaves_exactly_the_clean_rows(t
     assert storage.list_files(os.path.join(out, "_staging")) == []
 
 
+@pytest.mark.parametrize("step", ["staged", "placed", "marked", "amended", "superseded"])
+def test_an_amending_commit_is_atomic_whatever_step_it_dies_at(tmp_path, step):
+    """Shard b brings the current version of article X, whose old rows shard a holds: after a
+    crash and recovery alone (no re-run), either neither happened or both did."""
+    class Crash(Exception):
+        pass
+
+    def crash(name, shard):
+        if name == step:
+            raise Crash(name)
+
+    out = str(tmp_path / "out")
+    AnnotationStore(out).commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", tables(["X", "Y"], "r1"), documents=2)
+    crashing = AnnotationStore(out, hook=crash)
+    crashing.recover()
+    with pytest.raises(Crash):
+        crashing.commit(S("b", 10, "v1"), "m", "r2", "2026-11-25", tables(["X"], "r2"), documents=1,
+                        amend={"a": frozenset({"X"})})
+    store = AnnotationStore(out)
+    recovery = store.recover()
+    committed = step in ("marked", "amended", "superseded")
+    where = {}  # pmcid -> the run_date folders holding its rows
+    for info in storage.list_files(os.path.join(out, "entities"), (".parquet",)):
+        for pmcid in pq.read_table(info.uri).column("pmcid").to_pylist():
+            where.setdefault(pmcid, []).append(info.uri.split("run_date=")[1][:10])
+    assert where == {"X": ["2026-11-25" if committed else "2026-11-24"], "Y": ["2026-11-24"]}
+    assert store.is_current(S("b", 10, "v1"), "m") == committed
+    assert store.committed("a").excluded == (("X",) if committed else ())
+    assert recovery.amendments_completed == (step == "marked")
+    markers = [m for ms in store.markers().values() for m in ms]
+    assert len(markers) == 1 + committed and all(os.path.exists(os.path.join(out, m.marker)) for m in markers)
+    assert store.recover().amendments_completed == 0  # nothing left to finish
+
+
+def test_an_amendment_of_an_amendment_keeps_both_removals(tmp_path):
+    out = str(tmp_path / "out")
+    store = AnnotationStore(out)
+    store.commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", tables(["X", "Y", "Z"], "r1"), documents=3)
+    store.commit(S("b", 10, "v1"), "m", "r2", "2026-11-25", tables(["X"], "r2"), documents=1, amend={"a": frozenset({"X"})})
+    store.commit(S("c", 10, "v1"), "m", "r2", "2026-11-25", tables([]), documents=1, excluded=frozenset({"Y"}),
+                 amend={"a": frozenset({"Y"})})
+    assert sorted(r[0] for r in table_rows(out, "entities")) == ["X", "Z"]
+    assert store.committed("a").excluded == ("X", "Y") and store.committed("c").excluded == ("Y",)
+    fresh = AnnotationStore(out)
+    assert fresh.recover().superseded_markers == 0 and len(fresh.current) == 3
+    assert fresh.is_current(S("a", 10, "v1"), "m", frozenset({"X", "Y"}))
+    assert not fresh.is_current(S("a", 10, "v1"), "m", frozenset({"X"}))  # Y is current again: tag a again
+
+
 def test_the_second_of_two_runs_committing_the_same_work_backs_out(tmp_path):
     out = str(tmp_path / "out")
     first, second = AnnotationStore(out), AnnotationStore(out)

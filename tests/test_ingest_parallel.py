@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import find_run_inputs, ingest, write_run_summary
+from adabiobert.ingest import find_run_inputs, ingest, open_batch, write_run_summary
 from adabiobert.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
 from adabiobert.job_configs import IngestConfig
 from adabiobert.pmc_shards import read_shard
@@ -80,6 +80,27 @@ def test_units_run_in_any_order_write_what_one_process_writes(shared_root, tmp_p
     _assert_same_run(tmp_path / "one", tmp_path / "units")
 
 
+def test_an_appending_run_in_units_writes_what_one_process_writes(shared_root, tmp_path):
+    """The bulk packages make a root; all inputs appended to it (the packages again, so their
+    articles are already ingested) give the same batch in units as in one process."""
+    inputs = _inputs(tmp_path, shared_root / "pmc-sample")
+    for name in ("one", "units"):
+        ingest(IngestConfig(inputs[:1], str(tmp_path / name), 2, show_progress=False))
+    ingest(IngestConfig(inputs, str(tmp_path / "one"), 2, show_progress=False, append=True, batch="b1"))
+    config, prior = open_batch(IngestConfig(inputs, str(tmp_path / "units"), 2, show_progress=False, append=True,
+                                            batch="b1"))
+    assert prior and config.output == str(tmp_path / "units" / "batch=b1")
+    files, missing = find_run_inputs(config)
+    results = [ingest_unit(unit, config.output, 2) for unit in reversed(plan_units(files, 3))]
+    plan = plan_shards(results, missing, config.output, 2, prior)
+    articles = sum(write_planned_shard(shard, config.output) for shard in plan.shards)
+    storage.delete_tree(storage.join(config.output, STAGING))
+    write_run_summary(config, len(files), articles, list(plan.rejects), [s.name for s in plan.shards], plan.counts, 0.0)
+    _assert_same_run(tmp_path / "one" / "batch=b1", tmp_path / "units" / "batch=b1")
+    stats = _stats(tmp_path / "units" / "batch=b1")
+    assert stats["already_ingested"] >= len(prior)  # each input of a root article, loose copies too
+
+
 # --- on Ray Data ------------------------------------------------------------------------------
 
 
@@ -96,6 +117,20 @@ def test_ray_writes_what_one_process_writes(ray_data, shared_root, tmp_path):
     assert {k: v for k, v in asdict(stats).items() if k not in (*TIMED, "config")} == {
         k: v for k, v in asdict(one).items() if k not in (*TIMED, "config")}
     assert not (tmp_path / "ray" / STAGING).exists()
+
+
+@pytest.mark.ray
+def test_ray_appends_what_one_process_appends(ray_data, shared_root, tmp_path):
+    from adabiobert.distributed.ingest import ingest_parallel
+
+    inputs = _inputs(tmp_path, shared_root / "pmc-sample")
+    for name in ("one", "ray"):
+        ingest(IngestConfig(inputs[:1], str(tmp_path / name), 2, show_progress=False))
+    ingest(IngestConfig(inputs, str(tmp_path / "one"), 2, show_progress=False, append=True, batch="b1"))
+    stats = ingest_parallel(IngestConfig(inputs, str(tmp_path / "ray"), 2, show_progress=False, append=True,
+                                         batch="b1"), workers=2, files_per_unit=3)
+    _assert_same_run(tmp_path / "one" / "batch=b1", tmp_path / "ray" / "batch=b1")
+    assert stats.workers == 2 and stats.already_ingested > 0
 
 
 @pytest.mark.ray

@@ -1,8 +1,9 @@
 """Tag PMC shards with Ray Data and commit entity tables shard by shard, exactly once.
 
-    recover the output (annotation_commit), list the shards, keep those not yet tagged
-    (new or changed content, or a new model; not those held in quarantine), check each footer
-    and pmcid column on the driver
+    recover the output (annotation_commit), list the shards, read every shard's article versions
+    (article_versions: the current version of each PMCID across batches), keep the shards not yet
+    tagged (new or changed content, a new model, or an article left out that is current again;
+    not those held in quarantine), check each footer and pmcid column on the driver
       -> from_items(pending shard URIs), one block per shard
       -> map_batches(_read_shards, num_cpus=0, TaskPoolStrategy)     waits on one Ray task per shard:
              _read_and_split (1 CPU, max_retries=read_retries)      reads the whole shard, splits it
@@ -12,8 +13,11 @@
       -> map_batches(TaggerActor, compute=ActorPoolStrategy(size=n)) one model per actor (per GPU),
              tensor work only: it never calls the tokenizer
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
-         back, its entity and rejection tables are committed (AnnotationStore.commit); a
-         QUARANTINED row commits the shard's quarantine instead
+         back, its entity and rejection tables are committed (AnnotationStore.commit) without
+         its articles that are not current, and amending the committed shards that still hold
+         rows of articles whose current version it holds; a QUARANTINED row commits the shard's
+         quarantine instead
+      -> amendments whose current version's shard was not tagged by this run, committed alone
 
 Why a Ray task per shard rather than one ``read_parquet`` over all shards: there, one damaged
 page fails the dataset and the run, and a read that kills its worker is retried forever
@@ -41,13 +45,14 @@ from adabiobert import storage
 from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.annotation_counts import RunCounts
+from adabiobert.article_versions import VersionIndex, build_index, read_versions
 from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
 from adabiobert.distributed.session import init_ray
 from adabiobert.encoding import ExampleEncoder
 from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
-from adabiobert.pmc_shards import ShardCheck, check_shard, list_shards, read_failure
+from adabiobert.pmc_shards import Shard, ShardCheck, check_shard, list_shards, read_failure
 from adabiobert.precision import DEFAULT_TAG_PRECISION
 from adabiobert.progress import Progress
 
@@ -189,18 +194,26 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     seconds["recover"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
+    index = _version_index(listed)
+    counts.versions = index.counts()
+    seconds["versions"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
     pending = []
     for shard in listed:
         if store.is_held(shard, model_id):
             quarantine = store.quarantine(shard, model_id)
             counts.add_quarantine(shard, quarantine.quarantined, quarantine.error, held=True)
-        elif not store.is_current(shard, model_id):
+        elif not store.is_current(shard, model_id, index.excluded(shard.name)):
             pending.append(shard)
+    amend = _amendments(store, listed, {s.name for s in pending}, index)
     counts.shards_listed = len(listed)
     counts.shards_up_to_date = len(listed) - len(pending) - counts.shards_held
     seconds["list"] += time.perf_counter() - mark
     log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
-        f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up)")
+        f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up); "
+        f"{len(index.current)} articles, {index.superseded} older versions, {index.retracted} retracted; "
+        f"{sum(len(p) for shards in amend.values() for p in shards.values())} to remove from committed shards")
 
     mark = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -230,16 +243,19 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if check.expected == 0:
             mark = time.perf_counter()
             if check.failure is None:
-                _commit(store, check, empty, config, model_id, counts)
+                _commit(store, check, empty, config, model_id, counts, index, amend)
             else:
                 _quarantine(store, check, check.failure, config, model_id, counts)
             commit_seconds += time.perf_counter() - mark
 
     mark = time.perf_counter()
     stream_commit_seconds = (
-        _stream_and_commit(store, streamed, config, model_id, pool, precision["precision"], counts) if streamed else 0.0)
+        _stream_and_commit(store, streamed, config, model_id, pool, precision["precision"], counts, index, amend)
+        if streamed else 0.0)
     seconds["stream"] = time.perf_counter() - mark - stream_commit_seconds
-    seconds["commit"] = commit_seconds + stream_commit_seconds
+    mark = time.perf_counter()
+    _amend_alone(store, amend, listed, pending, index, config, counts)
+    seconds["commit"] = commit_seconds + stream_commit_seconds + time.perf_counter() - mark
     store.write_manifest()
     seconds["total"] = time.perf_counter() - started
     counts.seconds = {**{k: round(v, 3) for k, v in seconds.items()}, **counts.seconds}
@@ -250,7 +266,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         "model_id": model_id,
         "precision": precision,
         **counts.to_dict(),
-        "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers},
+        "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
+                     "amendments_completed": recovery.amendments_completed},
         "config": config.to_dict(),
     }
     summary_uri = storage.join(config.output, "runs", f"{config.run_id}.json")
@@ -259,7 +276,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
 
 def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config: AnnotationJobConfig,
-                       model_id: str, pool: tuple, precision: str, counts: RunCounts) -> float:
+                       model_id: str, pool: tuple, precision: str, counts: RunCounts, index: VersionIndex,
+                       amend: Amendments) -> float:
     """Run the Ray pipeline over ``checks`` and commit each shard as its last article arrives.
 
     Returns:
@@ -294,7 +312,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
                     raise RuntimeError(f"{check.shard.uri}: {seen[uri]} articles came back, expected {check.expected}")
                 if seen[uri] == check.expected:
                     mark = time.perf_counter()
-                    _commit(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts)
+                    _commit(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts, index, amend)
                     commit_seconds += time.perf_counter() - mark
                     done.add(uri)
             progress.update(batch.num_rows)
@@ -393,14 +411,78 @@ def _read_slots(actors: int, cpus: float | None) -> int:
 
 
 def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
-            model_id: str, counts: RunCounts) -> None:
-    """Build one shard's tables from its tagged articles and the check's rejections; commit them."""
+            model_id: str, counts: RunCounts, index: VersionIndex, amend: Amendments) -> None:
+    """Build one shard's tables from its tagged articles and the check's rejections, leaving out
+    its articles that are not current (``index``); commit them, with the amendments of committed
+    shards whose articles' current version this shard holds (``amend``)."""
+    name = check.shard.name
+    excluded = index.excluded(name)
+    left_out: list[str] = []
+    if excluded and documents.num_rows:
+        drop = pc.is_in(documents.column("pmcid"), value_set=pa.array(sorted(excluded), pa.string()))
+        left_out = documents.filter(drop).column("pmcid").to_pylist()
+        documents = documents.filter(pc.invert(drop))
     tables = shard_tables(check, documents, model_id, config.run_id)
-    commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents)
+    owned = amend.get(name, {})
+    commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents,
+                          excluded=excluded, amend=owned)
     if commit is None:
         counts.shards_committed_elsewhere += 1
-    else:
-        counts.add_shard(documents, tables[ENTITIES], tables[REJECTIONS], check.documents)
+        return
+    counts.add_shard(documents, tables[ENTITIES], tables[REJECTIONS], check.documents - len(left_out))
+    counts.add_left_out(index.left_out.get(name, {})[pmcid] for pmcid in left_out)
+    for amended in commit.amends:
+        reasons = index.left_out.get(amended.shard, {})
+        counts.add_left_out(reasons[pmcid] for pmcid in owned[amended.shard])
+        counts.shards_amended += 1
+    amend.pop(name, None)
+
+
+def _version_index(listed: list[Shard]) -> VersionIndex:
+    """The current version of every article of the listed shards (a shard that cannot be read
+    adds nothing here; its check records it)."""
+    def versions(shard: Shard) -> list:
+        try:
+            return read_versions(shard)
+        except (OSError, pa.ArrowException):
+            return []
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return build_index(row for rows in pool.map(versions, listed) for row in rows)
+
+
+Amendments = dict[str, dict[str, frozenset[str]]]
+"""``{owner shard: {committed shard: pmcids}}``: rows the committed shard holds of articles whose
+current version (or retraction) the owner holds; the owner's commit removes them."""
+
+
+def _amendments(store: AnnotationStore, listed: list[Shard], pending: set[str], index: VersionIndex) -> Amendments:
+    """What the committed shards not tagged again by this run hold that is no longer current."""
+    amend: dict[str, dict[str, set[str]]] = {}
+    for shard in listed:
+        commit = store.committed(shard.name)
+        if shard.name in pending or commit is None or commit.quarantined:
+            continue
+        for pmcid in index.excluded(shard.name) - set(commit.excluded):
+            amend.setdefault(index.owner(pmcid), {}).setdefault(shard.name, set()).add(pmcid)
+    return {owner: {name: frozenset(p) for name, p in shards.items()} for owner, shards in amend.items()}
+
+
+def _amend_alone(store: AnnotationStore, amend: Amendments, listed: list[Shard], pending: list[Shard],
+                 index: VersionIndex, config: AnnotationJobConfig, counts: RunCounts) -> None:
+    """Commit the amendments no commit of this run carried, each on its own: those whose owner is
+    up to date. An owner that this run tried but quarantined, or that is held, keeps them for the
+    run that tags it (its article's old rows stay until its new version can be read)."""
+    tried = {s.name for s in pending}
+    usable = {s.name for s in listed if not (store.committed(s.name) and store.committed(s.name).quarantined)}
+    for owner, shards in sorted(amend.items()):
+        if owner in tried or owner not in usable:
+            continue
+        for name, pmcids in sorted(shards.items()):
+            if store.amend(name, pmcids, config.run_id) is not None:
+                reasons = index.left_out.get(name, {})
+                counts.add_left_out(reasons[pmcid] for pmcid in pmcids)
+                counts.shards_amended += 1
 
 
 def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: AnnotationJobConfig,

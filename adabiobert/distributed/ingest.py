@@ -32,7 +32,7 @@ import ray
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray
 from adabiobert.errors import ConfigError
-from adabiobert.ingest import IngestStats, Reject, find_run_inputs, ingest, write_run_summary
+from adabiobert.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
 from adabiobert.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -76,15 +76,16 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     if workers < 2:
         raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
     started = time.perf_counter()
+    config, prior = open_batch(config)
     files, input_rejects = find_run_inputs(config)
     units = plan_units(files, files_per_unit)
     if len(units) < 2:
-        return ingest(config)
+        return ingest(config, prior)
     init_ray()  # $RAY_ADDRESS when set, else a local instance; Ray Data's bars off (ours below)
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None
     results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
-    plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard)
+    plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard, prior)
     articles = _write_all(plan.shards, config, workers, runtime_env)
     storage.delete_tree(storage.join(config.output, STAGING))
     return write_run_summary(config, len(files), articles, list(plan.rejects), [s.name for s in plan.shards],
