@@ -1,4 +1,4 @@
-"""Parallel ingest speed-up: one process against Ray Data on the same PMC bulk packages (issue 10).
+"""Parallel ingest speed-up: one process against Ray tasks on the same PMC bulk packages (issue 10).
 
     python benchmarks/ingest_speedup.py --shared ../shared                                  # 8 x 500 articles, 2 CPUs
     python benchmarks/ingest_speedup.py --shared ../shared --packages 2 --articles 20 --repeats 1 --out /tmp/x.json
@@ -10,16 +10,17 @@ each copy rewritten; nothing is written to the repository), then ingests them ``
 each way, taking turns:
 
 * one process: ``adabiobert.ingest.ingest`` (what ``jobs/ingest_pmc.py`` runs by default);
-* Ray Data: ``adabiobert.distributed.ingest.ingest_parallel`` with ``workers = --cpus`` on a local
-  Ray started beforehand with ``num_cpus = --cpus`` (its start-up is timed apart, and is not in
-  the ingest times).
+* Ray: ``adabiobert.distributed.ingest.ingest_parallel`` (a pool of plain Ray tasks, a unit or a
+  shard each) with ``workers = --cpus`` on a local Ray started beforehand with
+  ``num_cpus = --cpus`` (its start-up is timed apart, and is not in the ingest times).
 
 The first run of each mode is a warm-up, recorded but left out of the medians: Ray's first run
-also starts its worker processes and Ray Data's executor (what a one-off job on a fresh Ray pays
-once; a long-lived cluster does not), the one-process run warms the page cache and imports.
+also starts its worker processes and imports the ingest modules in them (what a one-off job on a
+fresh Ray pays once; a long-lived cluster does not), the one-process run warms the page cache and imports.
 
 Every run's wall time covers the whole call: listing, parsing, staging, the shard writes, rejects
-and stats (the Ray Data stages are executed, not just built). The Ray output is checked
+and stats. Each run also records the driver's CPU seconds (``driver_cpu_seconds``: all of a
+one-process run; for Ray, what the driver spends coordinating). The Ray output is checked
 byte-identical to the one-process output. Reported: median wall time per mode, speed-up (one
 process / Ray), articles/s, articles/s per core (Ray: divided by ``--cpus``), the CPU model and
 flags (``/proc/cpuinfo``) and the load average before and after (a busy machine makes both modes
@@ -138,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         for mode in order:
             config = IngestConfig((str(inputs),), str(work / f"{mode}-{repeat}"), args.articles_per_shard,
                                   show_progress=False)
-            mark = time.perf_counter()
+            mark, cpu = time.perf_counter(), time.process_time()
             stats = ingest(config) if mode == "one_process" else ingest_parallel(config, workers=args.cpus)
-            seconds = time.perf_counter() - mark
+            seconds, cpu = time.perf_counter() - mark, time.process_time() - cpu
             assert stats.articles == articles and stats.rejected == 0, (stats.articles, stats.rejected)
             runs.append({"mode": mode, "repeat": repeat, "warmup": repeat < 0, "seconds": round(seconds, 3),
-                         "workers": stats.workers})
-            print(f"  {mode:<11} {'warm-up' if repeat < 0 else f'run {repeat}'}: {seconds:7.2f} s")
+                         "driver_cpu_seconds": round(cpu, 3), "workers": stats.workers})
+            print(f"  {mode:<11} {'warm-up' if repeat < 0 else f'run {repeat}'}: {seconds:7.2f} s "
+                  f"(driver CPU {cpu:.2f} s)")
         identical &= same_files(work / f"one_process-{repeat}", work / f"ray-{repeat}")
         if not args.keep:
             for mode in order:
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n| mode | median s | articles/s | articles/s per core |\n|---|---:|---:|---:|\n"
           f"| one process | {one:.2f} | {articles / one:.1f} | {articles / one:.1f} |\n"
-          f"| Ray Data, {args.cpus} workers | {par:.2f} | {articles / par:.1f} | {articles / par / args.cpus:.1f} |\n\n"
+          f"| Ray tasks, {args.cpus} workers | {par:.2f} | {articles / par:.1f} | {articles / par / args.cpus:.1f} |\n\n"
           f"speed-up {one / par:.2f}x ({one / cold:.2f}x for Ray's first run, {cold:.2f} s), outputs identical: "
           f"{identical}, Ray start-up {ray_init_seconds:.1f} s (not included), load average {load_before[0]:.1f} -> {load_after[0]:.1f} -> {args.out}")
     if args.keep:
