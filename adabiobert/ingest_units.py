@@ -1,6 +1,6 @@
 """Ingest in units that can run at once: the framework-free half of a parallel ingest run.
 
-``adabiobert.distributed.ingest`` runs these steps on Ray Data; each can also run here, in one
+``adabiobert.distributed.ingest`` runs these steps as Ray tasks; each can also run here, in one
 process, which is how the tests check them. The files written are those of
 :func:`adabiobert.ingest.ingest` for the same inputs, byte for byte:
 

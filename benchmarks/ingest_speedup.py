@@ -1,4 +1,4 @@
-"""Parallel ingest speed-up: one process against Ray Data on the same PMC bulk packages (issue 10).
+"""Parallel ingest speed-up: one process against Ray tasks on the same PMC bulk packages (issue 10).
 
     python benchmarks/ingest_speedup.py --shared ../shared                                  # 8 x 500 articles, 2 CPUs
     python benchmarks/ingest_speedup.py --shared ../shared --packages 2 --articles 20 --repeats 1 --out /tmp/x.json
@@ -10,20 +10,31 @@ each copy rewritten; nothing is written to the repository), then ingests them ``
 each way, taking turns:
 
 * one process: ``adabiobert.ingest.ingest`` (what ``jobs/ingest_pmc.py`` runs by default);
-* Ray Data: ``adabiobert.distributed.ingest.ingest_parallel`` with ``workers = --cpus`` on a local
-  Ray started beforehand with ``num_cpus = --cpus`` (its start-up is timed apart, and is not in
-  the ingest times).
+* Ray: ``adabiobert.distributed.ingest.ingest_parallel`` (a pool of plain Ray tasks, a unit or a
+  shard each) with ``workers = --cpus`` on a local Ray started beforehand with
+  ``num_cpus = --cpus`` (its start-up is timed apart, and is not in the ingest times);
+* independent processes, the ceiling: ``--cpus`` plain Python processes, each running
+  ``adabiobert.ingest.ingest`` on its share of the packages (every ``--cpus``-th one), started
+  together once all have imported. They share nothing and write separate shards, so their
+  speed-up over one process is what running ``--cpus`` processes at once on this machine allows
+  (shared caches, memory bandwidth, host cores behind the vCPUs), before any coordination cost.
 
 The first run of each mode is a warm-up, recorded but left out of the medians: Ray's first run
-also starts its worker processes and Ray Data's executor (what a one-off job on a fresh Ray pays
-once; a long-lived cluster does not), the one-process run warms the page cache and imports.
+also starts its worker processes and imports the ingest modules in them (what a one-off job on a
+fresh Ray pays once; a long-lived cluster does not), the one-process run warms the page cache and imports.
 
 Every run's wall time covers the whole call: listing, parsing, staging, the shard writes, rejects
-and stats (the Ray Data stages are executed, not just built). The Ray output is checked
+and stats. Each run also records the driver's CPU seconds (``driver_cpu_seconds``: all of a
+one-process run; for Ray, what the driver spends coordinating). The Ray output is checked
 byte-identical to the one-process output. Reported: median wall time per mode, speed-up (one
 process / Ray), articles/s, articles/s per core (Ray: divided by ``--cpus``), the CPU model and
 flags (``/proc/cpuinfo``) and the load average before and after (a busy machine makes both modes
 slower, Ray more so). Prints a Markdown table and writes JSON (``--out``).
+
+Time a loaded machine by CPU, not wall: with the kernel's autogroup scheduling
+(``/proc/sys/kernel/sched_autogroup_enabled``) the driver and every Ray worker it starts share one
+session's CPU share, so under load two workers get no more CPU than one process and the wall
+speed-up measures nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +48,7 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,6 +109,51 @@ def same_files(left: Path, right: Path) -> bool:
         (left / n).read_bytes() == (right / n).read_bytes() for n in names)
 
 
+def split_packages(inputs: Path, groups: int) -> list[Path]:
+    """Hard-link every ``groups``-th package (with its file list) of ``inputs`` into a folder of
+    its own beside it; return the folders."""
+    packages = sorted(inputs.glob("*.tar.gz"))
+    folders = []
+    for group in range(groups):
+        folder = inputs.parent / f"group-{group}"
+        folder.mkdir()
+        for package in packages[group::groups]:
+            for path in (package, package.with_name(package.name.removesuffix(".tar.gz") + ".filelist.csv")):
+                os.link(path, folder / path.name)
+        folders.append(folder)
+    return folders
+
+
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[4])
+from adabiobert.ingest import ingest
+from adabiobert.job_configs import IngestConfig
+print("ready", flush=True)
+sys.stdin.readline()
+start, cpu = time.time(), time.process_time()
+ingest(IngestConfig((sys.argv[1],), sys.argv[2], int(sys.argv[3]), show_progress=False))
+print(json.dumps({"start": start, "end": time.time(), "cpu": time.process_time() - cpu}), flush=True)
+"""
+
+
+def independent_processes(folders: list[Path], output: Path, articles_per_shard: int) -> tuple[float, float]:
+    """One plain ``ingest`` process per folder, all at once, let go together once each has
+    imported; return (seconds from the first start to the last end, their CPU seconds)."""
+    root = str(Path(__file__).resolve().parents[1])
+    children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(folder), str(output / folder.name),
+                                  str(articles_per_shard), root], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for folder in folders]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready", "an independent process failed to start"
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    spans = [json.loads(child.communicate()[0]) for child in children]
+    assert all(child.returncode == 0 for child in children), [child.returncode for child in children]
+    return max(s["end"] for s in spans) - min(s["start"] for s in spans), sum(s["cpu"] for s in spans)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
@@ -124,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     articles = args.packages * args.articles
     print(f"{args.packages} packages x {args.articles} articles ({package_bytes / 1e6:.1f} MB gzip) built in "
           f"{time.perf_counter() - mark:.1f} s under {inputs}")
+    folders = split_packages(inputs, args.cpus)
     load_before = os.getloadavg()
 
     mark = time.perf_counter()
@@ -134,17 +192,27 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     identical = True
     for repeat in range(-1, args.repeats):  # -1: the warm-up
-        order = ("one_process", "ray") if repeat % 2 == 0 else ("ray", "one_process")
+        order = ("one_process", "ray", "independent")
+        order = order if repeat % 2 == 0 else order[::-1]
         for mode in order:
             config = IngestConfig((str(inputs),), str(work / f"{mode}-{repeat}"), args.articles_per_shard,
                                   show_progress=False)
-            mark = time.perf_counter()
+            if mode == "independent":
+                (work / f"{mode}-{repeat}").mkdir()
+                seconds, cpu = independent_processes(folders, work / f"{mode}-{repeat}", args.articles_per_shard)
+                runs.append({"mode": mode, "repeat": repeat, "warmup": repeat < 0, "seconds": round(seconds, 3),
+                             "cpu_seconds": round(cpu, 3), "workers": args.cpus})
+                print(f"  {mode:<11} {'warm-up' if repeat < 0 else f'run {repeat}'}: {seconds:7.2f} s "
+                      f"(their CPU {cpu:.2f} s)")
+                continue
+            mark, cpu = time.perf_counter(), time.process_time()
             stats = ingest(config) if mode == "one_process" else ingest_parallel(config, workers=args.cpus)
-            seconds = time.perf_counter() - mark
+            seconds, cpu = time.perf_counter() - mark, time.process_time() - cpu
             assert stats.articles == articles and stats.rejected == 0, (stats.articles, stats.rejected)
             runs.append({"mode": mode, "repeat": repeat, "warmup": repeat < 0, "seconds": round(seconds, 3),
-                         "workers": stats.workers})
-            print(f"  {mode:<11} {'warm-up' if repeat < 0 else f'run {repeat}'}: {seconds:7.2f} s")
+                         "driver_cpu_seconds": round(cpu, 3), "workers": stats.workers})
+            print(f"  {mode:<11} {'warm-up' if repeat < 0 else f'run {repeat}'}: {seconds:7.2f} s "
+                  f"(driver CPU {cpu:.2f} s)")
         identical &= same_files(work / f"one_process-{repeat}", work / f"ray-{repeat}")
         if not args.keep:
             for mode in order:
@@ -154,13 +222,17 @@ def main(argv: list[str] | None = None) -> int:
 
     one = statistics.median(r["seconds"] for r in runs if r["mode"] == "one_process" and not r["warmup"])
     par = statistics.median(r["seconds"] for r in runs if r["mode"] == "ray" and not r["warmup"])
+    alone = statistics.median(r["seconds"] for r in runs if r["mode"] == "independent" and not r["warmup"])
     cold = next(r["seconds"] for r in runs if r["mode"] == "ray" and r["warmup"])
     summary = {
         "one_process": {"seconds": one, "articles_per_s": round(articles / one, 1),
                         "articles_per_s_per_core": round(articles / one, 1)},
         "ray": {"seconds": par, "articles_per_s": round(articles / par, 1),
                 "articles_per_s_per_core": round(articles / par / args.cpus, 1)},
+        "independent_processes": {"seconds": alone, "articles_per_s": round(articles / alone, 1),
+                                  "articles_per_s_per_core": round(articles / alone / args.cpus, 1)},
         "speedup": round(one / par, 3),
+        "speedup_ceiling": round(one / alone, 3),
         "ray_first_run_seconds": cold,
         "speedup_first_ray_run": round(one / cold, 3),
         "identical_output": identical,
@@ -181,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n| mode | median s | articles/s | articles/s per core |\n|---|---:|---:|---:|\n"
           f"| one process | {one:.2f} | {articles / one:.1f} | {articles / one:.1f} |\n"
-          f"| Ray Data, {args.cpus} workers | {par:.2f} | {articles / par:.1f} | {articles / par / args.cpus:.1f} |\n\n"
-          f"speed-up {one / par:.2f}x ({one / cold:.2f}x for Ray's first run, {cold:.2f} s), outputs identical: "
+          f"| Ray tasks, {args.cpus} workers | {par:.2f} | {articles / par:.1f} | {articles / par / args.cpus:.1f} |\n"
+          f"| {args.cpus} independent processes (ceiling) | {alone:.2f} | {articles / alone:.1f} | "
+          f"{articles / alone / args.cpus:.1f} |\n\n"
+          f"speed-up {one / par:.2f}x (ceiling {one / alone:.2f}x; {one / cold:.2f}x for Ray's first run, {cold:.2f} s), outputs identical: "
           f"{identical}, Ray start-up {ray_init_seconds:.1f} s (not included), load average {load_before[0]:.1f} -> {load_after[0]:.1f} -> {args.out}")
     if args.keep:
         print(f"packages and outputs kept in {work}")

@@ -1,32 +1,38 @@
-"""Ingest PMC files on Ray Data: the same shards, rejects and stats as one process, sooner.
+"""Ingest PMC files on Ray: the same shards, rejects and stats as one process, sooner.
 
     find the inputs, split them into units (adabiobert.ingest_units.plan_units: a package each,
     loose files 64 at a time)
-      -> from_items(units), one block per unit
-      -> map_batches(_ingest_units, num_cpus=0, TaskPoolStrategy(workers))  waits on one task per unit:
-             _unit_task (1 CPU, max_retries=unit_retries)   streams the unit's members, stages
-             its articles as Arrow files under <output>/_staging; a unit whose task died
-             unit_retries + 1 times becomes one reject per file of it
+      -> _unit_task per unit (1 CPU, max_retries=unit_retries), at most `workers` at once:
+             streams the unit's members, stages its articles as Arrow files under
+             <output>/_staging; a unit whose task died unit_retries + 1 times becomes one reject
+             per file of it
       -> the driver gathers every unit's candidates: duplicates and shard boundaries as one
          process would decide them (plan_shards)
-      -> from_items(shard plans) -> map_batches(_write_shards, 1 CPU, TaskPoolStrategy(workers))
-             each task reads its shard's staged rows and writes part-<k>.parquet
+      -> _shard_task per shard (1 CPU), at most `workers` at once: reads its shard's staged rows
+         and writes part-<k>.parquet
       -> the driver writes rejects.parquet and ingest_stats.json, deletes _staging
 
-Why a Ray task per unit inside a zero-CPU map: Ray Data retries a map task whose worker died
-without limit, so a package that kills its worker (memory) would be parsed again forever; the
-inner task's retries are bounded and the unit is then recorded. A run whose plan has one unit
-runs in this process (:func:`adabiobert.ingest.ingest`): Ray's start-up would buy nothing.
+Why plain Ray tasks and not Ray Data: the input is a short list of units, not a dataset, and
+Ray Data retries a map task whose worker died without limit, so a package that kills its worker
+(memory) would be parsed again forever. Its map therefore used to only wait (0 CPUs) on a Ray
+task per unit, whose retries are bounded. That cost twice the worker processes (Ray keeps as
+many idle as there are CPUs, so each run started the others again and imported ray.data in
+them), two scheduling hops per unit and the streaming executor's CPU in the driver: 14.0 CPU
+seconds where one process takes 10.0 (8 packages of 500 articles, 2 CPUs), against 11.6 for the
+pool of plain tasks here (ray.wait in the driver), which bounds each task's retries itself.
+
+A run whose plan has one unit runs in this process (:func:`adabiobert.ingest.ingest`): Ray's
+start-up would buy nothing.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
-import pyarrow as pa
 import ray
 
 from adabiobert import storage
@@ -54,10 +60,16 @@ that kills the worker. It travels to the workers, so it must pickle."""
 _FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 """Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
+SHARD_RETRIES = 3
+"""Times a shard's task is started again after its worker died (Ray's default for a task):
+writing a shard again is harmless, and one that keeps dying fails the run."""
+
+T = TypeVar("T")
+
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
                     unit_retries: int = 2, unit_hook: UnitHook | None = None) -> IngestStats:
-    """Ingest on Ray Data (starting Ray when needed): the files :func:`adabiobert.ingest.ingest`
+    """Ingest on Ray (starting it when needed): the files :func:`adabiobert.ingest.ingest`
     writes for the same inputs, byte for byte; only ``seconds`` and ``workers`` in the stats differ.
 
     Args:
@@ -81,7 +93,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     units = plan_units(files, files_per_unit)
     if len(units) < 2:
         return ingest(config, prior)
-    init_ray()  # $RAY_ADDRESS when set, else a local instance; Ray Data's bars off (ours below)
+    init_ray()  # $RAY_ADDRESS when set, else a local instance
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     runtime_env = {"env_vars": env} if env else None
     results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
@@ -104,23 +116,51 @@ def _unit_task(unit: Unit, output: str, articles_per_shard: int, unit_hook: Unit
     return ingest_unit(unit, output, articles_per_shard)
 
 
-def _ingest_units(batch: pa.Table, output: str, articles_per_shard: int, unit_retries: int,
-                  unit_hook: UnitHook | None) -> Iterator[dict]:
-    """Ray Data UDF over units: one ``(index, pickled UnitResult)`` row per unit.
+@ray.remote(num_cpus=1, retry_exceptions=False, max_retries=SHARD_RETRIES)
+def _shard_task(plan: ShardPlan, output: str) -> int:
+    """Ray task: write one planned shard; return its number of articles."""
+    return write_planned_shard(plan, output)
 
-    It only waits (``num_cpus=0``); the unit's task holds the CPU. An exception raised while
-    ingesting (an outage, a bug) fails the run, as in one process.
-    """
-    task = _unit_task.options(max_retries=unit_retries)
-    for index, files in zip(batch.column("index").to_pylist(), batch.column("files").to_pylist()):
-        unit = Unit(index, tuple(files))
-        try:
-            result = ray.get(task.remote(unit, output, articles_per_shard, unit_hook))
-        except ray.exceptions.RayTaskError:  # raised by ingest_unit itself: not an input problem
-            raise
-        except ray.exceptions.RayError as error:  # its worker died unit_retries + 1 times
-            result = _died(unit, error, unit_retries)
-        yield {"index": [index], "result": [pickle.dumps(result)]}
+
+# ---------------------------------------------------------------------------------------------
+# Driver side
+# ---------------------------------------------------------------------------------------------
+def _pooled(items: Iterable[T], submit: Callable[[T], ray.ObjectRef], at_once: int) -> Iterator[tuple[T, ray.ObjectRef]]:
+    """Submit ``submit(item)`` for each item, at most ``at_once`` unfinished; yield ``(item, ref)``
+    as each finishes (in finishing order), the next one already submitted."""
+    pending = iter(items)
+    running = {submit(item): item for item in itertools.islice(pending, at_once)}
+    while running:
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        item = running.pop(ref)
+        following = next(pending, None)
+        if following is not None:
+            running[submit(following)] = following
+        yield item, ref
+
+
+def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retries: int,
+                runtime_env: dict | None, unit_hook: UnitHook | None) -> list[UnitResult]:
+    """Run every unit, ``workers`` at once; return their results (in the order they finished).
+    An exception raised while ingesting (an outage, a bug) fails the run, as in one process."""
+    task = _unit_task.options(max_retries=unit_retries, runtime_env=runtime_env)
+
+    def submit(unit: Unit) -> ray.ObjectRef:
+        return task.remote(unit, config.output, config.articles_per_shard, unit_hook)
+
+    results: list[UnitResult] = []
+    progress = Progress("ingest", sum(len(u.files) for u in units), "file", enabled=config.show_progress)
+    with progress:
+        for unit, ref in _pooled(units, submit, workers):
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError:  # raised by ingest_unit itself: not an input problem
+                raise
+            except ray.exceptions.RayError as error:  # its worker died unit_retries + 1 times
+                result = _died(unit, error, unit_retries)
+            results.append(result)
+            progress.update(len(unit.files), note=f"{len(results)} of {len(units)} units")
+    return results
 
 
 def _died(unit: Unit, error: BaseException, unit_retries: int) -> UnitResult:
@@ -133,60 +173,11 @@ def _died(unit: Unit, error: BaseException, unit_retries: int) -> UnitResult:
     return UnitResult(unit.index, (), tuple(Reject(uri, reason) for uri in unit.files), {})
 
 
-def _write_shards(batch: pa.Table, output: str) -> dict:
-    """Ray Data UDF over shard plans: write each shard, return ``(name, articles)`` rows."""
-    names, articles = [], []
-    for name, slices in zip(batch.column("name").to_pylist(), batch.column("slices").to_pylist()):
-        plan = ShardPlan(name, tuple((s["uri"], tuple(s["rows"])) for s in slices))
-        names.append(name)
-        articles.append(write_planned_shard(plan, output))
-    return {"name": names, "articles": articles}
-
-
-# ---------------------------------------------------------------------------------------------
-# Driver side
-# ---------------------------------------------------------------------------------------------
-def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retries: int,
-                runtime_env: dict | None, unit_hook: UnitHook | None) -> list[UnitResult]:
-    """Run every unit; return their results (in the order they finished)."""
-    dataset = ray.data.from_items([{"index": u.index, "files": list(u.files)} for u in units],
-                                  override_num_blocks=len(units)).map_batches(
-        _ingest_units,
-        fn_kwargs={"output": config.output, "articles_per_shard": config.articles_per_shard,
-                   "unit_retries": unit_retries, "unit_hook": unit_hook},
-        batch_size=1,
-        batch_format="pyarrow",
-        num_cpus=0,  # the unit's own task holds the CPU
-        compute=ray.data.TaskPoolStrategy(size=min(workers, len(units))),
-        runtime_env=runtime_env,
-    )
-    results: list[UnitResult] = []
-    progress = Progress("ingest", sum(len(u.files) for u in units), "file", enabled=config.show_progress)
-    with progress:
-        for row in dataset.iter_rows():
-            result = pickle.loads(row["result"])
-            results.append(result)
-            progress.update(len(units[result.index].files), note=f"{len(results)} of {len(units)} units")
-    if sorted(r.index for r in results) != list(range(len(units))):  # one per unit, none twice
-        raise RuntimeError(f"{len(results)} unit results came back for {len(units)} units")
-    return results
-
-
 def _write_all(shards: tuple[ShardPlan, ...], config: IngestConfig, workers: int, runtime_env: dict | None) -> int:
-    """Write every planned shard; return the number of articles written."""
-    if not shards:
-        return 0
-    rows = [{"name": s.name, "slices": [{"uri": uri, "rows": list(r)} for uri, r in s.slices]} for s in shards]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-        _write_shards,
-        fn_kwargs={"output": config.output},
-        batch_size=1,
-        batch_format="pyarrow",
-        num_cpus=1,
-        compute=ray.data.TaskPoolStrategy(size=min(workers, len(rows))),
-        runtime_env=runtime_env,
-    )
-    written = {row["name"]: row["articles"] for row in dataset.iter_rows()}
+    """Write every planned shard, ``workers`` at once; return the number of articles written."""
+    task = _shard_task.options(runtime_env=runtime_env)
+    written = {plan.name: ray.get(ref)
+               for plan, ref in _pooled(shards, lambda plan: task.remote(plan, config.output), workers)}
     expected = {s.name: s.articles for s in shards}
     if written != expected:
         raise RuntimeError(f"shards written {len(written)}, planned {len(expected)}: "
