@@ -9,7 +9,7 @@ the same shards. Files that cannot be read go to ``rejects.parquet`` (source, re
 goes on; ``ingest_stats.json`` sums the run up. See ``docs/pmc-shards.md``.
 
 :func:`ingest` runs in one process; ``adabiobert.distributed.ingest.ingest_parallel`` writes the
-same files on Ray Data, packages (or groups of loose files) at once (``adabiobert/ingest_units.py``).
+same files on Ray (a pool of tasks), packages (or groups of loose files) at once (``adabiobert/ingest_units.py``).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class IngestStats:
     backwards): rejects ``version goes backwards``."""
     workers: int = 1
     """Input units ingested at once: 1 for a run in one process (:func:`ingest`), else the
-    ``workers`` of a Ray Data run (``adabiobert.distributed.ingest``). The files written are the
+    ``workers`` of a Ray run (``adabiobert.distributed.ingest``). The files written are the
     same either way."""
 
 
@@ -94,7 +94,7 @@ class Reject:
 
 def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None) -> IngestStats:
     """Read every input article and write shards, rejects and stats to ``config.output``, in this
-    process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray Data.
+    process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray.
 
     Args:
         config: the run; with ``append``, it writes a new batch of the root (:func:`open_batch`).

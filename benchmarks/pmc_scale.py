@@ -10,7 +10,7 @@ One process (the driver), in order:
    train sentences, lengths log-normal fitted to the PMC samples' sentence counts) into
    ``--baseline-packages`` baseline and ``--incremental-packages`` incremental bulk packages with
    file lists, in a temporary folder (nothing is written to the repository);
-2. **ingest** them on Ray Data (``ingest_parallel``, ``--workers``) into shards of
+2. **ingest** them on Ray (``ingest_parallel``, ``--workers``) into shards of
    ``--articles-per-shard``; every article must come through (0 rejects);
 3. **annotate** the shards (``run_annotation``) with a tiny random BERT tagger (2 layers, hidden
    32, built here from NCBI-disease's words; its B- bias set so that about ``--mention-rate`` of
@@ -84,7 +84,7 @@ class ScaleSettings:
     incremental_packages: int = 5
     seed: int = 0
     workers: int = 2
-    """Ingest units at once (Ray Data)."""
+    """Ingest units at once (Ray tasks)."""
     actors: int = 1
     """Tagger actors (one CPU and one torch thread each)."""
     documents_per_call: int = 32

@@ -3,11 +3,11 @@
     python jobs/ingest_pmc.py ../shared/pmc-sample --output runs/pmc-shards
     python jobs/ingest_pmc.py s3://bucket/oa/ --output s3://bucket/shards --articles-per-shard 1000
     python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # PMC bulk packages + file lists
-    python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards --workers 16   # on Ray Data
+    python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards --workers 16   # on Ray
     python jobs/ingest_pmc.py oa_comm_xml.incr.2024-06-19.tar.gz --output runs/pmc-shards --append --batch 2024-06-19
 
 Writes part-00000.parquet ..., rejects.parquet and ingest_stats.json (see docs/pmc-shards.md); with
---workers N > 1, N packages (or groups of loose files) at a time on Ray Data, the same files.
+--workers N > 1, N packages (or groups of loose files) at a time on Ray, the same files.
 With --append, the same files in a new batch folder <output>/batch=<id>/ of a root that may hold
 shards; articles whose version the root holds already, or a newer one, are rejects.
 Under ``ray job submit`` relative inputs or --output are refused (adabiobert/submission.py).
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="folder for the shards (local or s3://); must hold no .parquet yet")
     parser.add_argument("--articles-per-shard", type=int, default=1000, help="rows per shard (default 1000)")
     parser.add_argument("--workers", type=int, default=1, help="packages (or groups of loose files) ingested at "
-                        "once: 1 (default) in this process, more on Ray Data ($RAY_ADDRESS, else a local Ray); "
+                        "once: 1 (default) in this process, more on Ray tasks ($RAY_ADDRESS, else a local Ray); "
                         "the same shards either way")
     parser.add_argument("--append", action="store_true", help="add a batch <output>/batch=<id>/ to a shard root "
                         "that may hold shards (an incremental package); older or equal versions are rejects")

@@ -1,4 +1,4 @@
-"""Parallel ingest: units and Ray Data write, byte for byte, what one process writes."""
+"""Parallel ingest: units and Ray tasks write, byte for byte, what one process writes."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_an_appending_run_in_units_writes_what_one_process_writes(shared_root, t
     assert stats["already_ingested"] >= len(prior)  # each input of a root article, loose copies too
 
 
-# --- on Ray Data ------------------------------------------------------------------------------
+# --- on Ray -----------------------------------------------------------------------------------
 
 
 @pytest.mark.ray
