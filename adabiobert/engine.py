@@ -23,6 +23,7 @@ from adabiobert.batching import Example, budget_batches, collate, move_to
 from adabiobert.config import TrainConfig
 from adabiobert.labels import LabelSet
 from adabiobert.metrics import evaluation_summary
+from adabiobert.model import predictions_to_lists
 
 _BUCKET_BATCHES = 50  # micro-batches sorted by length together: little padding, still shuffled
 
@@ -239,19 +240,38 @@ def predict(
 ):
     """Tag ids (and optionally confidences) per example, in the order given.
 
-    Batches are formed from length-sorted examples within ``config.eval_subword_budget``.
+    Batches are formed from length-sorted examples within ``config.eval_subword_budget``. The loop
+    runs one batch ahead: batch k+1 is collated (and on CUDA copied from pinned memory) while
+    batch k's device work is queued, and batch k's results come to the host only after batch k+1
+    has been launched. On CPU this only reorders the work; the results are the same.
     """
     model = unwrap(model)
     model.eval()
     paths: list = [None] * len(examples)
     confidences: list = [None] * len(examples)
-    for indices in budget_batches(examples, config.eval_subword_budget):
-        batch = move_to(collate([examples[i] for i in indices], pad_subword_id), device)
+
+    def launch(indices: list[int]) -> dict[str, torch.Tensor]:
+        batch = collate([examples[i] for i in indices], pad_subword_id)
+        if device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}  # so the copy below is asynchronous
+        batch = move_to(batch, device)
         with autocast_for(device, config.precision):
-            result = model.predict(batch, with_confidence=with_confidence)
+            return model.predict_on_device(batch, with_confidence=with_confidence)
+
+    def finish(indices: list[int], predicted: dict[str, torch.Tensor]) -> None:
+        result = predictions_to_lists(predicted)  # the batch's one host sync
         batch_paths, batch_conf = result if with_confidence else (result, [None] * len(indices))
         for i, path, conf in zip(indices, batch_paths, batch_conf):
             paths[i], confidences[i] = path, conf
+
+    pending = None
+    for indices in budget_batches(examples, config.eval_subword_budget):
+        launched = (indices, launch(indices))
+        if pending is not None:
+            finish(*pending)
+        pending = launched
+    if pending is not None:
+        finish(*pending)
     return (paths, confidences) if with_confidence else paths
 
 

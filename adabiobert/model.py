@@ -88,20 +88,49 @@ class AdaBioBert(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor], with_confidence: bool = False):
         """Viterbi tag ids per sentence, and optionally each word's marginal probability of its tag.
 
+        ``predict_on_device`` followed by ``predictions_to_lists``; callers that overlap batches
+        call the two halves themselves.
+
         Returns:
             ``paths`` as a list of tag-id lists (one per sentence, real words only), and with
             ``with_confidence`` also a matching list of probability lists.
         """
+        return predictions_to_lists(self.predict_on_device(batch, with_confidence))
+
+    @torch.no_grad()
+    def predict_on_device(self, batch: dict[str, torch.Tensor], with_confidence: bool = False) -> dict[str, torch.Tensor]:
+        """The device half of ``predict``: tensors only, no host sync, so the next batch can be queued.
+
+        Returns:
+            ``paths`` (batch, words) tag ids, ``lengths`` (batch,) real words per sentence, and with
+            ``with_confidence`` also ``confidences`` (batch, words), each word's marginal of its tag.
+        """
         emissions = self.emissions(batch)
         mask = batch["word_mask"]
-        paths = self.crf.viterbi(emissions, mask)  # (batch, words)
-        lengths = mask.sum(dim=1).tolist()
-        tag_lists = [row[:n] for row, n in zip(paths.tolist(), lengths)]
-        if not with_confidence:
-            return tag_lists
-        marginals = self.crf.marginals(emissions, mask)  # (batch, words, tags)
-        chosen = marginals.gather(2, paths.unsqueeze(-1)).squeeze(-1)  # (batch, words)
-        return tag_lists, [row[:n] for row, n in zip(chosen.tolist(), lengths)]
+        out = {"paths": self.crf.viterbi(emissions, mask), "lengths": mask.sum(dim=1)}  # (batch, words), (batch,)
+        if with_confidence:
+            marginals = self.crf.marginals(emissions, mask)  # (batch, words, tags)
+            out["confidences"] = marginals.gather(2, out["paths"].unsqueeze(-1)).squeeze(-1)  # (batch, words)
+        return out
+
+
+def predictions_to_lists(predicted: dict[str, torch.Tensor]):
+    """The host half of ``AdaBioBert.predict``: one copy to the CPU per batch, then per-sentence lists.
+
+    Returns:
+        ``paths`` as tag-id lists trimmed to each sentence's words, and if ``predicted`` holds
+        ``confidences`` also a matching list of probability lists.
+    """
+    paths = predicted["paths"]  # (batch, words)
+    words = paths.shape[1]
+    parts = [predicted["lengths"].unsqueeze(1), paths] + ([predicted["confidences"]] if "confidences" in predicted else [])
+    # float64 holds tag ids, lengths and float32 confidences exactly: one transfer, one sync.
+    host = torch.cat([part.double() for part in parts], dim=1).cpu()  # (batch, 1 + words [+ words])
+    lengths = host[:, 0].long().tolist()
+    tag_lists = [row[:n] for row, n in zip(host[:, 1 : 1 + words].long().tolist(), lengths)]
+    if "confidences" not in predicted:
+        return tag_lists
+    return tag_lists, [row[:n] for row, n in zip(host[:, 1 + words :].tolist(), lengths)]
 
 
 def parameter_groups(model: AdaBioBert, encoder_lr: float, head_lr: float, alpha_lr: float, weight_decay: float) -> list[dict]:

@@ -121,3 +121,85 @@ def test_word_vectors_load_the_files_gensim_writes(tmp_path, word_vectors):
         assert loaded.vectors == pytest.approx(word_vectors.vectors, abs=1e-5)
     with pytest.raises(FileNotFoundError, match="missing.kv"):
         WordVectors.load(tmp_path / "missing.kv")
+
+
+# The pipelined predict (device half, then host half one batch later) against the per-batch
+# code it replaced, which synced with the host three times per batch.
+
+def _one_batch_at_a_time(model, examples, budget, pad_id):
+    from adabiobert.batching import budget_batches, collate
+
+    paths, confidences = [None] * len(examples), [None] * len(examples)
+    with torch.no_grad():
+        for indices in budget_batches(examples, budget):
+            batch = collate([examples[i] for i in indices], pad_id)
+            emissions = model.emissions(batch)
+            mask = batch["word_mask"]
+            best = model.crf.viterbi(emissions, mask)  # (batch, words)
+            chosen = model.crf.marginals(emissions, mask).gather(2, best.unsqueeze(-1)).squeeze(-1)  # (batch, words)
+            for row, i in enumerate(indices):
+                n = int(mask[row].sum())
+                paths[i], confidences[i] = best[row, :n].tolist(), chosen[row, :n].tolist()
+    return paths, confidences
+
+
+@pytest.fixture(scope="module")
+def dev_sentences(ncbi):
+    """200 dev sentences, one longer than a 64-subword window, and an empty one."""
+    return [list(s.words) for s in ncbi.dev[:200]] + [[w for s in ncbi.dev[200:210] for w in s.words], []]
+
+
+@pytest.mark.parametrize("budget", [8192, 300])  # one batch for most sentences; dozens of batches
+def test_pipelined_tagging_equals_one_batch_at_a_time(tiny_bundle, dev_sentences, budget):
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu", subword_budget=budget)
+    examples = tagger.encode_words(dev_sentences)
+    assert max(len(e.encoded.windows) for e in examples) > 1
+    positions = [i for i, e in enumerate(examples) if e.num_words]
+    paths, confidences = _one_batch_at_a_time(tagger.model, [examples[i] for i in positions], budget, tagger._pad_id)
+    taggings = tagger.tag_words(dev_sentences)
+    assert [t.tags for t in taggings[:-1]] == [tuple(tagger.labels.tags[t] for t in p) for p in paths]
+    assert [t.confidences for t in taggings[:-1]] == [tuple(c) for c in confidences]  # exact, not approx
+    assert taggings[-1].tags == ()
+
+
+def test_engine_predict_equals_one_batch_at_a_time_with_word_vectors(trained):
+    config, dev, pad_id = trained["config"], trained["dev"], trained["tokenizer"].pad_token_id
+    expected = _one_batch_at_a_time(trained["model"], dev, config.eval_subword_budget, pad_id)
+    assert predict(trained["model"], dev, config, torch.device("cpu"), pad_id, with_confidence=True) == expected
+    assert predict(trained["model"], dev, config, torch.device("cpu"), pad_id) == expected[0]
+
+
+class _Replay(torch.nn.Module):
+    """An encoder that returns a recorded output: transformers' own SDPA mask check reads the
+    padding mask on the host, which is theirs, not ours."""
+
+    def __init__(self, output):
+        super().__init__()
+        self.output = output
+
+    def forward(self, **inputs):
+        return self.output
+
+
+def test_the_device_half_of_predict_never_reads_a_tensor_on_the_host(tiny_bundle, dev_sentences, monkeypatch):
+    from adabiobert.batching import collate
+    from adabiobert.model import predictions_to_lists
+
+    tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
+    model = tagger.model
+    batch = collate(tagger.encode_words(dev_sentences[:-1]), tagger._pad_id)
+    expected = model.predict(batch, with_confidence=True)
+    with torch.no_grad():
+        model.encoder = _Replay(model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host sync inside the device half")
+
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))  # as CUDA runs it: checks skipped
+    for name in ("tolist", "item", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    predicted = model.predict_on_device(batch, with_confidence=True)
+    monkeypatch.undo()
+    assert set(predicted) == {"paths", "lengths", "confidences"}
+    assert all(isinstance(t, torch.Tensor) for t in predicted.values())
+    assert predictions_to_lists(predicted) == expected
