@@ -400,14 +400,21 @@ def test_output_of_the_previous_tables_version_is_retagged_and_replaced(tmp_path
     assert sorted(f.uri for f in storage.list_files(out, (".parquet",))) == sorted(os.path.join(out, f) for f in new.files)
 
 
-@pytest.mark.parametrize("step", ["staged", "placed", "marked", "superseded"])
-def test_a_crash_at_any_commit_step_then_a_rerun_leaves_exactly_the_clean_rows(tmp_path, step):
-    class Crash(Exception):
-        pass
+class Crash(Exception):
+    """What the commit hook below raises: a process dying at that step."""
 
+
+def crash_at(step: str):
+    """A commit hook that raises :class:`Crash` when the commit reaches ``step``."""
     def crash(name, shard):
         if name == step:
             raise Crash(name)
+    return crash
+
+
+@pytest.mark.parametrize("step", ["staged", "placed", "marked", "superseded"])
+def test_a_crash_at_any_commit_step_then_a_rerun_leaves_exactly_the_clean_rows(tmp_path, step):
+    crash = crash_at(step)
 
     clean = str(tmp_path / "clean")
     store = AnnotationStore(clean)
@@ -434,12 +441,7 @@ def test_a_crash_at_any_commit_step_then_a_rerun_leaves_exactly_the_clean_rows(t
 def test_an_amending_commit_is_atomic_whatever_step_it_dies_at(tmp_path, step):
     """Shard b brings the current version of article X, whose old rows shard a holds: after a
     crash and recovery alone (no re-run), either neither happened or both did."""
-    class Crash(Exception):
-        pass
-
-    def crash(name, shard):
-        if name == step:
-            raise Crash(name)
+    crash = crash_at(step)
 
     out = str(tmp_path / "out")
     AnnotationStore(out).commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", tables(["X", "Y"], "r1"), documents=2)
