@@ -26,6 +26,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from adabiobert.config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS as PRECISIONS  # torch-free: --help stays fast
+
 TSV_COLUMNS = ("source", "line", "start", "end", "label", "confidence", "mention")
 
 RECORD_FORMATS = ("jsonl", "tsv")
@@ -34,11 +36,6 @@ one document per text."""
 
 EXPORT_FORMATS = ("bioc-xml", "bioc-json", "pubtator")
 """The formats of ``adabiobert.exports`` (named here so that ``--help`` needs no import of it)."""
-
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
-DEFAULT_TAG_PRECISION = "fp32"
-"""``--precision`` choices and default (``adabiobert.precision.TAG_PRECISIONS`` and
-``DEFAULT_TAG_PRECISION``, named here so that ``--help`` needs no torch import; a test keeps them equal)."""
 
 EXIT_USAGE = 2
 """Exit status of a refused command: a wrong argument, a missing input, an output in the way."""
