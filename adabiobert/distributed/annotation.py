@@ -49,7 +49,7 @@ from adabiobert.article_versions import VersionIndex, build_index, read_versions
 from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
 from adabiobert.distributed.session import init_ray
 from adabiobert.encoding import ExampleEncoder
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, entity_table, rejection_table
+from adabiobert.entity_tables import ENTITIES, REJECTIONS, rejection_table
 from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
 from adabiobert.pmc_shards import Shard, ShardCheck, check_shard, list_shards, read_failure
