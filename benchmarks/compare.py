@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import sys
 import time
@@ -20,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
+import torch  # noqa: E402
+
+from adabiobert.config import PRECISIONS, LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
 from adabiobert.corpus import load_corpus  # noqa: E402
 
 # (variant, loss, uses word vectors)
@@ -55,6 +59,7 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
             name=name,
             word_vectors=vectors,
             use_gpu=args.gpu,
+            cpu_threads_per_worker=args.cpu_threads,
             train=TrainConfig(
                 model=ModelConfig(backbone=args.backbone),
                 loss=LossConfig.parse(loss),
@@ -62,6 +67,7 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
                 epochs=args.epochs,
                 batch_size=32,
                 seed=seed,
+                precision=args.precision,
             ),
         )
         run_training(job)
@@ -77,6 +83,21 @@ def run_ats(variant: str, loss: str, vectors: str | None, dataset: str, args, se
         best_epoch=results["best_epoch"],
     )
     return test
+
+
+def describe_machine(gpu: bool) -> str:
+    """Which machine a row came from: the GPU's name, or the CPU's model (rows of both kinds share a table)."""
+    if gpu and torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(0)}"
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
+    return f"CPU {model}, {os.cpu_count()} cores"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
 def settings_tag(args) -> str:
@@ -104,7 +125,9 @@ def run_peer(peer: str, dataset: str, args, seed: int) -> dict | None:
         from benchmarks.peers import hf_token_classification
 
         device = "cuda" if args.gpu else "cpu"
-        return hf_token_classification.run(corpus, backbone=args.backbone, epochs=args.epochs, seed=seed, device=device)
+        return hf_token_classification.run(
+            corpus, backbone=args.backbone, epochs=args.epochs, seed=seed, device=device, precision=args.precision
+        )
     if peer == "spacy-ner":
         try:
             from benchmarks.peers import spacy_ner
@@ -126,30 +149,51 @@ def save_result(path: Path, key: str, outcome: dict) -> dict:
 
 
 def table(results: dict) -> str:
+    """The Markdown table: one row per dataset and tagger, mean ± sd over seeds, and where each seed ran
+    (train minutes and tagging speed are given per machine: a GPU's and a CPU's are not averaged together)."""
     lines = [
-        "| dataset | tagger | seeds | test entity F1 (mean ± sd) | entity macro F1 | paper's token micro F1 | alpha per epoch | train min | tag sent/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | tagger | seeds | test entity F1 (mean ± sd) | entity macro F1 | paper's token micro F1 "
+        "| alpha per epoch | train min | tag sent/s | seeds ran on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list[tuple[str, dict]]] = {}
     for key, value in results.items():
-        dataset, variant, _, *settings = key.split("|")
+        dataset, variant, seed, *settings = key.split("|")
         variant = " ".join([variant, *settings])
         if "skipped" not in value:
-            groups.setdefault((dataset, variant), []).append(value)
+            groups.setdefault((dataset, variant), []).append((seed, value))
     order = [v for v, _, _ in ATS_VARIANTS] + PEERS
     rank = lambda item: (item[0][0], order.index(item[0][1].split()[0]) if item[0][1].split()[0] in order else len(order), item[0][1])  # noqa: E731
-    for (dataset, variant), runs in sorted(groups.items(), key=rank):
+    for (dataset, variant), seeded in sorted(groups.items(), key=rank):
+        runs = [value for _, value in seeded]
         f1 = [r["entity_f1"] * 100 for r in runs]
         spread = f" ± {statistics.stdev(f1):.1f}" if len(f1) > 1 else ""
         alpha = " → ".join(f"{a:.2f}" for a in runs[0].get("alpha_trace", [])) or "–"
+        by_machine: dict[str, list[tuple[str, dict]]] = {}
+        for seed, run in sorted(seeded):
+            by_machine.setdefault(machine_label(run), []).append((seed, run))
+        def per_machine(field: str, scale: float = 1.0) -> str:
+            values = []
+            for label, group in by_machine.items():
+                value = statistics.mean(r[field] for _, r in group) * scale
+                values.append((f"{value:.1f}" if value < 10 else f"{value:.0f}") + (f" {label}" if len(by_machine) > 1 else ""))
+            return " / ".join(values)
+
+        where = "; ".join(f"{label} {', '.join(seed for seed, _ in group)}" for label, group in by_machine.items())
         lines.append(
             f"| {dataset} | {variant} | {len(runs)} | {statistics.mean(f1):.1f}{spread} | "
             f"{statistics.mean(r['entity_macro_f1'] for r in runs) * 100:.1f} | "
             f"{statistics.mean(r['paper_token_micro_f1'] for r in runs) * 100:.1f} | {alpha} | "
-            f"{statistics.mean(r['train_seconds'] for r in runs) / 60:.0f} | "
-            f"{statistics.mean(r['tagging_sentences_per_second'] for r in runs):.0f} |"
+            f"{per_machine('train_seconds', 1 / 60)} | {per_machine('tagging_sentences_per_second')} | {where} |"
         )
     return "\n".join(lines)
+
+
+def machine_label(outcome: dict) -> str:
+    """``H200``-style for a GPU row, ``CPU`` for a CPU row (rows from before the field existed ran on this
+    project's 2-core CPU machine)."""
+    machine = outcome.get("machine", "CPU")
+    return machine.removeprefix("GPU ").removeprefix("NVIDIA ") if machine.startswith("GPU") else "CPU"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,9 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="run only these variants/peers, in this order")
     parser.add_argument("--runs", default="runs/compare")
     parser.add_argument("--results", default="benchmarks/results/compare.json")
-    parser.add_argument("--gpu", action="store_true", help="train and tag on a GPU (bf16 autocast for ATS runs)")
+    parser.add_argument("--gpu", action="store_true", help="train and tag on a GPU (bf16 autocast unless --precision fp32)")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="training precision; the table's CPU rows are fp32 (what auto gives on a CPU), so GPU rows meant "
+        "to sit beside them use fp32 too",
+    )
+    parser.add_argument("--cpu-threads", type=int, default=None, help="torch threads per run (several lanes on one machine)")
     parser.add_argument("--plot", default=None, help="write the alpha trajectories of the ATS runs to this PNG")
     args = parser.parse_args(argv)
+    if Path(args.backbone).is_dir():  # the Ray workers run elsewhere: a local folder must be absolute
+        args.backbone = str(Path(args.backbone).resolve())
+    if args.cpu_threads:
+        torch.set_num_threads(args.cpu_threads)  # the peers run in this process
+    machine = describe_machine(args.gpu)
     results_path = Path(args.results)
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     plan = [(v, loss, w2v) for v, loss, w2v in ATS_VARIANTS if args.word_vectors or not w2v]
@@ -187,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     outcome = run_peer(name, dataset, args, seed)
                 outcome["wall_seconds"] = time.perf_counter() - started
+                outcome.update(machine=machine, precision=args.precision)
                 results[key] = outcome
                 results = save_result(results_path, key, outcome)
                 print(f"   entity F1 {outcome.get('entity_f1', float('nan')):.4f}", flush=True)

@@ -48,9 +48,11 @@ def _collate(items, pad_id):
     return input_ids, attention, labels
 
 
-def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, seed: int = 13, device: str = "cpu") -> dict:
+def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5e-5, batch_size: int = 32, seed: int = 13, device: str = "cpu", precision: str = "auto") -> dict:
+    """Fine-tune and test the plain token-classification recipe; bf16 autocast on CUDA unless ``precision`` is ``fp32``."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
+    bf16 = device == "cuda" and precision != "fp32"
     torch.manual_seed(seed)
     random.seed(seed)
     tags = list(corpus.labels.tags)
@@ -70,7 +72,7 @@ def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5
         random.shuffle(order)
         for start in range(0, len(order), batch_size):
             input_ids, attention, labels = _collate([train[i] for i in order[start : start + batch_size]], tokenizer.pad_token_id)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
                 loss = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)).loss
             loss.backward()
             optimizer.step()
@@ -84,7 +86,7 @@ def run(corpus: Corpus, backbone: str = "minilm", epochs: int = 3, lr: float = 5
         for start in range(0, len(test), 64):
             batch = test[start : start + 64]
             input_ids, attention, _ = _collate(batch, tokenizer.pad_token_id)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float().cpu()
             for row, (_, _, first) in enumerate(batch):
                 predicted.append([tags[i] for i in logits[row, first].argmax(-1).tolist()])
