@@ -189,6 +189,41 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def across_corpora(results: dict) -> str:
+    """Which tagger wins across the corpora: each tagger's per-corpus mean test entity F1 (seeds in
+    brackets), the mean of those means, and its gap to the best such mean in units of the typical
+    seed sd (the mean of the two taggers' per-corpus sds): under 1, the table cannot tell them apart.
+    Only taggers with a result on every corpus of ``results`` are ranked; the ``+w2v`` variants add
+    a feature rather than change the loss, and are left to their own table."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    for key, value in results.items():
+        dataset, variant, _seed = key.split("|")[:3]
+        if "skipped" not in value and key.count("|") == 2 and "+w2v" not in variant:
+            scores.setdefault(variant, {}).setdefault(dataset, []).append(value["entity_f1"] * 100)
+    datasets = sorted({d for per in scores.values() for d in per})
+    ranked = {v: per for v, per in scores.items() if set(per) == set(datasets)}
+    if not ranked:
+        return ""
+
+    def sd(values: list[float]) -> float | None:
+        return statistics.stdev(values) if len(values) > 1 else None
+
+    grand = {v: statistics.mean(statistics.mean(per[d]) for d in datasets) for v, per in ranked.items()}
+    best = max(grand, key=grand.get)
+    lines = [
+        "| tagger | " + " | ".join(datasets) + " | mean over corpora | gap to the best | gap / seed sd |",
+        "|---|" + "---:|" * (len(datasets) + 3),
+    ]
+    for variant in sorted(ranked, key=grand.get, reverse=True):
+        per = ranked[variant]
+        sds = [x for d in datasets for x in (sd(per[d]), sd(ranked[best][d])) if x is not None]
+        gap = grand[best] - grand[variant]
+        ratio = f"{gap / statistics.mean(sds):.1f}" if sds and variant != best else "–"
+        cells = " | ".join(f"{statistics.mean(per[d]):.2f} ({len(per[d])})" for d in datasets)
+        lines.append(f"| {variant} | {cells} | {grand[variant]:.2f} | {gap:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
 def machine_label(outcome: dict) -> str:
     """``H200``-style for a GPU row, ``CPU`` for a CPU row (rows from before the field existed ran on this
     project's 2-core CPU machine)."""
@@ -247,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 results = save_result(results_path, key, outcome)
                 print(f"   entity F1 {outcome.get('entity_f1', float('nan')):.4f}", flush=True)
     print(table(results))
+    print()
+    print(across_corpora({k: v for k, v in results.items() if k.count("|") == 2}))
     if args.plot:
         plot_alpha(results, args.plot)
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.compare import machine_label, table  # noqa: E402
+from benchmarks.compare import across_corpora, machine_label, table  # noqa: E402
 from benchmarks.lanes import merge, parse_lanes, run_lanes  # noqa: E402
 
 STAND_IN = """
@@ -103,3 +103,19 @@ def test_table_keeps_machines_apart_in_time_but_pools_seeds_in_f1():
     assert crf[9] == "CPU 13; H200 14, 15 |"
     assert rows["ce-only"].split(" | ")[7] == "10"
     assert machine_label({}) == "CPU" and machine_label({"machine": "GPU NVIDIA H100 80GB HBM3"}) == "H100 80GB HBM3"
+
+
+def test_across_corpora_ranks_by_the_mean_of_per_corpus_means():
+    results = {
+        "A|crf-only|13": _outcome(0.80, 1), "A|crf-only|14": _outcome(0.82, 1),  # A: 81.0 ± 1.41
+        "B|crf-only|13": _outcome(0.70, 1),                                    # B: 70.0
+        "A|ats-paper|13": _outcome(0.84, 1), "A|ats-paper|14": _outcome(0.84, 1),  # A: 84.0 ± 0
+        "B|ats-paper|13": _outcome(0.69, 1),                                   # B: 69.0
+        "A|ce-only|13": _outcome(0.90, 1),                                     # no B row: not ranked
+        "A|crf-only+w2v|13": _outcome(0.99, 1), "B|crf-only+w2v|13": _outcome(0.99, 1),  # a feature, not a loss
+    }
+    rows = [line.split(" | ") for line in across_corpora(results).splitlines()[2:]]
+    assert [row[0] for row in rows] == ["| ats-paper", "| crf-only"]
+    assert rows[0][1:5] == ["84.00 (2)", "69.00 (1)", "76.50", "0.00"]
+    # gap 76.50 - 75.50 = 1.00; the sds on offer are 1.41 (crf, A) and 0.0 (paper, A): mean 0.71
+    assert rows[1][3:6] == ["75.50", "1.00", "1.4 |"]
