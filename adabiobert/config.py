@@ -69,7 +69,8 @@ class LossConfig:
     """The Adaptive Token-Sequence loss ``L = a*L_CE + (1-a)*L_CRF`` and how ``a`` moves."""
 
     mode: str = "crf"
-    """The default is ``crf``, the measured best so far (docs/benchmarks.md, issue 14).
+    """The default is ``crf``: tied with ``paper`` and ``adaptive`` across three corpora, the steadiest
+    across seeds (docs/benchmarks.md, issue 14).
     ``adaptive``: a = sigmoid(theta), theta moved by the held-out gradient-alignment rule
     (``adabiobert.adaptive_alpha``); ``learned``: theta trained on the training loss itself;
     ``paper``: the paper's reductions (per-sentence CRF NLL beside per-word CE) with one step on
