@@ -149,6 +149,17 @@ class ShardCommit:
         return cls(**values)
 
 
+def _now() -> str:
+    """A commit's ``committed_at``: UTC, ISO 8601 to the microsecond (markers sort by it)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _needs_amending(previous: ShardCommit | None, pmcids: frozenset[str]) -> bool:
+    """True when a shard's current commit still holds rows of ``pmcids``: it is committed, not a
+    quarantine, and does not leave them all out already."""
+    return previous is not None and not previous.quarantined and not pmcids <= set(previous.excluded)
+
+
 @dataclass(frozen=True)
 class Recovery:
     """What :meth:`AnnotationStore.recover` cleaned up."""
@@ -322,11 +333,11 @@ class AnnotationStore:
             if not table.schema.equals(schema):
                 raise ValueError(f"{shard.name}: the {table_name} table has schema\n{table.schema}\nnot\n{schema}")
             staged.append((self._stage(table, run_id, table_name, name), f"{partition_folder(table_name, run_date)}/{name}"))
-        committed_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+        committed_at = _now()
         amendments = []
         for other, pmcids in sorted((amend or {}).items()):
             previous = self.current.get(shard_id(other))
-            if previous is None or previous.quarantined or pmcids <= set(previous.excluded):
+            if not _needs_amending(previous, pmcids):
                 continue
             amended, files = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
             amendments.append((previous, amended))
@@ -381,9 +392,9 @@ class AnnotationStore:
         nothing to do (the shard is not committed, or leaves them out already)."""
         key = shard_id(name)
         previous = self.current.get(key)
-        if previous is None or previous.quarantined or pmcids <= set(previous.excluded):
+        if not _needs_amending(previous, pmcids):
             return None
-        committed_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+        committed_at = _now()
         amended, staged = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
         self.hook("staged", name)
         for staging, relative in staged:

@@ -10,15 +10,18 @@ annotation alike:
   are *ties* (an incremental applied twice), counted and never current;
 * a current version that is retracted is *withdrawn*: no entity row of that article remains.
 
-Everything here is pure except :func:`read_versions`, which reads three columns of one shard.
+Everything here is pure except :func:`read_versions`, which reads three columns of one shard, and
+:func:`read_root_versions`, which does so for many.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
@@ -69,8 +72,26 @@ def read_versions(shard: Shard) -> list[ArticleVersion]:
             for i, (p, v, r) in enumerate(zip(pmcids, versions, retracted)) if p]
 
 
+def read_root_versions(shards: Sequence[Shard], threads: int = 8) -> list[ArticleVersion]:
+    """:func:`read_versions` of every shard, ``threads`` at once; a shard that cannot be read adds
+    nothing (the annotation job's footer check records it; ingest goes on without it)."""
+    def versions(shard: Shard) -> list[ArticleVersion]:
+        try:
+            return read_versions(shard)
+        except (OSError, pa.ArrowException):
+            return []
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return [row for rows in pool.map(versions, shards) for row in rows]
+
+
+def version_stamp(version: datetime | None) -> float:
+    """A version as a number to compare: its timestamp; no version is older than any."""
+    return version.timestamp() if version is not None else float("-inf")
+
+
 def _stamp(row: ArticleVersion) -> float:
-    return row.version.timestamp() if row.version is not None else float("-inf")
+    return version_stamp(row.version)
 
 
 def _place(row: ArticleVersion) -> tuple[str, str, int]:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import filelist, storage
-from adabiobert.article_versions import newest_versions, read_versions
+from adabiobert.article_versions import newest_versions, read_root_versions, version_stamp
 from adabiobert.errors import ConfigError, InputNotFoundError, OutputExistsError
 from adabiobert.jats import JatsError, iter_package_members, parse_jats
 from adabiobert.job_configs import IngestConfig
@@ -162,13 +162,7 @@ def open_batch(config: IngestConfig) -> tuple[IngestConfig, dict[str, datetime |
         shards = list_shards(config.output)
     except InputNotFoundError:  # the first batch of a new root
         shards = []
-    rows = []
-    for shard in shards:
-        try:
-            rows.extend(read_versions(shard))
-        except (OSError, pa.ArrowException):  # annotation records the shard; ingest goes on
-            continue
-    return replace(config, output=folder, batch=batch), newest_versions(rows)
+    return replace(config, output=folder, batch=batch), newest_versions(read_root_versions(shards))
 
 
 def version_reject(source: str, pmcid: str, version: datetime | None, prior: Mapping[str, datetime | None],
@@ -178,7 +172,7 @@ def version_reject(source: str, pmcid: str, version: datetime | None, prior: Map
     if pmcid not in prior:
         return None
     held = prior[pmcid]
-    stamp, held_stamp = (v.timestamp() if v is not None else float("-inf") for v in (version, held))
+    stamp, held_stamp = version_stamp(version), version_stamp(held)
     if stamp > held_stamp:
         return None
     if stamp == held_stamp:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -89,15 +87,10 @@ def describe_machine(gpu: bool) -> str:
     """Which machine a row came from: the GPU's name, or the CPU's model (rows of both kinds share a table)."""
     if gpu and torch.cuda.is_available():
         return f"GPU {torch.cuda.get_device_name(0)}"
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), platform.processor())
-    return f"CPU {model}, {os.cpu_count()} cores"
+    from benchmarks.throughput import cpu_description
 
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
+    cpu = cpu_description()
+    return f"CPU {cpu['model']}, {cpu['cores']} cores"
 
 
 def settings_tag(args) -> str:

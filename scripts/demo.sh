@@ -28,7 +28,7 @@ $PY jobs/ingest_pmc.py "$SHARED/pmc-sample" --output "$OUT/pmc-shards"
 stage 2 "Word2Vec (128 d, window 7) on the sentences that mention a lexicon gene or disease"
 $PY jobs/build_word2vec.py --shards "$OUT/pmc-shards" --out "$OUT/word2vec" --lexicon "$SHARED/lexicon" --min-count 1
 
-stage 3 "fine-tune AdaBioBERT on NCBI-disease, 1 epoch (loss: CRF only, the measured best)"
+stage 3 "fine-tune AdaBioBERT on NCBI-disease, 1 epoch (loss: CRF only, the default)"
 $PY jobs/train.py --dataset NCBI-disease --backbone minilm --epochs 1 \
   --word-vectors "$OUT/word2vec/vectors.kv" --output "$OUT" --name ncbi-minilm
 

@@ -45,7 +45,7 @@ from adabiobert import storage
 from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
 from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
 from adabiobert.annotation_counts import RunCounts
-from adabiobert.article_versions import VersionIndex, build_index, read_versions
+from adabiobert.article_versions import VersionIndex, build_index, read_root_versions
 from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
 from adabiobert.distributed.session import init_ray
 from adabiobert.encoding import ExampleEncoder
@@ -441,14 +441,7 @@ def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, conf
 def _version_index(listed: list[Shard]) -> VersionIndex:
     """The current version of every article of the listed shards (a shard that cannot be read
     adds nothing here; its check records it)."""
-    def versions(shard: Shard) -> list:
-        try:
-            return read_versions(shard)
-        except (OSError, pa.ArrowException):
-            return []
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return build_index(row for rows in pool.map(versions, listed) for row in rows)
+    return build_index(read_root_versions(listed))
 
 
 Amendments = dict[str, dict[str, frozenset[str]]]
