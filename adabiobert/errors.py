@@ -57,7 +57,7 @@ class ShardSchemaError(AdaBioBertError):
 
 class ConfigError(AdaBioBertError):
     """A configuration value that is out of range or inconsistent with another: the one error of
-    every config (``adabiobert.config``, ``adabiobert.job_configs``), which the entry points report
+    every config (``adabiobert.training_config``, ``adabiobert.job_configs``), which the entry points report
     as a usage error (one line on stderr, exit status 2)."""
 
 

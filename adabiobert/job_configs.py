@@ -1,7 +1,7 @@
 """Typed, frozen configuration of the jobs that make and read PMC shards: ingest, the Word2Vec
 build and the annotation job.
 
-They sit beside the training configs (``adabiobert.config``, with ``TrainJobConfig``) and follow
+They sit beside the training configs (``adabiobert.training_config``, with ``TrainJobConfig``) and follow
 the same rules: frozen dataclasses, a docstring under each field, checks in ``__post_init__``,
 and one error type for a bad value, :class:`~adabiobert.errors.ConfigError`, which every entry
 point reports as one line on stderr with exit status 2. Pure Python: building a config imports
@@ -16,8 +16,8 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from adabiobert.config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
 from adabiobert.errors import ConfigError
+from adabiobert.training_config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ class Word2VecBuildConfig:
     """Where the build reads and writes, and how wide the Ray stage runs."""
 
     shards: str
-    """A shard, or a folder of shards (local or ``s3://``; ``adabiobert.pmc_shards.list_shards``)."""
+    """A shard, or a folder of shards (local or ``s3://``; ``adabiobert.pmc.shards.list_shards``)."""
     out: str
     """Output folder (local or ``s3://``) for ``vectors.kv`` and ``word2vec_stats.json``."""
     word2vec: Word2VecConfig = field(default_factory=Word2VecConfig)
@@ -141,7 +141,7 @@ class AnnotationJobConfig:
 
     shards: str
     """A shard file or a folder of shards (local or ``s3://``): every ``.parquet`` below it except
-    ``rejects.parquet`` (``adabiobert.pmc_shards.list_shards``)."""
+    ``rejects.parquet`` (``adabiobert.pmc.shards.list_shards``)."""
     output: str
     """Output root (local or ``s3://``): ``entities/``, ``rejections/``, ``runs/``, ``_manifest/``."""
     model: str
@@ -153,7 +153,7 @@ class AnnotationJobConfig:
     use_gpu: bool = False
     """One tagger actor per GPU (bf16 autocast under ``precision`` auto)."""
     precision: str = DEFAULT_TAG_PRECISION
-    """``auto``, ``fp32``, ``bf16`` or ``int8`` (``adabiobert.precision``). Resolved once per run on
+    """``auto``, ``fp32``, ``bf16`` or ``int8`` (``adabiobert.model.precision``). Resolved once per run on
     a worker with a tagger actor's resources, and every actor tags at that precision; the choice
     and its reason go into the run summary. ``int8`` is CPU only."""
     num_actors: int | None = None

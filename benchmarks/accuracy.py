@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig  # noqa: E402
 from adabiobert.distributed.training import run_training  # noqa: E402
+from adabiobert.training_config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 A ``learned`` run records, for every optimizer step, alpha and the step's L_CE and L_CRF
 (``results.json`` -> ``epochs[].alpha_steps``). This script feeds theta's gradient
 ``(L_CE - L_CRF) * a * (1 - a)`` from those records through the same AdamW and warm-up/decay
-schedule the run used (``adabiobert.engine.linear_warmup_schedule``) and prints, per run:
+schedule the run used (``adabiobert.model.engine.linear_warmup_schedule``) and prints, per run:
 
 - how closely the replay reproduces the recorded alpha (it ignores gradient clipping);
 - the replay with the gaps multiplied by 0.01 .. 100: if alpha ends where it ended whatever the
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from adabiobert.engine import linear_warmup_schedule  # noqa: E402
+from adabiobert.model.engine import linear_warmup_schedule  # noqa: E402
 
 SCALES = (0.01, 0.1, 1.0, 10.0, 100.0)
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from adabiobert.config import PRECISIONS, LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
-from adabiobert.corpus import load_corpus  # noqa: E402
+from adabiobert.corpora.iob import load_corpus  # noqa: E402
+from adabiobert.training_config import PRECISIONS, LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
 
 # (variant, loss, uses word vectors)
 ATS_VARIANTS = [

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from adabiobert.corpus import load_corpus  # noqa: E402
-from adabiobert.pmc_shards import records_to_table  # noqa: E402
+from adabiobert.corpora.iob import load_corpus  # noqa: E402
+from adabiobert.pmc.shards import records_to_table  # noqa: E402
 
 DATASETS = ("NCBI-disease", "BC5CDR", "BC2GM")
 """Every visible corpus with a train split (JNLPBA has none here; BC5CDR-chem/-disease repeat BC5CDR)."""

@@ -9,12 +9,12 @@ PMC sample articles replicated with distinct PMC ids (the ``<article-id pub-id-t
 each copy rewritten; nothing is written to the repository), then ingests them ``--repeats`` times
 each way, taking turns:
 
-* one process: ``adabiobert.ingest.ingest`` (what ``jobs/ingest_pmc.py`` runs by default);
+* one process: ``adabiobert.pmc.ingest.ingest`` (what ``jobs/ingest_pmc.py`` runs by default);
 * Ray: ``adabiobert.distributed.ingest.ingest_parallel`` (a pool of plain Ray tasks, a unit or a
   shard each) with ``workers = --cpus`` on a local Ray started beforehand with
   ``num_cpus = --cpus`` (its start-up is timed apart, and is not in the ingest times);
 * independent processes, the ceiling: ``--cpus`` plain Python processes, each running
-  ``adabiobert.ingest.ingest`` on its share of the packages (every ``--cpus``-th one), started
+  ``adabiobert.pmc.ingest.ingest`` on its share of the packages (every ``--cpus``-th one), started
   together once all have imported. They share nothing and write separate shards, so their
   speed-up over one process is what running ``--cpus`` processes at once on this machine allows
   (shared caches, memory bandwidth, host cores behind the vCPUs), before any coordination cost.
@@ -56,9 +56,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.ingest import ingest  # noqa: E402
 from adabiobert.job_configs import IngestConfig  # noqa: E402
-from benchmarks.pmc_corpus_generator import FIRST_ID, PackageWriter  # noqa: E402
+from adabiobert.pmc.ingest import ingest  # noqa: E402
+from adabiobert.testing.pmc_generator import FIRST_ID, PackageWriter  # noqa: E402
 
 PMC_ID = re.compile(rb'(<article-id pub-id-type="pmc">)(?:PMC)?\d+(<)')
 
@@ -127,7 +127,7 @@ def split_packages(inputs: Path, groups: int) -> list[Path]:
 _CHILD = """
 import json, sys, time
 sys.path.insert(0, sys.argv[4])
-from adabiobert.ingest import ingest
+from adabiobert.pmc.ingest import ingest
 from adabiobert.job_configs import IngestConfig
 print("ready", flush=True)
 sys.stdin.readline()

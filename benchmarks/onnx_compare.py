@@ -45,10 +45,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from adabiobert.backbone import load_encoder, load_tokenizer  # noqa: E402
-from adabiobert.config import ModelConfig  # noqa: E402
-from adabiobert.corpus import load_corpus  # noqa: E402
-from adabiobert.precision import int8_layer_names, quantize_int8  # noqa: E402
+from adabiobert.corpora.iob import load_corpus  # noqa: E402
+from adabiobert.model.backbone import load_encoder, load_tokenizer  # noqa: E402
+from adabiobert.model.precision import int8_layer_names, quantize_int8  # noqa: E402
+from adabiobert.training_config import ModelConfig  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 BASE = "torch fp32"

@@ -6,7 +6,7 @@
 
 One process (the driver), in order:
 
-1. **generate** ``--articles`` articles (``benchmarks/pmc_corpus_generator.py``: the corpora's
+1. **generate** ``--articles`` articles (``adabiobert/testing/pmc_generator.py``: the corpora's
    train sentences, lengths log-normal fitted to the PMC samples' sentence counts) into
    ``--baseline-packages`` baseline and ``--incremental-packages`` incremental bulk packages with
    file lists, in a temporary folder (nothing is written to the repository);
@@ -55,7 +55,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.pmc_corpus_generator import (  # noqa: E402
+from adabiobert.testing.pmc_generator import (  # noqa: E402
     CorpusSpec,
     Generated,
     corpus_sentences,
@@ -183,7 +183,7 @@ class CommitWatch:
         self.checkpoints: list[dict] = []
 
     def __call__(self, step: str, shard: str) -> None:
-        if step != "marked":  # the commit point of a shard (annotation_commit)
+        if step != "marked":  # the commit point of a shard (annotation.commit)
             return
         import pyarrow
 
@@ -207,13 +207,13 @@ def tiny_random_bundle(folder: Path, corpora: Path, mention_rate: float, seed: i
     sentences score B above O (a random model otherwise tags all or nothing)."""
     import torch
 
-    from adabiobert.assembly import build_example_encoder, build_model
-    from adabiobert.backbone import load_tokenizer
-    from adabiobert.batching import collate
-    from adabiobert.checkpoint import save_bundle
-    from adabiobert.config import ModelConfig, TrainConfig
-    from adabiobert.corpus import load_corpus
-    from tests.tiny import tiny_backbone
+    from adabiobert.corpora.iob import load_corpus
+    from adabiobert.model.assembly import build_example_encoder, build_model
+    from adabiobert.model.backbone import load_tokenizer
+    from adabiobert.model.batching import collate
+    from adabiobert.model.checkpoint import save_bundle
+    from adabiobert.testing.tiny_models import tiny_backbone
+    from adabiobert.training_config import ModelConfig, TrainConfig
 
     ncbi = load_corpus("NCBI-disease", corpora)
     backbone = tiny_backbone(folder / "backbone", [s.words for s in ncbi.train], seed=seed)

@@ -12,7 +12,7 @@ differ from fp32's. A precision this machine refuses (bf16 on a CPU without nati
 CUDA) is reported as refused and skipped.
 
 Unless ``--no-record``, each scored precision is written into the bundle's manifest
-(``validated_precisions``, ``adabiobert.checkpoint.record_validation``; the model id does not
+(``validated_precisions``, ``adabiobert.model.checkpoint.record_validation``; the model id does not
 change). One Markdown row per precision is printed for docs/benchmarks.md, and the whole result
 as JSON on the last line. No timing here: speed is ``benchmarks/throughput.py``'s job.
 """
@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adabiobert.checkpoint import record_validation, require_bundle  # noqa: E402
-from adabiobert.corpus import load_corpus, resolve_data_root  # noqa: E402
+from adabiobert.corpora.iob import load_corpus, resolve_data_root  # noqa: E402
 from adabiobert.errors import ConfigError  # noqa: E402
 from adabiobert.metrics import entity_scores  # noqa: E402
-from adabiobert.tagger import Tagger  # noqa: E402
+from adabiobert.model.checkpoint import record_validation, require_bundle  # noqa: E402
+from adabiobert.model.tagger import Tagger  # noqa: E402
 
 PRECISIONS = ("fp32", "int8", "bf16")
 

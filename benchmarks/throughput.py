@@ -20,7 +20,7 @@ one text per sentence):
   not timed): the limit, what is left once tokenization, the CRF and Python are free;
 * ``tagger.tag(texts)`` at each precision of ``--precisions`` (default fp32 int8 bf16): end to end
   from text (sentence split, words, subwords, encoder, CRF Viterbi and marginals, character
-  offsets). A precision this machine refuses (``adabiobert.precision``: bf16 on a CPU without
+  offsets). A precision this machine refuses (``adabiobert.model.precision``: bf16 on a CPU without
   native bf16, int8 on CUDA) is reported as refused, with the reason, and not run.
 
 The sentences are cut into ``--chunks`` consecutive chunks and the methods take turns on each
@@ -63,15 +63,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from adabiobert.assembly import build_model  # noqa: E402
-from adabiobert.backbone import encoder_from_config, load_tokenizer, resolve_backbone  # noqa: E402
-from adabiobert.batching import budget_batches, collate, move_to  # noqa: E402
-from adabiobert.checkpoint import save_bundle  # noqa: E402
-from adabiobert.config import ModelConfig, TrainConfig  # noqa: E402
-from adabiobert.corpus import load_corpus, resolve_data_root  # noqa: E402
+from adabiobert.corpora.iob import load_corpus, resolve_data_root  # noqa: E402
 from adabiobert.errors import ConfigError  # noqa: E402
-from adabiobert.precision import cpu_flags, resolve_precision  # noqa: E402
-from adabiobert.tagger import Tagger  # noqa: E402
+from adabiobert.model.assembly import build_model  # noqa: E402
+from adabiobert.model.backbone import encoder_from_config, load_tokenizer, resolve_backbone  # noqa: E402
+from adabiobert.model.batching import budget_batches, collate, move_to  # noqa: E402
+from adabiobert.model.checkpoint import save_bundle  # noqa: E402
+from adabiobert.model.precision import cpu_flags, resolve_precision  # noqa: E402
+from adabiobert.model.tagger import Tagger  # noqa: E402
+from adabiobert.training_config import ModelConfig, TrainConfig  # noqa: E402
 
 BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
 PRECISIONS = ("fp32", "int8", "bf16")
@@ -192,7 +192,7 @@ def write_job_shards(folder: Path, texts: list[str], shards: int, sentences_per_
     order of the articles (what the job will split)."""
     import pyarrow.parquet as pq
 
-    from adabiobert.pmc_shards import records_to_table
+    from adabiobert.pmc.shards import records_to_table
 
     articles = [texts[i:i + sentences_per_article] for i in range(0, len(texts), sentences_per_article)]
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,9 +209,9 @@ def annotate_job(args, bundle: Path, texts: list[str], device: torch.device, wor
     """Part 2: the tagger alone, the annotation job, the tagger alone again; wall times and counts."""
     import ray
 
-    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.distributed.annotation import run_annotation
     from adabiobert.distributed.session import quiet_ray_data
+    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.text import split_sentences
 
     section_texts = write_job_shards(workdir / "shards", texts * args.job_repeat, args.job_shards,

@@ -28,17 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from adabiobert.ingest import ingest  # noqa: E402
 from adabiobert.job_configs import IngestConfig, Word2VecConfig  # noqa: E402
-from adabiobert.lexicon import Lexicon  # noqa: E402
-from adabiobert.pmc_shards import article_sections  # noqa: E402
-from adabiobert.text import split_sentences  # noqa: E402
-from adabiobert.word2vec import (  # noqa: E402
+from adabiobert.pmc.ingest import ingest  # noqa: E402
+from adabiobert.pmc.lexicon import Lexicon  # noqa: E402
+from adabiobert.pmc.shards import article_sections  # noqa: E402
+from adabiobert.pmc.word2vec_build import (  # noqa: E402
     LineSentences,
     kept_sentence_lines,
     train_vectors,
     train_vectors_from_iterable,
 )
+from adabiobert.text import split_sentences  # noqa: E402
 
 
 def article_texts(title, abstract, sections) -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from adabiobert.cli import PRECISIONS, ArgumentParser, refuse  # noqa: E402
+from adabiobert.cli.kit import PRECISIONS, ArgumentParser, refuse  # noqa: E402
 from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402

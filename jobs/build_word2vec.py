@@ -22,12 +22,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without install
 
-from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
+from adabiobert.cli.kit import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
-from adabiobert.distributed.word2vec_corpus import build_word2vec  # noqa: E402
+from adabiobert.distributed.word2vec import build_word2vec  # noqa: E402
 from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
 from adabiobert.job_configs import Word2VecBuildConfig, Word2VecConfig  # noqa: E402
-from adabiobert.lexicon import Lexicon  # noqa: E402
+from adabiobert.pmc.lexicon import Lexicon  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 

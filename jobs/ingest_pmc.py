@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
+from adabiobert.cli.kit import ArgumentParser, refuse  # noqa: E402
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
-from adabiobert.ingest import ingest  # noqa: E402
 from adabiobert.job_configs import IngestConfig  # noqa: E402
+from adabiobert.pmc.ingest import ingest  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 

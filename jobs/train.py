@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from adabiobert.cli import ArgumentParser, refuse  # noqa: E402
-from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
-from adabiobert.corpus import DATA_ROOT_ENV  # noqa: E402
+from adabiobert.cli.kit import ArgumentParser, refuse  # noqa: E402
+from adabiobert.corpora.iob import DATA_ROOT_ENV  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
+from adabiobert.training_config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> TrainJobConfig:

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotate import TAGGED_SCHEMA, shard_tables, split_shard, tag_documents
-from adabiobert.annotation_commit import AnnotationStore
+from adabiobert.annotation.commit import AnnotationStore
+from adabiobert.annotation.stages import TAGGED_SCHEMA, shard_tables, split_shard, tag_documents
 from adabiobert.job_configs import AnnotateConfig
-from adabiobert.pmc_shards import PMC_SHARD_SCHEMA, check_shard, list_shards
+from adabiobert.pmc.shards import PMC_SHARD_SCHEMA, check_shard, list_shards
 from adabiobert.text import split_sentences
 
 ENTITY_TABLES_DOC = Path(__file__).resolve().parents[1] / "docs" / "entity-tables.md"

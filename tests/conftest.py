@@ -112,14 +112,14 @@ def s3_bucket(s3_server):
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def ncbi(corpora_root):
-    from adabiobert.corpus import load_corpus
+    from adabiobert.corpora.iob import load_corpus
 
     return load_corpus("NCBI-disease", corpora_root)
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone_dir(tmp_path_factory, ncbi) -> Path:
-    from tests.tiny import tiny_backbone
+    from adabiobert.testing.tiny_models import tiny_backbone
 
     return tiny_backbone(tmp_path_factory.mktemp("tiny-bert"), [s.words for s in ncbi.train])
 
@@ -133,12 +133,12 @@ def tiny_backbone_dir(tmp_path_factory, ncbi) -> Path:
 def tiny_bundle(tiny_backbone_dir, ncbi, tmp_path_factory) -> Path:
     import torch
 
-    from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
-    from adabiobert.backbone import load_tokenizer
-    from adabiobert.batching import collate
-    from adabiobert.checkpoint import save_bundle
-    from adabiobert.config import LossConfig, ModelConfig, OptimConfig, TrainConfig
-    from adabiobert.engine import fit
+    from adabiobert.model.assembly import build_example_encoder, build_model, build_optimizer
+    from adabiobert.model.backbone import load_tokenizer
+    from adabiobert.model.batching import collate
+    from adabiobert.model.checkpoint import save_bundle
+    from adabiobert.model.engine import fit
+    from adabiobert.training_config import LossConfig, ModelConfig, OptimConfig, TrainConfig
 
     config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
                          loss=LossConfig.parse("learned"),  # the mix its B- bias below was calibrated on

@@ -133,8 +133,8 @@ class ParkAfterEpoch:
 
 
 def run_train(args) -> dict:
-    from adabiobert.config import ModelConfig, TrainConfig, TrainJobConfig
     from adabiobert.distributed import training
+    from adabiobert.training_config import ModelConfig, TrainConfig, TrainJobConfig
 
     marker = Path(args.scratch) / "parked"
     cluster, nodes = start_cluster(Path(args.temp_dir), workers=2, cpus_per_worker=1)
@@ -186,7 +186,7 @@ def parked_tagger_class(marker: Path):
 
 
 def write_test_shards(folder: Path, data_root: str) -> str:
-    from adabiobert.corpus import load_corpus
+    from adabiobert.corpora.iob import load_corpus
     from tests.annotation_data import corpus_articles, write_shard
 
     sentences = [s.words for s in load_corpus("NCBI-disease", data_root).test]
@@ -197,8 +197,8 @@ def write_test_shards(folder: Path, data_root: str) -> str:
 
 
 def run_annotate(args) -> dict:
-    from adabiobert.job_configs import AnnotationJobConfig
     from adabiobert.distributed import annotation
+    from adabiobert.job_configs import AnnotationJobConfig
 
     scratch = Path(args.scratch)
     shards = write_test_shards(scratch / "shards", args.data_root)

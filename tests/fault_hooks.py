@@ -32,7 +32,7 @@ CRASH_STATUS = 3
 
 @dataclass
 class CrashAtCommitStep:
-    """Annotation commit hook (``annotation_commit.Hook``): the process exits when the ``nth``
+    """Annotation commit hook (``annotation.commit.Hook``): the process exits when the ``nth``
     shard reaches commit step ``step`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
 
     step: str

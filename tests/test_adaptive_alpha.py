@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from adabiobert import adaptive_alpha
-from adabiobert.assembly import build_example_encoder, build_model
-from adabiobert.backbone import load_tokenizer
-from adabiobert.batching import collate
-from adabiobert.config import LossConfig, ModelConfig, TrainConfig
-from adabiobert.crf import ConstrainedCRF
 from adabiobert.labels import LabelSet
-from adabiobert.loss import ATSLoss, TermLosses
+from adabiobert.model import adaptive_alpha
+from adabiobert.model.assembly import build_example_encoder, build_model
+from adabiobert.model.backbone import load_tokenizer
+from adabiobert.model.batching import collate
+from adabiobert.model.crf import ConstrainedCRF
+from adabiobert.model.loss import ATSLoss, TermLosses
+from adabiobert.training_config import LossConfig, ModelConfig, TrainConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,8 +189,8 @@ def test_heldout_update_is_refused_outside_the_adaptive_mode():
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["adaptive", "learned"])
 def test_fit_records_alpha_wherever_it_changes_within_an_epoch(tiny_backbone_dir, ncbi, mode):
-    from adabiobert.assembly import build_optimizer
-    from adabiobert.engine import fit
+    from adabiobert.model.assembly import build_optimizer
+    from adabiobert.model.engine import fit
 
     config = TrainConfig(model=ModelConfig(backbone=str(tiny_backbone_dir), max_subwords=64, window_overlap=16),
                          loss=LossConfig(mode=mode, adaptive_every=2, adaptive_dev_batch=8), epochs=2, batch_size=8, seed=2)

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.annotate import OK, check_article, shard_tables, split_documents, split_shard, tag_documents
-from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, ShardCommit, work_key
-from adabiobert.annotation_counts import RunCounts
-from adabiobert.checkpoint import bundle_model_id, load_bundle_encoder
-from adabiobert.entity_tables import (
+from adabiobert.annotation.commit import QUARANTINE_ATTEMPTS, AnnotationStore, ShardCommit, work_key
+from adabiobert.annotation.counts import RunCounts
+from adabiobert.annotation.stages import check_article, shard_tables, split_documents, split_shard, tag_documents
+from adabiobert.annotation.status import OK
+from adabiobert.annotation.tables import (
     ENTITY_SCHEMA,
     REJECTION_SCHEMA,
     TABLES_VERSION,
@@ -22,8 +22,9 @@ from adabiobert.entity_tables import (
     rejection_table,
 )
 from adabiobert.job_configs import AnnotateConfig
-from adabiobert.pmc_shards import Shard, article_sections, check_shard, list_shards
-from adabiobert.tagger import Tagger
+from adabiobert.model.checkpoint import bundle_model_id, load_bundle_encoder
+from adabiobert.model.tagger import Tagger
+from adabiobert.pmc.shards import Shard, article_sections, check_shard, list_shards
 from adabiobert.text import split_sentences
 from tests.annotation_data import (
     bad_articles,
@@ -58,11 +59,11 @@ def w2v_bundle(tiny_backbone_dir, ncbi, tmp_path_factory):
     import numpy as np
     import torch
 
-    from adabiobert.assembly import build_model
-    from adabiobert.backbone import load_tokenizer
-    from adabiobert.checkpoint import save_bundle
-    from adabiobert.config import ModelConfig, TrainConfig
-    from adabiobert.word_vectors import WordVectors
+    from adabiobert.model.assembly import build_model
+    from adabiobert.model.backbone import load_tokenizer
+    from adabiobert.model.checkpoint import save_bundle
+    from adabiobert.model.word_vectors import WordVectors
+    from adabiobert.training_config import ModelConfig, TrainConfig
 
     words = tuple(dict.fromkeys(w for s in ncbi.train for w in s.words))[:500]
     vectors = WordVectors(words, np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32))
@@ -196,7 +197,7 @@ def test_without_split_stage_subwords_the_tag_stage_tokenizes(tiny_bundle, artic
 
 
 def test_split_stage_word_vector_rows_are_the_taggers(w2v_bundle, articles, long_article):
-    from adabiobert.subword_columns import examples_from_arrow
+    from adabiobert.annotation.subword_columns import examples_from_arrow
 
     tagger = Tagger.from_pretrained(w2v_bundle, device="cpu")
     assert tagger.model.word_vectors is not None
@@ -213,8 +214,8 @@ def test_split_stage_word_vector_rows_are_the_taggers(w2v_bundle, articles, long
 
 
 def test_tag_encoded_refuses_windows_longer_than_its_own(tagger, long_article):
-    from adabiobert.encoding import ExampleEncoder
-    from adabiobert.subwords import SubwordEncoder
+    from adabiobert.model.encoding import ExampleEncoder
+    from adabiobert.model.subwords import SubwordEncoder
 
     wider = ExampleEncoder(SubwordEncoder(tagger.bundle.tokenizer, max_subwords=100, overlap=8), tagger.labels, None)
     example = wider.encode(long_article["abstract"].split())

@@ -20,8 +20,8 @@ import pytest
 
 from adabiobert import storage
 from adabiobert.job_configs import AnnotationJobConfig
-from adabiobert.pmc_shards import REJECTS_FILE
-from adabiobert.tagger import Tagger
+from adabiobert.model.tagger import Tagger
+from adabiobert.pmc.shards import REJECTS_FILE
 from tests.annotation_data import (
     bad_articles,
     corpus_articles,

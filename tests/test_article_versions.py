@@ -1,4 +1,4 @@
-"""Appends and versions without Ray: which version is current (article_versions), and an ingest
+"""Appends and versions without Ray: which version is current (pmc.versions), and an ingest
 run that appends a batch to a shard root, with the bad incrementals of issue 10, item 3."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from adabiobert.article_versions import RETRACTED, SUPERSEDED, ArticleVersion, build_index, read_versions
 from adabiobert.errors import OutputExistsError
-from adabiobert.ingest import ingest
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc_shards import list_shards, shard_batch
+from adabiobert.pmc.ingest import ingest
+from adabiobert.pmc.shards import list_shards, shard_batch
+from adabiobert.pmc.versions import RETRACTED, SUPERSEDED, ArticleVersion, build_index, read_versions
 from tests.versions_data import DAY0, DAY1, baseline, incremental_1, incremental_2, pmcid, write_package
 
 
@@ -53,7 +53,7 @@ def test_a_retracted_current_version_leaves_its_own_shard_and_the_older_ones():
 def test_a_version_1_shard_is_versioned_by_its_jats_date(tmp_path):
     import pyarrow as pa
 
-    from adabiobert.pmc_shards import PMC_SHARD_SCHEMA, REQUIRED_COLUMNS
+    from adabiobert.pmc.shards import PMC_SHARD_SCHEMA, REQUIRED_COLUMNS
     from tests.annotation_data import corpus_articles, write_shard
 
     old = [{k: v for k, v in a.items() if k in REQUIRED_COLUMNS} for a in corpus_articles([["Tumour", "growth"]] * 9, "PMC5", 1)]

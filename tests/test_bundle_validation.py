@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from adabiobert.checkpoint import MANIFEST, VALIDATED, bundle_hash, load_bundle, record_validation
+from adabiobert.model.checkpoint import MANIFEST, VALIDATED, bundle_hash, load_bundle, record_validation
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import bioc
 import pytest
 from bioc import biocjson, biocxml, pubtator
 
-from adabiobert.cli import main
-from adabiobert.tagger import Tagger
+from adabiobert.cli.command import main
+from adabiobert.model.tagger import Tagger
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_a_missing_file_is_an_error_not_a_traceback(tmp_path, tiny_bundle, capsy
 
 def test_the_console_script_reads_stdin(tiny_bundle, texts):
     script = Path(sys.executable).parent / "adabiobert"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "adabiobert.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "adabiobert.cli.command"]
     result = subprocess.run([*command, "tag", "--model", str(tiny_bundle), "--progress"], input=texts[1],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

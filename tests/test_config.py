@@ -2,7 +2,6 @@
 
 import pytest
 
-from adabiobert.config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig
 from adabiobert.errors import ConfigError
 from adabiobert.job_configs import (
     AnnotateConfig,
@@ -11,6 +10,7 @@ from adabiobert.job_configs import (
     Word2VecBuildConfig,
     Word2VecConfig,
 )
+from adabiobert.training_config import LossConfig, ModelConfig, TrainConfig, TrainJobConfig
 from jobs import train as train_job
 
 

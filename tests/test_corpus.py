@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adabiobert.corpus import (
+from adabiobert.corpora.iob import (
     DATA_ROOT_ENV,
     DATASETS,
     CorpusWarning,
@@ -298,7 +298,7 @@ def test_jnlpba_fails_clearly_when_train_is_required(corpora_root: Path) -> None
 
 def test_pure_python_layers_do_not_import_torch() -> None:
     code = (
-        "import sys, adabiobert.spans, adabiobert.labels, adabiobert.metrics, adabiobert.corpus\n"
+        "import sys, adabiobert.spans, adabiobert.labels, adabiobert.metrics, adabiobert.corpora.iob\n"
         "assert not {'torch', 'numpy', 'sklearn'} & sys.modules.keys(), sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)

@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from adabiobert.crf import ConstrainedCRF
 from adabiobert.labels import LabelSet
+from adabiobert.model.crf import ConstrainedCRF
 from adabiobert.spans import is_valid_iob2
 
 LABELS = LabelSet.from_entity_types(["Chem", "Dis"])  # O, B-Chem, I-Chem, B-Dis, I-Dis

@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.entity_tables import ENTITIES, ENTITY_SCHEMA, REJECTION_SCHEMA, REJECTIONS, TABLES
-from adabiobert.pmc_shards import list_shards
-from adabiobert.tagger import WordTagging
+from adabiobert.annotation.tables import ENTITIES, ENTITY_SCHEMA, REJECTION_SCHEMA, REJECTIONS, TABLES
+from adabiobert.model.tagger import WordTagging
+from adabiobert.pmc.shards import list_shards
 from tests.annotation_data import annotate_without_ray, article, bad_articles, doc_blocks, write_shard
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")

@@ -17,10 +17,11 @@ import pytest
 from bioc import biocjson, biocxml, pubtator
 
 from adabiobert import storage
-from adabiobert.cli import main
-from adabiobert.exports import dumps, lay_out, text_document
-from adabiobert.tagger import Tagger
+from adabiobert.annotation.exports import dumps, lay_out, text_document
+from adabiobert.cli.command import main
+from adabiobert.model.tagger import Tagger
 from tests.annotation_data import annotate_without_ray, article, corpus_articles, write_shard
+
 
 @pytest.fixture(scope="module")
 def tagger(tiny_bundle):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from adabiobert.checkpoint import load_training_state
+from adabiobert.model.checkpoint import load_training_state
 from tests.local_ray import REPO, kill_processes_under, ray_env, short_temp_dir
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

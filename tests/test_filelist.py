@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from adabiobert.filelist import BadRow, Listed, file_list_uri, parse_file_list
+from adabiobert.pmc.filelist import BadRow, Listed, file_list_uri, parse_file_list
 
 HEADER = "Article File,Article Citation,AccessionID,LastUpdated (YYYY-MM-DD HH:MM:SS),PMID,License,Retracted\n"
 

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import ingest
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc_shards import read_shard
+from adabiobert.pmc.ingest import ingest
+from adabiobert.pmc.shards import read_shard
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

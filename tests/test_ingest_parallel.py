@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import find_run_inputs, ingest, open_batch, write_run_summary
-from adabiobert.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc_shards import read_shard
+from adabiobert.pmc.ingest import find_run_inputs, ingest, open_batch, write_run_summary
+from adabiobert.pmc.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
+from adabiobert.pmc.shards import read_shard
 from tests.fault_hooks import DieOnUnit
 from tests.test_ingest import _bad_bulk, _bulk_package, _rejects, _row
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from adabiobert.jats import JatsError, iter_package_members, parse_jats
-from adabiobert.pmc_shards import PMC_SHARD_SCHEMA, records_to_table
+from adabiobert.pmc.jats import JatsError, iter_package_members, parse_jats
+from adabiobert.pmc.shards import PMC_SHARD_SCHEMA, records_to_table
 
 
 def _article(body: str = "", meta: str = "", front_extra: str = "") -> bytes:

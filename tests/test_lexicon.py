@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from adabiobert.lexicon import Lexicon, LexiconFormatError
+from adabiobert.pmc.lexicon import Lexicon, LexiconFormatError
 
 
 def _tsv(path, header, rows):

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from adabiobert.config import LossConfig
-from adabiobert.crf import ConstrainedCRF
 from adabiobert.errors import ConfigError
 from adabiobert.labels import LabelSet
-from adabiobert.loss import ATSLoss
+from adabiobert.model.crf import ConstrainedCRF
+from adabiobert.model.loss import ATSLoss
+from adabiobert.training_config import LossConfig
 
 LABELS = LabelSet.from_entity_types(["Disease"])
 

@@ -5,15 +5,15 @@ import json
 import pytest
 import torch
 
-from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
-from adabiobert.backbone import load_tokenizer
-from adabiobert.checkpoint import load_bundle, save_bundle
-from adabiobert.config import LossConfig, ModelConfig, TrainConfig
-from adabiobert.engine import fit, predict
-from adabiobert.model import parameter_groups
+from adabiobert.model.assembly import build_example_encoder, build_model, build_optimizer
+from adabiobert.model.backbone import load_tokenizer
+from adabiobert.model.checkpoint import load_bundle, save_bundle
+from adabiobert.model.engine import fit, predict
+from adabiobert.model.network import parameter_groups
+from adabiobert.model.tagger import Tagger
+from adabiobert.model.word_vectors import WordVectors
 from adabiobert.spans import is_valid_iob2
-from adabiobert.tagger import Tagger
-from adabiobert.word_vectors import WordVectors
+from adabiobert.training_config import LossConfig, ModelConfig, TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_word_vectors_load_the_files_gensim_writes(tmp_path, word_vectors):
 # code it replaced, which synced with the host three times per batch.
 
 def _one_batch_at_a_time(model, examples, budget, pad_id):
-    from adabiobert.batching import budget_batches, collate
+    from adabiobert.model.batching import budget_batches, collate
 
     paths, confidences = [None] * len(examples), [None] * len(examples)
     with torch.no_grad():
@@ -182,8 +182,8 @@ class _Replay(torch.nn.Module):
 
 
 def test_the_device_half_of_predict_never_reads_a_tensor_on_the_host(tiny_bundle, dev_sentences, monkeypatch):
-    from adabiobert.batching import collate
-    from adabiobert.model import predictions_to_lists
+    from adabiobert.model.batching import collate
+    from adabiobert.model.network import predictions_to_lists
 
     tagger = Tagger.from_pretrained(tiny_bundle, device="cpu")
     model = tagger.model

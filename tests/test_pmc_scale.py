@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adabiobert.annotate import sentence_records
-from adabiobert.ingest import ingest
+from adabiobert.annotation.stages import sentence_records
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc_shards import article_sections
-from benchmarks.pmc_corpus_generator import (
+from adabiobert.pmc.ingest import ingest
+from adabiobert.pmc.shards import article_sections
+from adabiobert.testing.pmc_generator import (
     FILE_LIST_HEADER,
     PMC_SAMPLE_LENGTHS,
     CorpusSpec,

@@ -1,4 +1,4 @@
-"""pmc_shards: shards that fit pass, a missing or mistyped column is named in the error; one
+"""pmc.shards: shards that fit pass, a missing or mistyped column is named in the error; one
 listing rule (no shard is an error; ``rejects.parquet`` is never a shard) locally and on S3."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from adabiobert import storage
 from adabiobert.errors import InputNotFoundError, ShardSchemaError
-from adabiobert.pmc_shards import (
+from adabiobert.pmc.shards import (
     PMC_SHARD_SCHEMA,
     REJECTS_FILE,
     REQUIRED_COLUMNS,
@@ -117,7 +117,7 @@ def _version_1_shard(path) -> str:
 
 
 def test_a_version_1_shard_passes_the_annotation_readers(tmp_path):
-    from adabiobert.annotate import split_shard
+    from adabiobert.annotation.stages import split_shard
     from adabiobert.job_configs import AnnotateConfig
 
     path = _version_1_shard(tmp_path / "part-00000.parquet")
@@ -129,7 +129,7 @@ def test_a_version_1_shard_passes_the_annotation_readers(tmp_path):
 
 
 def test_a_version_1_shard_passes_the_word2vec_reader(tmp_path):
-    from adabiobert.distributed.word2vec_corpus import _check_shards  # imports Ray, starts nothing
+    from adabiobert.distributed.word2vec import _check_shards  # imports Ray, starts nothing
 
     assert _check_shards(list_shards(_version_1_shard(tmp_path / "part-00000.parquet"))) == 2
 

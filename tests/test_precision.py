@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adabiobert.errors import ConfigError
-from adabiobert.precision import choose_precision, cpu_flags, resolve_precision
+from adabiobert.model.precision import choose_precision, cpu_flags, resolve_precision
 
 AVX2_ONLY = {"sse4_2", "avx", "avx2", "fma"}
 AVX512_BF16 = AVX2_ONLY | {"avx512f", "avx512_vnni", "avx512_bf16"}
@@ -69,10 +69,10 @@ def test_cpu_flags_reads_the_first_flags_line(tmp_path):
 
 
 def test_resolve_logs_the_choice_once(caplog, monkeypatch):
-    import adabiobert.precision
+    import adabiobert.model.precision
 
-    monkeypatch.setattr(adabiobert.precision, "_logged", set())
-    with caplog.at_level(logging.INFO, logger="adabiobert.precision"):
+    monkeypatch.setattr(adabiobert.model.precision, "_logged", set())
+    with caplog.at_level(logging.INFO, logger="adabiobert.model.precision"):
         first = resolve_precision("fp32", torch.device("cpu"))
         resolve_precision("fp32", torch.device("cpu"))
     lines = [r.getMessage() for r in caplog.records if "tagging precision fp32" in r.getMessage()]
@@ -87,8 +87,8 @@ def _tags(tagger, sentences):
 
 
 def test_int8_tagging_gives_valid_iob2_and_mostly_the_fp32_tags(tiny_bundle, ncbi):
+    from adabiobert.model.tagger import Tagger
     from adabiobert.spans import is_valid_iob2
-    from adabiobert.tagger import Tagger
 
     sentences = [list(s.words) for s in ncbi.dev[:200]]
     fp32 = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="fp32")
@@ -109,8 +109,8 @@ def test_int8_tagging_gives_valid_iob2_and_mostly_the_fp32_tags(tiny_bundle, ncb
 def test_int8_keeps_the_down_projections_fp32_and_quantises_the_rest_per_channel(tiny_bundle):
     from torch import nn
 
-    from adabiobert.precision import int8_layer_names
-    from adabiobert.tagger import Tagger
+    from adabiobert.model.precision import int8_layer_names
+    from adabiobert.model.tagger import Tagger
 
     fp32 = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="fp32").model.encoder
     linear = {n: m for n, m in fp32.named_modules() if isinstance(m, nn.Linear)}
@@ -127,7 +127,7 @@ def test_int8_keeps_the_down_projections_fp32_and_quantises_the_rest_per_channel
 
 
 def test_int8_entities_keep_offsets_into_the_text(tiny_bundle):
-    from adabiobert.tagger import Tagger
+    from adabiobert.model.tagger import Tagger
 
     text = "Germline mutations of the APC gene cause familial adenomatous polyposis. Breast cancer is common."
     for entity in Tagger.from_pretrained(tiny_bundle, device="cpu", precision="int8").tag([text])[0]:
@@ -135,21 +135,21 @@ def test_int8_entities_keep_offsets_into_the_text(tiny_bundle):
 
 
 def test_the_tagger_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, monkeypatch):
-    import adabiobert.precision
-    from adabiobert.tagger import Tagger
+    import adabiobert.model.precision
+    from adabiobert.model.tagger import Tagger
 
-    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
+    monkeypatch.setattr(adabiobert.model.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
     with pytest.raises(ConfigError, match="no native bf16"):
         Tagger.from_pretrained(tiny_bundle, device="cpu", precision="bf16")
     assert Tagger.from_pretrained(tiny_bundle, device="cpu", precision="auto").precision.precision == "int8"  # auto there
 
 
 def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypatch):
-    import adabiobert.precision
+    import adabiobert.model.precision
+    from adabiobert.model.tagger import Tagger
     from adabiobert.spans import is_valid_iob2
-    from adabiobert.tagger import Tagger
 
-    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX512_BF16))
+    monkeypatch.setattr(adabiobert.model.precision, "cpu_flags", lambda: frozenset(AVX512_BF16))
     tagger = Tagger.from_pretrained(tiny_bundle, device="cpu", precision="auto")
     assert tagger.precision.precision == "bf16" and tagger._predict_config.precision == "bf16"
     assert all(is_valid_iob2(t.tags) for t in tagger.tag_words([["Breast", "cancer", "is", "common", "."]]))
@@ -159,16 +159,16 @@ def test_auto_on_a_native_bf16_cpu_tags_with_bf16_autocast(tiny_bundle, monkeypa
 # adabiobert tag --precision
 # ---------------------------------------------------------------------------------------------
 def test_the_cli_choices_and_default_are_the_tagger_precisions():
-    from adabiobert.cli import DEFAULT_TAG_PRECISION as CLI_DEFAULT
-    from adabiobert.cli import PRECISIONS
-    from adabiobert.precision import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
+    from adabiobert.cli.command import DEFAULT_TAG_PRECISION as CLI_DEFAULT
+    from adabiobert.cli.kit import PRECISIONS
+    from adabiobert.model.precision import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
 
     assert PRECISIONS == TAG_PRECISIONS
     assert CLI_DEFAULT == DEFAULT_TAG_PRECISION == "fp32"  # until auto's choices are measured (issue 13)
 
 
 def test_cli_tag_at_int8_reports_the_precision_and_its_reason(tiny_bundle, tmp_path, capsys):
-    from adabiobert.cli import main
+    from adabiobert.cli.command import main
 
     path = tmp_path / "doc.txt"
     path.write_text("Germline mutations of the APC gene cause familial adenomatous polyposis.", encoding="utf-8")
@@ -177,10 +177,10 @@ def test_cli_tag_at_int8_reports_the_precision_and_its_reason(tiny_bundle, tmp_p
 
 
 def test_cli_refuses_bf16_on_a_cpu_without_native_bf16(tiny_bundle, tmp_path, capsys, monkeypatch):
-    import adabiobert.precision
-    from adabiobert.cli import main
+    import adabiobert.model.precision
+    from adabiobert.cli.command import main
 
-    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
+    monkeypatch.setattr(adabiobert.model.precision, "cpu_flags", lambda: frozenset(AVX2_ONLY))
     path = tmp_path / "doc.txt"
     path.write_text("Breast cancer is common.", encoding="utf-8")
     assert main(["tag", "--model", str(tiny_bundle), "--device", "cpu", "--precision", "bf16", str(path)]) == 2

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from adabiobert.checkpoint import MANIFEST, VALIDATED, bundle_hash
+from adabiobert.model.checkpoint import MANIFEST, VALIDATED, bundle_hash
 from benchmarks.precision_accuracy import main
 
 
@@ -31,10 +31,10 @@ def test_rescoring_writes_a_validation_record_per_precision(tiny_bundle, corpora
 
 
 def test_a_refused_precision_is_reported_not_scored(tiny_bundle, ncbi, monkeypatch):
-    import adabiobert.precision
+    import adabiobert.model.precision
     from benchmarks.precision_accuracy import rescore
 
-    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(adabiobert.model.precision, "cpu_flags", lambda: frozenset({"avx2"}))
     sentences = ncbi.test[:4]
     result = rescore(tiny_bundle, [list(s.words) for s in sentences], [list(s.tags) for s in sentences],
                      ["bf16"], "cpu")

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from adabiobert.engine import StepProgress
+from adabiobert.model.engine import StepProgress
 from adabiobert.progress import Progress, format_seconds
 
 

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from adabiobert.config import TrainJobConfig
-from adabiobert.corpus import load_corpus
-from adabiobert.report import code_version, data_provenance, plot_training_curve, results_document, training_curve_figure
+from adabiobert.corpora.iob import load_corpus
+from adabiobert.model.training_report import (
+    code_version,
+    data_provenance,
+    plot_training_curve,
+    results_document,
+    training_curve_figure,
+)
+from adabiobert.training_config import TrainJobConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

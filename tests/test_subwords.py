@@ -2,9 +2,9 @@
 
 import pytest
 
-from adabiobert.backbone import load_tokenizer
-from adabiobert.batching import Example, budget_batches, collate
-from adabiobert.subwords import SubwordEncoder, plan_windows
+from adabiobert.model.backbone import load_tokenizer
+from adabiobert.model.batching import Example, budget_batches, collate
+from adabiobert.model.subwords import SubwordEncoder, plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_budget_batches_sort_by_length_and_respect_the_budget(tokenizer):
 def test_encoded_sentences_survive_arrow_and_nulls_mean_not_encoded(tokenizer):
     import pyarrow as pa
 
-    from adabiobert.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
+    from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
 
     encoder = SubwordEncoder(tokenizer, max_subwords=16, overlap=4)
     sentences = [[f"x{i}" for i in range(30)], ["cancer", "of", "the", "colon"]]
@@ -95,7 +95,7 @@ def test_encoded_sentences_survive_arrow_and_nulls_mean_not_encoded(tokenizer):
 def test_encoded_sentences_whose_fields_disagree_are_refused(tokenizer):
     import pyarrow as pa
 
-    from adabiobert.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
+    from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
 
     example = Example(SubwordEncoder(tokenizer, max_subwords=16, overlap=4).encode(["a", "b"]), (1, 1))
     broken = {**encoded_record(example), "word_vector_ids": [1]}

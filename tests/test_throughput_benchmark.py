@@ -6,16 +6,16 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import torch
 
-from adabiobert.annotate import split_shard
+from adabiobert.annotation.stages import split_shard
 from adabiobert.job_configs import AnnotateConfig
-from adabiobert.pmc_shards import list_shards
+from adabiobert.pmc.shards import list_shards
 from benchmarks.throughput import cpu_description, load_taggers, write_job_shards
 
 
 def test_a_refused_precision_is_reported_and_not_loaded(tiny_bundle, monkeypatch):
-    import adabiobert.precision
+    import adabiobert.model.precision
 
-    monkeypatch.setattr(adabiobert.precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(adabiobert.model.precision, "cpu_flags", lambda: frozenset({"avx2"}))
     taggers, choices = load_taggers(tiny_bundle, ["int8", "bf16"], torch.device("cpu"), 8192)
     assert list(taggers) == ["int8"] and taggers["int8"].precision.precision == "int8"
     assert choices["int8"]["precision"] == "int8"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from adabiobert.checkpoint import load_training_state
-from adabiobert.config import ModelConfig, TrainConfig, TrainJobConfig
 from adabiobert.distributed.training import run_training
-from adabiobert.tagger import Tagger
+from adabiobert.model.checkpoint import load_training_state
+from adabiobert.model.tagger import Tagger
+from adabiobert.training_config import ModelConfig, TrainConfig, TrainJobConfig
 from jobs import train as train_job
 from tests.fault_hooks import CrashAfterEpoch
 

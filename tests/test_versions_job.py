@@ -14,8 +14,8 @@ import duckdb
 import pytest
 
 from adabiobert import storage
-from adabiobert.ingest import ingest
 from adabiobert.job_configs import AnnotationJobConfig, IngestConfig
+from adabiobert.pmc.ingest import ingest
 from tests.fault_hooks import CRASH_STATUS
 from tests.versions_data import baseline, incremental_1, incremental_2, pmcid
 
@@ -134,7 +134,7 @@ def test_no_article_has_two_versions_in_the_tables_after_any_run(clean):
 
 
 def test_exports_hold_each_article_once_in_its_current_version(clean):
-    from adabiobert.exports import committed_shards, shard_documents
+    from adabiobert.annotation.exports import committed_shards, shard_documents
 
     found: dict[str, list[str]] = {}
     for commit in committed_shards(str(clean["out"])):

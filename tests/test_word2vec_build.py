@@ -13,11 +13,12 @@ from gensim.models import KeyedVectors
 
 from adabiobert import storage
 from adabiobert.errors import ConfigError, InputNotFoundError, ShardSchemaError
-from adabiobert.ingest import ingest
 from adabiobert.job_configs import IngestConfig, Word2VecBuildConfig, Word2VecConfig
-from adabiobert.lexicon import Lexicon
-from adabiobert.pmc_shards import REJECTS_FILE, records_to_table
-from adabiobert.word2vec import (
+from adabiobert.model.word_vectors import WordVectors
+from adabiobert.pmc.ingest import ingest
+from adabiobert.pmc.lexicon import Lexicon
+from adabiobert.pmc.shards import REJECTS_FILE, records_to_table
+from adabiobert.pmc.word2vec_build import (
     VECTORS_FILE,
     LineSentences,
     kept_sentence_lines,
@@ -25,7 +26,6 @@ from adabiobert.word2vec import (
     train_vectors,
     train_vectors_from_iterable,
 )
-from adabiobert.word_vectors import WordVectors
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = Word2VecConfig(vector_size=8, window=2, min_count=1, epochs=1, workers=1)
@@ -91,7 +91,7 @@ def test_vectors_built_to_s3_load_as_the_same_vectors(tmp_path, s3_bucket, separ
 
 
 def test_a_folder_of_nothing_but_rejects_is_refused_before_ray_starts(tmp_path):
-    from adabiobert.distributed.word2vec_corpus import build_word2vec
+    from adabiobert.distributed.word2vec import build_word2vec
 
     pq.write_table(pa.table({"source": ["x.nxml"], "reason": ["bad XML"]}), tmp_path / REJECTS_FILE)
     with pytest.raises(InputNotFoundError, match="no shard there"):
@@ -100,8 +100,8 @@ def test_a_folder_of_nothing_but_rejects_is_refused_before_ray_starts(tmp_path):
 
 
 def test_a_shard_without_text_columns_fails_before_ray_starts(tmp_path, shared_root):
-    from adabiobert.distributed.word2vec_corpus import build_word2vec
-    from adabiobert.jats import parse_jats
+    from adabiobert.distributed.word2vec import build_word2vec
+    from adabiobert.pmc.jats import parse_jats
 
     record = parse_jats((shared_root / "pmc-sample" / "mds526.nxml").read_bytes(), "x")
     pq.write_table(records_to_table([record]).drop_columns(["sections"]), tmp_path / "part-00000.parquet")
@@ -135,7 +135,7 @@ def test_the_build_job_end_to_end_on_the_sample_shards(ray_session, shared_root,
 
 @pytest.mark.ray
 def test_the_build_writes_to_s3_and_reads_a_shard_named_like_rejects(ray_session, s3_bucket, tmp_path):
-    from adabiobert.distributed.word2vec_corpus import build_word2vec
+    from adabiobert.distributed.word2vec import build_word2vec
 
     shards = tmp_path / "shards"
     shards.mkdir()

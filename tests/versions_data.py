@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from benchmarks.pmc_corpus_generator import PackageWriter, article_xml
+from adabiobert.testing.pmc_generator import PackageWriter, article_xml
 
 BASE = 20_000_000
 

@@ -1,7 +1,7 @@
 """Tag PMC shards with Ray Data and commit entity tables shard by shard, exactly once.
 
-    recover the output (annotation_commit), list the shards, read every shard's article versions
-    (article_versions: the current version of each PMCID across batches), keep the shards not yet
+    recover the output (annotation.commit), list the shards, read every shard's article versions
+    (pmc.versions: the current version of each PMCID across batches), keep the shards not yet
     tagged (new or changed content, a new model, or an article left out that is current again;
     not those held in quarantine), check each footer and pmcid column on the driver
       -> from_items(pending shard URIs), one block per shard
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -42,22 +41,30 @@ import pyarrow.compute as pc
 import ray
 
 from adabiobert import storage
-from adabiobert.annotate import QUARANTINED, TAGGED_SCHEMA, quarantine_row, shard_tables, split_shard, tag_documents
-from adabiobert.annotation_commit import QUARANTINE_ATTEMPTS, AnnotationStore, Hook
-from adabiobert.annotation_counts import RunCounts
-from adabiobert.article_versions import VersionIndex, build_index, read_root_versions
-from adabiobert.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
-from adabiobert.distributed.session import init_ray
-from adabiobert.encoding import ExampleEncoder
-from adabiobert.entity_tables import ENTITIES, REJECTIONS, rejection_table
-from adabiobert.errors import AdaBioBertError, ConfigError, InputNotFoundError
+from adabiobert.annotation.commit import AnnotationStore, Hook
+from adabiobert.annotation.counts import RunCounts
+from adabiobert.annotation.planner import (
+    Amendments,
+    TaggerPool,
+    amendments_alone,
+    plan_run,
+    read_slots,
+    run_summary,
+    tagger_pool,
+    version_index,
+)
+from adabiobert.annotation.shard_commits import commit_amendment, commit_quarantine, commit_tagged
+from adabiobert.annotation.stages import TAGGED_SCHEMA, quarantine_row, split_shard, tag_documents
+from adabiobert.annotation.status import QUARANTINED
+from adabiobert.distributed.session import init_ray, worker_runtime_env
+from adabiobert.errors import AdaBioBertError, InputNotFoundError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
-from adabiobert.pmc_shards import Shard, ShardCheck, check_shard, list_shards, read_failure
-from adabiobert.precision import DEFAULT_TAG_PRECISION
+from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
+from adabiobert.model.encoding import ExampleEncoder
+from adabiobert.model.precision import DEFAULT_TAG_PRECISION
+from adabiobert.pmc.shards import ShardCheck, check_shard, list_shards, read_failure
+from adabiobert.pmc.versions import VersionIndex
 from adabiobert.progress import Progress
-
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +78,7 @@ class TaggerActor:
                  precision: str = DEFAULT_TAG_PRECISION) -> None:
         import torch
 
-        from adabiobert.tagger import Tagger
+        from adabiobert.model.tagger import Tagger
 
         if cpu_threads:
             torch.set_num_threads(cpu_threads)
@@ -87,7 +94,7 @@ def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
     """Ray task: ``resolve_precision`` on a worker like the tagger actors' (its CPU flags, its GPU)."""
     import torch
 
-    from adabiobert.precision import resolve_precision
+    from adabiobert.model.precision import resolve_precision
 
     return resolve_precision(requested, torch.device(device_type)).to_dict()
 
@@ -161,7 +168,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
     Args:
         config: the run (``resolved()`` is applied here).
-        hook: called after each commit step (``annotation_commit.Hook``; the crash tests pass one
+        hook: called after each commit step (``annotation.commit.Hook``; the crash tests pass one
             that kills the process); None: nothing is called.
         log: where one-line progress messages go.
 
@@ -171,7 +178,7 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 
     Raises:
         InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
-            (``pmc_shards.list_shards``; raised before the output is touched or Ray starts).
+            (``pmc.shards.list_shards``; raised before the output is touched or Ray starts).
         ConfigError: ``use_gpu`` without a GPU in the cluster.
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
@@ -194,26 +201,20 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     seconds["recover"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    index = _version_index(listed)
+    index = version_index(listed)
     counts.versions = index.counts()
     seconds["versions"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    pending = []
-    for shard in listed:
-        if store.is_held(shard, model_id):
-            quarantine = store.quarantine(shard, model_id)
-            counts.add_quarantine(shard, quarantine.quarantined, quarantine.error, held=True)
-        elif not store.is_current(shard, model_id, index.excluded(shard.name)):
-            pending.append(shard)
-    amend = _amendments(store, listed, {s.name for s in pending}, index)
+    plan = plan_run(store, listed, model_id, index, counts)
+    pending, amend = plan.pending, plan.amendments
     counts.shards_listed = len(listed)
-    counts.shards_up_to_date = len(listed) - len(pending) - counts.shards_held
+    counts.shards_up_to_date = plan.up_to_date
     seconds["list"] += time.perf_counter() - mark
     log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
         f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up); "
         f"{len(index.current)} articles, {index.superseded} older versions, {index.retracted} retracted; "
-        f"{sum(len(p) for shards in amend.values() for p in shards.values())} to remove from committed shards")
+        f"{plan.amendment_rows()} to remove from committed shards")
 
     mark = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -225,13 +226,11 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     if streamed:
         mark = time.perf_counter()
         init_ray(log)  # $RAY_ADDRESS when set, else a local instance
-        pool = _tagger_pool(config)  # raises before anything is committed
+        pool = tagger_pool(config, ray.cluster_resources())  # raises before anything is committed
         precision = _run_precision(config)  # raises (a refused precision) before anything is committed
         log(f"tagging precision {precision['precision']}: {precision['reason']}")
-        actors, cpus, gpus, _ = pool
         log(f"tagging {sum(c.expected for c in streamed)} articles of {len(streamed)} shard{'s' if len(streamed) > 1 else ''} "
-            f"with {actors} tagger "
-            f"actor{'s' if actors > 1 else ''} ({f'{gpus} GPU' if gpus else f'{cpus} CPU'} each); "
+            f"with {pool.actors} tagger actor{'s' if pool.actors > 1 else ''} ({pool.describe()} each); "
             "each loads the model first")
         seconds["ray_start"] = time.perf_counter() - mark
     else:
@@ -243,9 +242,9 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if check.expected == 0:
             mark = time.perf_counter()
             if check.failure is None:
-                _commit(store, check, empty, config, model_id, counts, index, amend)
+                commit_tagged(store, check, empty, config, model_id, counts, index, amend)
             else:
-                _quarantine(store, check, check.failure, config, model_id, counts)
+                commit_quarantine(store, check, check.failure, config, model_id, counts)
             commit_seconds += time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -254,29 +253,21 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if streamed else 0.0)
     seconds["stream"] = time.perf_counter() - mark - stream_commit_seconds
     mark = time.perf_counter()
-    _amend_alone(store, amend, listed, pending, index, config, counts)
+    for name, pmcids in amendments_alone(store, amend, listed, pending):
+        commit_amendment(store, name, pmcids, index, config, counts)
     seconds["commit"] = commit_seconds + stream_commit_seconds + time.perf_counter() - mark
     store.write_manifest()
     seconds["total"] = time.perf_counter() - started
     counts.seconds = {**{k: round(v, 3) for k, v in seconds.items()}, **counts.seconds}
 
-    summary = {
-        "run_id": config.run_id,
-        "run_date": config.run_date,
-        "model_id": model_id,
-        "precision": precision,
-        **counts.to_dict(),
-        "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
-                     "amendments_completed": recovery.amendments_completed},
-        "config": config.to_dict(),
-    }
+    summary = run_summary(config, model_id, precision, counts, recovery)
     summary_uri = storage.join(config.output, "runs", f"{config.run_id}.json")
     storage.write_bytes(summary_uri, json.dumps(summary, indent=2).encode())
     return summary
 
 
 def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config: AnnotationJobConfig,
-                       model_id: str, pool: tuple, precision: str, counts: RunCounts, index: VersionIndex,
+                       model_id: str, pool: TaggerPool, precision: str, counts: RunCounts, index: VersionIndex,
                        amend: Amendments) -> float:
     """Run the Ray pipeline over ``checks`` and commit each shard as its last article arrives.
 
@@ -297,7 +288,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
             failed = pc.equal(batch.column("status"), QUARANTINED)
             for uri, detail in zip(*(batch.filter(failed).column(n).to_pylist() for n in ("path", "detail"))):
                 mark = time.perf_counter()
-                _quarantine(store, by_uri[uri], detail, config, model_id, counts)
+                commit_quarantine(store, by_uri[uri], detail, config, model_id, counts)
                 commit_seconds += time.perf_counter() - mark
                 done.add(uri)
                 progress.update(by_uri[uri].expected)
@@ -312,7 +303,7 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
                     raise RuntimeError(f"{check.shard.uri}: {seen[uri]} articles came back, expected {check.expected}")
                 if seen[uri] == check.expected:
                     mark = time.perf_counter()
-                    _commit(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts, index, amend)
+                    commit_tagged(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts, index, amend)
                     commit_seconds += time.perf_counter() - mark
                     done.add(uri)
             progress.update(batch.num_rows)
@@ -322,13 +313,11 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
     return commit_seconds
 
 
-def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: tuple,
+def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: TaggerPool,
               precision: str) -> ray.data.Dataset:
     """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`, or one
     QUARANTINED row per shard that failed); every tagger actor runs at the resolved ``precision``."""
-    actors, cpus, gpus, threads = pool
-    env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
-    runtime_env = {"env_vars": env} if env else None  # the read tasks inherit it from _read_shards
+    runtime_env = worker_runtime_env()  # the read tasks inherit it from _read_shards
     return (
         ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
         .map_batches(
@@ -338,7 +327,7 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
             batch_size=1,
             batch_format="pyarrow",
             num_cpus=0,  # also keeps it from being fused into the tagger actors (other resources)
-            compute=ray.data.TaskPoolStrategy(size=min(len(uris), _read_slots(actors, cpus))),
+            compute=ray.data.TaskPoolStrategy(size=min(len(uris), read_slots(pool, ray.cluster_resources()))),
             runtime_env=runtime_env,
         )
         .map_batches(
@@ -348,34 +337,17 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
                 "model_id": model_id,
                 "device": "cuda" if config.use_gpu else "cpu",
                 "subword_budget": config.subword_budget,
-                "cpu_threads": threads,
+                "cpu_threads": pool.threads,
                 "precision": precision,
             },
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            compute=ray.data.ActorPoolStrategy(size=pool.actors),
             batch_size=config.documents_per_call,
             batch_format="pyarrow",
-            num_cpus=cpus,
-            num_gpus=gpus,
+            num_cpus=pool.cpus,
+            num_gpus=pool.gpus,
             runtime_env=runtime_env,
         )
     )
-
-
-def _tagger_pool(config: AnnotationJobConfig) -> tuple[int, float | None, float | None, int | None]:
-    """``(actors, CPUs per actor, GPUs per actor, torch threads)`` for this cluster.
-
-    CPU: actors share the cluster's CPUs minus one, which stays free for the read and split
-    tasks (with every CPU held by actors the reads never run: ray-project/ray#44687).
-    """
-    resources = ray.cluster_resources()
-    if config.use_gpu:
-        gpus = int(resources.get("GPU", 0))
-        if gpus < 1:
-            raise ConfigError("use_gpu was asked for but the Ray cluster has no GPU")
-        return config.num_actors or gpus, None, 1, None  # Ray reserves 1 CPU per GPU actor itself
-    cpus = int(resources.get("CPU", 1))
-    threads = config.cpu_threads_per_actor or (1 if cpus <= 8 else min(4, (cpus - 1) // 4))
-    return config.num_actors or max(1, (cpus - 1) // threads), threads, None, threads
 
 
 def _run_precision(config: AnnotationJobConfig) -> dict[str, str]:
@@ -397,97 +369,3 @@ def _run_precision(config: AnnotationJobConfig) -> dict[str, str]:
         if isinstance(error.cause, AdaBioBertError):
             raise error.cause from None
         raise
-
-
-def _read_slots(actors: int, cpus: float | None) -> int:
-    """Shards read at once: the cluster's CPUs that the tagger actors leave (at least one).
-
-    Each slot is one waiting UDF task (no CPU) and one read task (one CPU), so this also bounds
-    the memory of reads in flight to that many shards.
-    """
-    total = int(ray.cluster_resources().get("CPU", 1))
-    held = actors * (cpus or 1)  # a GPU actor reserves one CPU (Ray's default)
-    return max(1, int(total - held))
-
-
-def _commit(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
-            model_id: str, counts: RunCounts, index: VersionIndex, amend: Amendments) -> None:
-    """Build one shard's tables from its tagged articles and the check's rejections, leaving out
-    its articles that are not current (``index``); commit them, with the amendments of committed
-    shards whose articles' current version this shard holds (``amend``)."""
-    name = check.shard.name
-    excluded = index.excluded(name)
-    left_out: list[str] = []
-    if excluded and documents.num_rows:
-        drop = pc.is_in(documents.column("pmcid"), value_set=pa.array(sorted(excluded), pa.string()))
-        left_out = documents.filter(drop).column("pmcid").to_pylist()
-        documents = documents.filter(pc.invert(drop))
-    tables = shard_tables(check, documents, model_id, config.run_id)
-    owned = amend.get(name, {})
-    commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents,
-                          excluded=excluded, amend=owned)
-    if commit is None:
-        counts.shards_committed_elsewhere += 1
-        return
-    counts.add_shard(documents, tables[ENTITIES], tables[REJECTIONS], check.documents - len(left_out))
-    counts.add_left_out(index.left_out.get(name, {})[pmcid] for pmcid in left_out)
-    for amended in commit.amends:
-        reasons = index.left_out.get(amended.shard, {})
-        counts.add_left_out(reasons[pmcid] for pmcid in owned[amended.shard])
-        counts.shards_amended += 1
-    amend.pop(name, None)
-
-
-def _version_index(listed: list[Shard]) -> VersionIndex:
-    """The current version of every article of the listed shards (a shard that cannot be read
-    adds nothing here; its check records it)."""
-    return build_index(read_root_versions(listed))
-
-
-Amendments = dict[str, dict[str, frozenset[str]]]
-"""``{owner shard: {committed shard: pmcids}}``: rows the committed shard holds of articles whose
-current version (or retraction) the owner holds; the owner's commit removes them."""
-
-
-def _amendments(store: AnnotationStore, listed: list[Shard], pending: set[str], index: VersionIndex) -> Amendments:
-    """What the committed shards not tagged again by this run hold that is no longer current."""
-    amend: dict[str, dict[str, set[str]]] = {}
-    for shard in listed:
-        commit = store.committed(shard.name)
-        if shard.name in pending or commit is None or commit.quarantined:
-            continue
-        for pmcid in index.excluded(shard.name) - set(commit.excluded):
-            amend.setdefault(index.owner(pmcid), {}).setdefault(shard.name, set()).add(pmcid)
-    return {owner: {name: frozenset(p) for name, p in shards.items()} for owner, shards in amend.items()}
-
-
-def _amend_alone(store: AnnotationStore, amend: Amendments, listed: list[Shard], pending: list[Shard],
-                 index: VersionIndex, config: AnnotationJobConfig, counts: RunCounts) -> None:
-    """Commit the amendments no commit of this run carried, each on its own: those whose owner is
-    up to date. An owner that this run tried but quarantined, or that is held, keeps them for the
-    run that tags it (its article's old rows stay until its new version can be read)."""
-    tried = {s.name for s in pending}
-    usable = {s.name for s in listed if not (store.committed(s.name) and store.committed(s.name).quarantined)}
-    for owner, shards in sorted(amend.items()):
-        if owner in tried or owner not in usable:
-            continue
-        for name, pmcids in sorted(shards.items()):
-            if store.amend(name, pmcids, config.run_id) is not None:
-                reasons = index.left_out.get(name, {})
-                counts.add_left_out(reasons[pmcid] for pmcid in pmcids)
-                counts.shards_amended += 1
-
-
-def _quarantine(store: AnnotationStore, check: ShardCheck, detail: str, config: AnnotationJobConfig,
-                model_id: str, counts: RunCounts) -> None:
-    """Commit a shard whose read or split failed as one ``quarantined`` rejection row (and no entity row)."""
-    previous = store.quarantine(check.shard, model_id)
-    attempt = (previous.quarantined if previous else 0) + 1
-    rows = [(None, None, QUARANTINED, f"{detail} (attempt {attempt} of {QUARANTINE_ATTEMPTS})")]
-    rejections = rejection_table(check.shard.uri, rows, model_id, config.run_id)
-    commit = store.commit(check.shard, model_id, config.run_id, config.run_date,
-                          {REJECTIONS: rejections}, check.documents, quarantined=attempt, error=detail)
-    if commit is None:
-        counts.shards_committed_elsewhere += 1
-    else:
-        counts.add_quarantine(check.shard, attempt, detail)

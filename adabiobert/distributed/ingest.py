@@ -1,6 +1,6 @@
 """Ingest PMC files on Ray: the same shards, rejects and stats as one process, sooner.
 
-    find the inputs, split them into units (adabiobert.ingest_units.plan_units: a package each,
+    find the inputs, split them into units (adabiobert.pmc.ingest_units.plan_units: a package each,
     loose files 64 at a time)
       -> _unit_task per unit (1 CPU, max_retries=unit_retries), at most `workers` at once:
              streams the unit's members, stages its articles as Arrow files under
@@ -21,14 +21,13 @@ them), two scheduling hops per unit and the streaming executor's CPU in the driv
 seconds where one process takes 10.0 (8 packages of 500 articles, 2 CPUs), against 11.6 for the
 pool of plain tasks here (ray.wait in the driver), which bounds each task's retries itself.
 
-A run whose plan has one unit runs in this process (:func:`adabiobert.ingest.ingest`): Ray's
+A run whose plan has one unit runs in this process (:func:`adabiobert.pmc.ingest.ingest`): Ray's
 start-up would buy nothing.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
@@ -36,10 +35,11 @@ from typing import TypeVar
 import ray
 
 from adabiobert import storage
-from adabiobert.distributed.session import init_ray
+from adabiobert.distributed.session import init_ray, worker_runtime_env
 from adabiobert.errors import ConfigError
-from adabiobert.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
-from adabiobert.ingest_units import (
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
+from adabiobert.pmc.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
     ShardPlan,
@@ -50,15 +50,12 @@ from adabiobert.ingest_units import (
     plan_units,
     write_planned_shard,
 )
-from adabiobert.job_configs import IngestConfig
 from adabiobert.progress import Progress
 
 UnitHook = Callable[[Unit], None]
 """``hook(unit)``, called in a unit's task before it ingests the unit: the fault tests pass one
 that kills the worker. It travels to the workers, so it must pickle."""
 
-_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
-"""Settings (never credentials) that workers need: the same S3 endpoint as the driver."""
 
 SHARD_RETRIES = 3
 """Times a shard's task is started again after its worker died (Ray's default for a task):
@@ -69,7 +66,7 @@ T = TypeVar("T")
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
                     unit_retries: int = 2, unit_hook: UnitHook | None = None) -> IngestStats:
-    """Ingest on Ray (starting it when needed): the files :func:`adabiobert.ingest.ingest`
+    """Ingest on Ray (starting it when needed): the files :func:`adabiobert.pmc.ingest.ingest`
     writes for the same inputs, byte for byte; only ``seconds`` and ``workers`` in the stats differ.
 
     Args:
@@ -83,10 +80,10 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
 
     Raises:
         ConfigError: fewer than 2 workers.
-        OutputExistsError, InputNotFoundError: as :func:`adabiobert.ingest.ingest`, before Ray starts.
+        OutputExistsError, InputNotFoundError: as :func:`adabiobert.pmc.ingest.ingest`, before Ray starts.
     """
     if workers < 2:
-        raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.ingest.ingest")
+        raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.pmc.ingest.ingest")
     started = time.perf_counter()
     config, prior = open_batch(config)
     files, input_rejects = find_run_inputs(config)
@@ -94,8 +91,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     if len(units) < 2:
         return ingest(config, prior)
     init_ray()  # $RAY_ADDRESS when set, else a local instance
-    env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
-    runtime_env = {"env_vars": env} if env else None
+    runtime_env = worker_runtime_env()
     results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
     plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard, prior)
     articles = _write_all(plan.shards, config, workers, runtime_env)

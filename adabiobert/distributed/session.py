@@ -33,6 +33,17 @@ import socket
 
 import ray
 
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+"""Settings (never credentials) that workers need: the same S3 endpoint and region as the driver."""
+
+
+def worker_runtime_env() -> dict | None:
+    """A Ray ``runtime_env`` that gives tasks and actors the driver's :data:`FORWARDED_ENV` values
+    (``None`` when none is set)."""
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    return {"env_vars": env} if env else None
+
+
 WORKER_LOGS_ENV = "ADABIOBERT_WORKER_LOGS"
 """Set to 1 to have the workers' stdout and stderr copied to the driver (Ray's ``log_to_driver``)."""
 

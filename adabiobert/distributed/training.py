@@ -27,16 +27,24 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 
 from adabiobert import storage
-from adabiobert.assembly import build_example_encoder, build_model, build_optimizer
-from adabiobert.backbone import load_tokenizer
-from adabiobert.checkpoint import MANIFEST, STATE_JSON, STATE_TENSORS, load_training_state, load_weights, save_bundle, save_training_state
-from adabiobert.config import TrainConfig, TrainJobConfig
-from adabiobert.corpus import load_corpus, resolve_data_root, validate_for_training
+from adabiobert.corpora.iob import load_corpus, resolve_data_root, validate_for_training
 from adabiobert.distributed.session import init_ray
-from adabiobert.engine import StepProgress, fit
+from adabiobert.model.assembly import build_example_encoder, build_model, build_optimizer
+from adabiobert.model.backbone import load_tokenizer
+from adabiobert.model.checkpoint import (
+    MANIFEST,
+    STATE_JSON,
+    STATE_TENSORS,
+    load_training_state,
+    load_weights,
+    save_bundle,
+    save_training_state,
+)
+from adabiobert.model.engine import StepProgress, fit
+from adabiobert.model.training_report import code_version, data_provenance, plot_training_curve, results_document
+from adabiobert.model.word_vectors import WordVectors
 from adabiobert.progress import Progress, format_seconds
-from adabiobert.report import code_version, data_provenance, plot_training_curve, results_document
-from adabiobert.word_vectors import WordVectors
+from adabiobert.training_config import TrainConfig, TrainJobConfig
 
 SCORE = "dev_entity_f1"
 
@@ -336,8 +344,8 @@ def _bundle_bytes(folder: Path) -> dict[str, bytes]:
 @ray.remote
 def _evaluate_bundle(files: dict[str, bytes], test, cpu_threads: int, train_config: dict) -> dict:
     """Tag the test split with a bundle and score it (a Ray task, on a GPU when asked)."""
-    from adabiobert.checkpoint import load_bundle
-    from adabiobert.engine import evaluate
+    from adabiobert.model.checkpoint import load_bundle
+    from adabiobert.model.engine import evaluate
 
     torch.set_num_threads(cpu_threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,11 +1,19 @@
 """Experiment (issue 13): CPU time of the bare MiniLM encoder under each quantisation variant, 1 thread,
 NCBI-disease test sentences (batches of 32 sorted by length), variants take turns per chunk. Ratios to fp32."""
-import copy, re, sys, time, warnings, torch
+import copy
+import re
+import sys
+import time
+import warnings
+
+import torch
 from torch import nn
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
-from adabiobert.backbone import load_encoder, load_tokenizer
-from adabiobert.config import ModelConfig
-from adabiobert.corpus import load_corpus
+from adabiobert.corpora.iob import load_corpus
+from adabiobert.model.backbone import load_encoder, load_tokenizer
+from adabiobert.training_config import ModelConfig
+
 torch.set_num_threads(1)
 name = ModelConfig().backbone
 tok = load_tokenizer(name)

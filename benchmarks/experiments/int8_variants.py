@@ -1,10 +1,17 @@
 """Experiment (issue 13): which int8 dynamic quantisation keeps test F1 within 0.3 of fp32.
 VARIANT env: pc (per-channel all Linear), pc-noffnout (skip FFN down-projections), pc-nolast (skip last layer)."""
-import os, re, sys, warnings, torch
+import os
+import re
+import sys
+import warnings
+
+import torch
 from torch import nn
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
-import adabiobert.precision as P
-import adabiobert.tagger as T
+import adabiobert.model.precision as P
+import adabiobert.model.tagger as T
+
 V = os.environ["VARIANT"]
 
 def quantize(model):
@@ -26,4 +33,5 @@ P.quantize_int8 = quantize
 T.quantize_int8 = quantize
 sys.argv = ["x", *sys.argv[1:]]
 import runpy
+
 runpy.run_path(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "precision_accuracy.py"), run_name="__main__")

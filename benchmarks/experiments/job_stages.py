@@ -1,15 +1,22 @@
 """Experiment (issue 13): the annotation job's per-article code path without Ray, against tagger.tag,
 in CPU time, 1 thread, bf16, on the throughput benchmark's shards (BC5CDR test)."""
-import sys, tempfile, time, torch
+import sys
+import tempfile
+import time
 from pathlib import Path
+
+import torch
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
 import pyarrow as pa
-from benchmarks.throughput import build_bundle, write_job_shards
-from adabiobert.annotate import split_shard, tag_documents
-from adabiobert.checkpoint import load_bundle_encoder
-from adabiobert.corpus import load_corpus
+
+from adabiobert.annotation.stages import split_shard, tag_documents
+from adabiobert.corpora.iob import load_corpus
 from adabiobert.job_configs import AnnotateConfig
-from adabiobert.tagger import Tagger
+from adabiobert.model.checkpoint import load_bundle_encoder
+from adabiobert.model.tagger import Tagger
+from benchmarks.throughput import build_bundle, write_job_shards
+
 torch.set_num_threads(1)
 corpus = load_corpus("BC5CDR", "../shared/corpora")
 texts = [" ".join(s.words) for s in corpus.test if s.words]
@@ -30,7 +37,9 @@ for rep in range(2):
         out = tag_documents(tagger, table.slice(i, 32)); n += sum(len(x) for x in out.column("entities").to_pylist())
     tag = time.process_time() - t
     print(f"rep {rep}: tagger.tag {alone:.1f} CPU s; split+encode {split:.1f}; tag_documents {tag:.1f} ({n} mentions); ratio alone/tag_documents {alone/tag:.2f}")
-import cProfile, pstats
+import cProfile
+import pstats
+
 pr = cProfile.Profile(); pr.enable()
 for i in range(0, table.num_rows, 32):
     tag_documents(tagger, table.slice(i, 32))

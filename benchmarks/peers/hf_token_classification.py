@@ -13,9 +13,9 @@ import time
 
 import torch
 
-from adabiobert.backbone import resolve_backbone
-from adabiobert.corpus import Corpus
+from adabiobert.corpora.iob import Corpus
 from adabiobert.metrics import evaluation_summary
+from adabiobert.model.backbone import resolve_backbone
 
 
 def _encode(tokenizer, sentences, label_ids, max_length: int):

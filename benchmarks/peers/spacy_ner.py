@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 
-from adabiobert.corpus import Corpus
+from adabiobert.corpora.iob import Corpus
 from adabiobert.metrics import evaluation_summary
 
 

@@ -1,0 +1,278 @@
+"""Batch tagging of PMC articles, without Ray: the per-article stages of the annotation job.
+
+The annotation job (``adabiobert/distributed/annotation.py``) runs these functions in Ray Data
+stages; each takes and returns an Arrow table so that a stage is one call. The shard itself
+(listing, footer check, text) is ``adabiobert.pmc.shards``; the job's config is
+``adabiobert.job_configs``; its counts ``adabiobert.annotation.counts``.
+
+    shard (one file, read whole by split_shard; a failure quarantines the shard, see quarantine_row)
+      -> split_documents    one row per article: status, and its sentences with offsets and, given
+                            the bundle's encoder, their subword windows (SPLIT_SCHEMA)
+      -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per
+                            batch, on the sentences as encoded by the split (no tokenizer call)
+      -> shard_tables       one shard's entity and rejection tables (annotation.tables schemas), RunCounts
+
+Offsets are into the text of one section (the title, the abstract, or one body section), so a
+mention is ``section_text[start_offset:end_offset]``. An article is rejected, never half-tagged:
+the reasons are in :data:`adabiobert.annotation.tables.REJECTION_REASONS`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from adabiobert.annotation.status import OK, QUARANTINED
+from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
+from adabiobert.annotation.tables import ENTITIES, REJECTIONS, entity_table, rejection_table
+from adabiobert.job_configs import AnnotateConfig
+from adabiobert.model.encoding import ExampleEncoder
+from adabiobert.model.tagger import Tagger, entities_from_tagging
+from adabiobert.pmc.shards import ARTICLE_COLUMNS, SectionText, ShardCheck, article_sections, read_articles
+from adabiobert.spans import tags_to_spans
+from adabiobert.text import TextSentence, Word, split_sentences
+
+TEXT_INPUT_COLUMNS = ARTICLE_COLUMNS
+"""Shard columns the job reads."""
+
+SENTENCE_TYPE = pa.struct(
+    [
+        pa.field("section", pa.string()),
+        pa.field("section_index", pa.int32()),
+        pa.field("sentence_index", pa.int32()),
+        pa.field("start", pa.int32()),  # offset of the sentence in its section's text
+        pa.field("text", pa.string()),
+        pa.field("word_starts", pa.list_(pa.int32())),  # offsets in ``text``
+        pa.field("word_ends", pa.list_(pa.int32())),
+        *ENCODED_FIELDS,  # the sentence's subword windows etc. (annotation.subword_columns), null when not encoded
+    ]
+)
+
+SPLIT_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("pmcid", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("split_seconds", pa.float64()),
+        pa.field("sentences", pa.list_(SENTENCE_TYPE)),
+    ]
+)
+"""Between the split and the tag stage: one row per article (rejected ones have no sentences).
+The job's split encodes every sentence with the bundle's encoder, so the tag stage only runs tensors."""
+
+MENTION_TYPE = pa.struct(
+    [
+        pa.field("section", pa.string()),
+        pa.field("section_index", pa.int32()),
+        pa.field("sentence_index", pa.int32()),
+        pa.field("start_offset", pa.int32()),
+        pa.field("end_offset", pa.int32()),
+        pa.field("mention", pa.string()),
+        pa.field("label", pa.string()),
+        pa.field("confidence", pa.float32()),
+    ]
+)
+
+TAGGED_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string()),
+        pa.field("pmcid", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("sentences", pa.int32()),
+        pa.field("words", pa.int64()),
+        pa.field("split_seconds", pa.float64()),
+        pa.field("tag_seconds", pa.float64()),
+        pa.field("entities", pa.list_(MENTION_TYPE)),
+    ]
+)
+"""Out of the tag stage: one row per article, its mentions as a list."""
+
+# C0 and C1 control characters except tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+# ---------------------------------------------------------------------------------------------
+# One article
+# ---------------------------------------------------------------------------------------------
+def check_article(pieces: Sequence[SectionText], config: AnnotateConfig) -> tuple[str, str] | None:
+    """Why an article (its non-empty pieces) cannot be tagged, as ``(reason, detail)``; None if it can."""
+    if not pieces:
+        return "no_text", "title, abstract and sections are all null or empty"
+    total = sum(len(p.text) for p in pieces)
+    if total > config.max_document_chars:
+        return "too_long", f"{total} characters of text, more than {config.max_document_chars}"
+    if config.reject_control_characters:
+        for piece in pieces:
+            found = _CONTROL.search(piece.text)
+            if found:
+                return "control_characters", f"U+{ord(found.group()):04X} in {piece.section} at offset {found.start()}"
+    return None
+
+
+def sentence_records(pieces: Sequence[SectionText], encoder: ExampleEncoder | None = None) -> list[dict[str, Any]]:
+    """Split every piece into sentences (``SENTENCE_TYPE`` dicts, word offsets sentence-relative),
+    each encoded by ``encoder`` (its ``ENCODED_FIELDS`` null without one)."""
+    records = []
+    for piece in pieces:
+        for index, sentence in enumerate(split_sentences(piece.text)):
+            words = [w.text for w in sentence.words]
+            records.append({
+                "section": piece.section,
+                "section_index": piece.section_index,
+                "sentence_index": index,
+                "start": sentence.start,
+                "text": piece.text[sentence.start:sentence.end],
+                "word_starts": [w.start - sentence.start for w in sentence.words],
+                "word_ends": [w.end - sentence.start for w in sentence.words],
+                **encoded_record(encoder.encode(words) if encoder is not None else None),
+            })
+    return records
+
+
+def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int,
+                encoder: ExampleEncoder | None = None) -> pa.Table:
+    """Read every row group of one shard's text columns and split its articles (:data:`SPLIT_SCHEMA`),
+    encoding the sentences with ``encoder`` when given (see ``split_documents``).
+
+    The whole shard is read before anything is returned, so a shard is either split whole or
+    fails whole: a damaged page anywhere raises here, and no article of it reaches the tagger.
+
+    Raises:
+        OSError, pyarrow.ArrowException: the shard's data cannot be read (decompression, a page
+            header, a request); any other error of the split itself propagates too.
+    """
+    shard = read_articles(uri)
+    shard = shard.append_column("path", pa.array([uri] * shard.num_rows, pa.string()))
+    parts = [split_documents(shard.slice(start, documents_per_split), config, encoder)
+             for start in range(0, shard.num_rows, documents_per_split)]
+    return pa.concat_tables(parts) if parts else SPLIT_SCHEMA.empty_table()
+
+
+def quarantine_row(uri: str, detail: str) -> pa.Table:
+    """The one :data:`SPLIT_SCHEMA` row that stands for a shard whose read or split failed."""
+    return pa.Table.from_pylist(
+        [{"path": uri, "pmcid": None, "status": QUARANTINED, "detail": detail, "split_seconds": 0.0, "sentences": []}],
+        schema=SPLIT_SCHEMA,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage functions (Arrow in, Arrow out)
+# ---------------------------------------------------------------------------------------------
+def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEncoder | None = None) -> pa.Table:
+    """Shard rows (``pmcid, title, abstract, sections, path``) to :data:`SPLIT_SCHEMA` rows.
+
+    Rows without a pmcid are left out: the shard check already recorded them with their row index.
+
+    Args:
+        encoder: the tagger's sentence encoder (``checkpoint.load_bundle_encoder`` of its bundle):
+            each sentence then carries its subword windows, word -> subword map and Word2Vec rows,
+            and ``tag_documents`` only runs the model. None: those fields are null and the tag
+            stage tokenizes.
+    """
+    started = time.perf_counter()
+    columns = {name: batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")}
+    rows = []
+    for pmcid, title, abstract, sections, path in zip(*(columns[n] for n in (*TEXT_INPUT_COLUMNS, "path"))):
+        if pmcid is None:
+            continue
+        pieces = article_sections(title, abstract, sections)
+        problem = check_article(pieces, config)
+        if problem:
+            rows.append({"path": path, "pmcid": pmcid, "status": problem[0], "detail": problem[1], "sentences": []})
+        else:
+            sentences = sentence_records(pieces, encoder)
+            rows.append({"path": path, "pmcid": pmcid, "status": OK, "detail": "", "sentences": sentences})
+    seconds = (time.perf_counter() - started) / max(1, len(rows))
+    for row in rows:
+        row["split_seconds"] = seconds
+    return pa.Table.from_pylist(rows, schema=SPLIT_SCHEMA)
+
+
+def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
+    """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one tagger call.
+
+    Sentences the split encoded are tagged as they come (``tag_encoded``), without a tokenizer
+    call; a batch holding sentences split without an encoder (null subword fields) goes to
+    ``tag_words`` instead. All sentences of the batch go to the tagger together; it sorts them by
+    length and forms batches within its subword budget, so a call should carry many sentences.
+    """
+    started = time.perf_counter()
+    sentences = batch.column("sentences").combine_chunks()
+    flat = pc.list_flatten(sentences)  # (sentences,) struct
+    owner = pc.list_parent_indices(sentences).to_pylist()  # (sentences,) article row of each
+    texts = pc.struct_field(flat, "text").to_pylist()
+    starts = pc.struct_field(flat, "word_starts").to_pylist()
+    ends = pc.struct_field(flat, "word_ends").to_pylist()
+    words = [[t[s:e] for s, e in zip(ss, ee)] for t, ss, ee in zip(texts, starts, ends)]
+    examples = examples_from_arrow(flat)
+    if examples and all(example is not None for example in examples):
+        taggings = tagger.tag_encoded(examples)
+    else:  # split without an encoder (or no sentence): the tagger tokenizes
+        taggings = tagger.tag_words(words)
+
+    mentions: list[list[dict[str, Any]]] = [[] for _ in range(batch.num_rows)]
+    word_counts = [0] * batch.num_rows
+    meta = {n: pc.struct_field(flat, n).to_pylist() for n in ("section", "section_index", "sentence_index", "start")}
+    for i, tagging in enumerate(taggings):
+        word_counts[owner[i]] += len(words[i])
+        if not tags_to_spans(tagging.tags):
+            continue
+        sentence = TextSentence(0, len(texts[i]), tuple(Word(w, s, e) for w, s, e in zip(words[i], starts[i], ends[i])))
+        offset = meta["start"][i]
+        for entity in entities_from_tagging(texts[i], sentence, tagging):
+            mentions[owner[i]].append({
+                "section": meta["section"][i],
+                "section_index": meta["section_index"][i],
+                "sentence_index": meta["sentence_index"][i],
+                "start_offset": entity.start + offset,
+                "end_offset": entity.end + offset,
+                "mention": entity.text,
+                "label": entity.label,
+                "confidence": entity.confidence,
+            })
+    seconds = (time.perf_counter() - started) / max(1, batch.num_rows)
+    return pa.table(
+        {
+            "path": batch.column("path"),
+            "pmcid": batch.column("pmcid"),
+            "status": batch.column("status"),
+            "detail": batch.column("detail"),
+            "sentences": pc.list_value_length(sentences).cast(pa.int32()),
+            "words": pa.array(word_counts, pa.int64()),
+            "split_seconds": batch.column("split_seconds"),
+            "tag_seconds": pa.array([seconds] * batch.num_rows, pa.float64()),
+            "entities": pa.array(mentions, pa.list_(MENTION_TYPE)),
+        },
+        schema=TAGGED_SCHEMA,
+    )
+
+
+def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: str) -> dict[str, pa.Table]:
+    """One shard's two tables: its entity rows, and the check's rejections plus rejected articles.
+
+    Args:
+        check: the driver's check of the shard (its rejections: unreadable, bad_schema, null_pmcid).
+        documents: the shard's :data:`TAGGED_SCHEMA` rows (empty when nothing of it was tagged).
+
+    Returns:
+        ``{"entities": ..., "rejections": ...}``, either possibly empty; entity rows sorted by
+        ``pmcid, section_index, sentence_index, start_offset``; ``shard`` is ``check.shard.uri``.
+    """
+    rejected = documents.filter(pc.not_equal(documents.column("status"), OK))
+    rows = list(check.rejections) + [
+        (None, pmcid, reason, detail)
+        for pmcid, reason, detail in zip(*(rejected.column(n).to_pylist() for n in ("pmcid", "status", "detail")))
+    ]
+    order = [(column, "ascending") for column in ("pmcid", "section_index", "sentence_index", "start_offset")]
+    return {
+        ENTITIES: entity_table(documents, check.shard.uri, model_id, run_id).sort_by(order),
+        REJECTIONS: rejection_table(check.shard.uri, rows, model_id, run_id),
+    }

@@ -1,0 +1,1 @@
+"""Annotated corpora and their formats (IOB today), read into sentences and documents."""

@@ -1,0 +1,1 @@
+"""The tagger itself: encoder, word features, CRF, the ATS loss, training engine, bundle, precision, Tagger."""

@@ -1,0 +1,353 @@
+"""PMC OA files to Parquet shards: the library side of ``jobs/ingest_pmc.py``.
+
+Inputs are ``.nxml`` files, PMC OA ``.tar.gz`` packages, or folders of them, local or on S3.
+A package read with the ``.filelist.csv`` PMC puts beside its bulk packages takes each
+article's version (``LastUpdated``) and retraction status from it (``adabiobert/pmc/filelist.py``).
+Articles are written in input order to ``part-00000.parquet``, ``part-00001.parquet``, ... with
+``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
+the same shards. Files that cannot be read go to ``rejects.parquet`` (source, reason) and the run
+goes on; ``ingest_stats.json`` sums the run up. See ``docs/pmc-shards.md``.
+
+:func:`ingest` runs in one process; ``adabiobert.distributed.ingest.ingest_parallel`` writes the
+same files on Ray (a pool of tasks), packages (or groups of loose files) at once (``adabiobert/pmc/ingest_units.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adabiobert import storage
+from adabiobert.errors import InputNotFoundError, OutputExistsError
+from adabiobert.job_configs import IngestConfig
+from adabiobert.pmc import filelist
+from adabiobert.pmc.jats import JatsError, iter_package_members, parse_jats
+from adabiobert.pmc.shards import REJECTS_FILE, batch_folder, list_shards, new_batch_id, records_to_table, shard_name
+from adabiobert.pmc.versions import newest_versions, read_root_versions, version_stamp
+from adabiobert.progress import Progress
+
+INPUT_SUFFIXES = (".nxml", ".xml", ".tar.gz", ".tgz")
+"""What is taken from an input folder; a file named directly is read whatever its name."""
+
+PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
+
+REJECTS_SCHEMA = pa.schema([pa.field("source", pa.string(), nullable=False),
+                            pa.field("reason", pa.string(), nullable=False)])
+"""``rejects.parquet`` (:data:`~adabiobert.pmc.shards.REJECTS_FILE`): one row per file (or package
+member) that gave no article."""
+
+# What a bad input can raise; anything else is a bug or an outage and stops the run.
+_INPUT_ERRORS = (JatsError, OSError, tarfile.TarError, EOFError, zlib.error, UnicodeError)
+
+
+@dataclass(frozen=True)
+class IngestStats:
+    """What one run did (written as ``ingest_stats.json``)."""
+
+    files: int
+    """Input files read (a package counts once)."""
+    articles: int
+    """Articles written to shards."""
+    rejected: int
+    """Rows of ``rejects.parquet``."""
+    shards: tuple[str, ...]
+    """Shard file names, in order."""
+    seconds: float
+    """Wall-clock time of the run."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved :class:`IngestConfig`."""
+    file_lists: int = 0
+    """Packages read with a ``.filelist.csv`` beside them."""
+    without_file_list: int = 0
+    """Packages read with no file list beside them: their articles' versions come from the JATS
+    dates (or the member's mtime), and ``retracted`` is null."""
+    unlisted_members: int = 0
+    """Articles of a package whose file list has no usable row for them (versioned as above)."""
+    already_ingested: int = 0
+    """Articles of an appending run whose version the root holds already (an incremental applied
+    twice): rejects ``already ingested``."""
+    stale_versions: int = 0
+    """Articles of an appending run older than the version the root holds (``LastUpdated`` goes
+    backwards): rejects ``version goes backwards``."""
+    workers: int = 1
+    """Input units ingested at once: 1 for a run in one process (:func:`ingest`), else the
+    ``workers`` of a Ray run (``adabiobert.distributed.ingest``). The files written are the
+    same either way."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A file or package member that gave no article: one row of ``rejects.parquet``."""
+
+    source: str
+    reason: str
+
+
+def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None) -> IngestStats:
+    """Read every input article and write shards, rejects and stats to ``config.output``, in this
+    process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray.
+
+    Args:
+        config: the run; with ``append``, it writes a new batch of the root (:func:`open_batch`).
+        prior: what :func:`open_batch` returned for a config it already resolved (None: resolve).
+
+    Raises:
+        OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files.
+        InputNotFoundError: none of ``config.inputs`` exists or holds an input file (when some do,
+            the others become rejects and the run goes on).
+    """
+    started = time.perf_counter()
+    if prior is None:
+        config, prior = open_batch(config)
+    files, rejects = find_run_inputs(config)
+    shards: list[str] = []
+    pending: list[dict[str, Any]] = []
+    seen: dict[str, datetime | None] = {}  # pmcid -> its version
+    counts: Counter[str] = Counter()
+    articles = 0
+    progress = Progress("ingest", len(files), "file", enabled=config.show_progress)
+    for uri in files:
+        for item in iter_articles(uri, counts):
+            if isinstance(item, Reject):
+                rejects.append(item)
+            elif item["pmcid"] in seen:
+                rejects.append(duplicate_reject(item["source"], item["pmcid"], item["version"], seen[item["pmcid"]]))
+            elif (stale := version_reject(item["source"], item["pmcid"], item["version"], prior, counts)) is not None:
+                rejects.append(stale)
+            else:
+                seen[item["pmcid"]] = item["version"]
+                pending.append(item)
+                if len(pending) == config.articles_per_shard:
+                    shards.append(_write_shard(config.output, len(shards), pending))
+                    articles += len(pending)
+                    pending = []
+        done = articles + len(pending)
+        progress.update(1, note=f"{done} article{'s' * (done != 1)}, {len(rejects)} rejected")
+    progress.close()
+    if pending:
+        shards.append(_write_shard(config.output, len(shards), pending))
+        articles += len(pending)
+    return write_run_summary(config, len(files), articles, rejects, shards, counts, started)
+
+
+def open_batch(config: IngestConfig) -> tuple[IngestConfig, dict[str, datetime | None]]:
+    """An appending run's first step: where it writes, and what the root already holds.
+
+    Returns:
+        Without ``config.append``: ``(config, {})``. With it: the config writing to the new batch
+        folder ``<output>/batch=<id>`` (``config.batch``, else the run's UTC time) and, for every
+        PMC id under the root, the newest version ingested (``adabiobert.pmc.versions``; a
+        shard that cannot be read adds nothing).
+
+    Raises:
+        ConfigError: a batch id with other characters than letters, digits, ``.``, ``_``, ``-``.
+    """
+    if not config.append:
+        return config, {}
+    batch = config.batch or new_batch_id(datetime.now(timezone.utc))
+    folder = batch_folder(config.output, batch)  # ConfigError for a batch id that is not a folder name
+    try:
+        shards = list_shards(config.output)
+    except InputNotFoundError:  # the first batch of a new root
+        shards = []
+    return replace(config, output=folder, batch=batch), newest_versions(read_root_versions(shards))
+
+
+def version_reject(source: str, pmcid: str, version: datetime | None, prior: Mapping[str, datetime | None],
+                   counts: Counter[str]) -> Reject | None:
+    """The reject for an article of an appending run that is not newer than the root's version of
+    it (None when it is newer, or new); counts ``already_ingested`` or ``stale_versions``."""
+    if pmcid not in prior:
+        return None
+    held = prior[pmcid]
+    stamp, held_stamp = version_stamp(version), version_stamp(held)
+    if stamp > held_stamp:
+        return None
+    if stamp == held_stamp:
+        counts["already_ingested"] += 1
+        return Reject(source, f"already ingested: {pmcid} version {_when(version)} is in the shard root already "
+                      "(an incremental applied twice?)")
+    counts["stale_versions"] += 1
+    return Reject(source, f"version goes backwards: {pmcid} version {_when(version)} is older than the "
+                  f"ingested version {_when(held)}")
+
+
+def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
+    """A run's first step: refuse an output that holds shards, then :func:`find_inputs`.
+
+    Raises:
+        OutputExistsError, InputNotFoundError: as :func:`ingest`.
+    """
+    existing = storage.list_files(config.output, (".parquet",))
+    if existing:
+        raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
+                                "mixes with an older one; choose an empty --output folder, add a batch with --append "
+                                "(a new --batch id), or delete the old shards")
+    files, rejects = find_inputs(config.inputs)
+    if not files:
+        raise InputNotFoundError(f"no input found: {'; '.join(r.source + ': ' + r.reason for r in rejects)}; name "
+                                 f"{'/'.join(INPUT_SUFFIXES)} files or folders that hold them")
+    return files, rejects
+
+
+def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: list[Reject], shards: list[str],
+                      counts: Counter[str], started: float, workers: int = 1) -> IngestStats:
+    """A run's last step: write ``rejects.parquet`` and ``ingest_stats.json``; return the stats.
+
+    Args:
+        started: the run's ``time.perf_counter()`` at its start.
+        workers: see :attr:`IngestStats.workers`.
+    """
+    write_parquet(storage.join(config.output, REJECTS_FILE),
+                  pa.Table.from_pylist([asdict(r) for r in rejects], schema=REJECTS_SCHEMA))
+    stats = IngestStats(files, articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
+                        {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
+                        counts["without_file_list"], counts["unlisted_members"], counts["already_ingested"],
+                        counts["stale_versions"], workers)
+    storage.write_bytes(storage.join(config.output, "ingest_stats.json"),
+                        json.dumps(asdict(stats), indent=2).encode())
+    return stats
+
+
+def duplicate_reject(source: str, pmcid: str, version: datetime | None, first: datetime | None) -> Reject:
+    """The reject for an article whose PMC id an earlier input of the run gave (``first``: that one's version)."""
+    return Reject(source, f"duplicate pmcid {pmcid} (version {_when(version)}): an earlier input had it (version "
+                  f"{_when(first)}); one run keeps the first")
+
+
+def find_inputs(inputs: tuple[str, ...]) -> tuple[list[str], list[Reject]]:
+    """Expand folders into their input files (sorted); inputs that do not exist become rejects."""
+    files: list[str] = []
+    rejects: list[Reject] = []
+    for uri in inputs:
+        if storage.stat(uri) is not None:
+            files.append(uri)
+            continue
+        found = [info.uri for info in storage.list_files(uri, INPUT_SUFFIXES)]
+        if not found:
+            rejects.append(Reject(uri, f"no such file, or no {'/'.join(INPUT_SUFFIXES)} files under it"))
+        files.extend(found)
+    return files, rejects
+
+
+def iter_articles(uri: str, counts: Counter[str] | None = None) -> Iterator[dict[str, Any] | Reject]:
+    """The article records of one input file, or rejects for what cannot be read.
+
+    A package yields one item per ``.nxml`` or ``.xml`` member, streamed; a package damaged
+    part-way yields the members before the damage and then one reject for the package. A package
+    with a file list beside it also yields a reject for each bad row of the list and for each
+    listed article the package did not give (so none is lost unrecorded).
+
+    Args:
+        uri: a file or package.
+        counts: when given, gains ``file_lists``, ``without_file_list`` and ``unlisted_members``.
+    """
+    counts = Counter() if counts is None else counts
+    if uri.endswith(PACKAGE_SUFFIXES):
+        yield from _package_articles(uri, counts)
+        return
+    try:
+        data = storage.read_bytes(uri)
+    except _INPUT_ERRORS as error:
+        yield Reject(uri, _reason(error))
+        return
+    yield _parse(data, uri, lambda: _modified(uri))
+
+
+def _package_articles(uri: str, counts: Counter[str]) -> Iterator[dict[str, Any] | Reject]:
+    """One package's items: its file list's bad rows, its members in package order, then a reject
+    for each listed article the stream never gave (``docs/pmc-shards.md``, "PMC's bulk layout")."""
+    try:
+        found = filelist.read_file_list(uri)
+    except _INPUT_ERRORS as error:
+        found = None
+        yield Reject(filelist.file_list_uri(uri), f"file list unreadable, versions taken from the JATS: {_reason(error)}")
+    if found is None:
+        counts["without_file_list"] += 1
+        listed, list_uri = None, None
+    else:
+        list_uri, listed, bad_rows = found
+        counts["file_lists"] += 1
+        for row in bad_rows:  # line 0: the whole list (its members are then versioned as unlisted)
+            yield Reject(f"{list_uri}:{row.line}" if row.line else list_uri, f"file list row not used: {row.reason}")
+    filesystem, path = storage.filesystem_for(uri)
+    members, damage = 0, None
+    try:
+        # compression=None: the tar reader decompresses; pyarrow would otherwise do it too.
+        with filesystem.open_input_stream(path, compression=None) as stream:
+            for source, data, modified in iter_package_members(stream, uri):
+                members += 1
+                # source is "<uri>::<member path>"; popping leaves the listed rows still unseen
+                entry = listed.pop(source[len(uri) + 2:], None) if listed is not None else None
+                item = _parse(data, source, lambda: modified)
+                if isinstance(item, dict) and entry is None and listed is not None:
+                    counts["unlisted_members"] += 1
+                yield _apply_listing(item, entry, list_uri) if isinstance(item, dict) else item
+    except _INPUT_ERRORS as error:
+        damage = _reason(error)
+        yield Reject(uri, damage)
+    if not members and damage is None:
+        yield Reject(uri, "the package holds no .nxml or .xml file")
+    for member, entry in sorted((listed or {}).items(), key=lambda pair: pair[1].line):
+        why = f"the package is damaged before it ({damage})" if damage else "it is not in the package"
+        yield Reject(f"{list_uri}:{entry.line}", f"listed article {entry.pmcid} ({member}) not ingested: {why}")
+
+
+def _apply_listing(record: dict[str, Any], entry: filelist.Listed | None, list_uri: str | None) -> dict[str, Any] | Reject:
+    """Take the article's version and retraction from its file-list row, when it has one."""
+    if entry is None:
+        return record
+    if entry.pmcid != record["pmcid"]:
+        return Reject(record["source"], f"{list_uri}:{entry.line} lists {entry.pmcid}, the article is {record['pmcid']}")
+    return {**record, "version": entry.version, "version_source": "filelist", "retracted": entry.retracted}
+
+
+def _parse(data: bytes, source: str, modified: Callable[[], datetime | None]) -> dict[str, Any] | Reject:
+    """Parse one article; its version is its JATS date (or mtime) until a file list says otherwise."""
+    try:
+        record = parse_jats(data, source)
+    except _INPUT_ERRORS as error:
+        return Reject(source, _reason(error))
+    version_source = "jats"
+    if record["last_updated"] is None:  # the article has no date: ask the store (one more request)
+        record["last_updated"] = modified()
+        version_source = "mtime" if record["last_updated"] is not None else None
+    return {**record, "version": record["last_updated"], "version_source": version_source, "retracted": None}
+
+
+def _when(version: datetime | None) -> str:
+    return version.strftime("%Y-%m-%d %H:%M:%S") if version else "unknown"
+
+
+def _modified(uri: str) -> datetime | None:
+    filesystem, path = storage.filesystem_for(uri)
+    return filesystem.get_file_info(path).mtime
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, JatsError):
+        return f"line {error.line}: {error.reason}" if error.line else error.reason
+    return f"{type(error).__name__}: {error}"
+
+
+def _write_shard(output: str, index: int, records: list[dict[str, Any]]) -> str:
+    name = shard_name(index)
+    write_parquet(storage.join(output, name), records_to_table(records))
+    return name
+
+
+def write_parquet(uri: str, table: pa.Table) -> None:
+    """Write ``table`` as one zstd Parquet file, as every shard and ``rejects.parquet`` is written."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    storage.write_bytes(uri, sink.getvalue().to_pybytes())

@@ -1,0 +1,1 @@
+"""Fixtures shared by tests/ and benchmarks/: a tiny random BERT, a generator of PMC-shaped inputs."""
