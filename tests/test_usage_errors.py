@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from adabiobert import __version__, cli
+from adabiobert import __version__
+from adabiobert.cli import command as cli
 from adabiobert.distributed import annotation, training
 from jobs import annotate as annotate_job
 from jobs import build_word2vec as word2vec_job
