@@ -1,5 +1,5 @@
-"""Typed, frozen configuration of the jobs that make and read PMC shards: ingest, the Word2Vec
-build and the annotation job.
+"""Typed, frozen configuration of the jobs that make and read PMC shards: ingest, the PMC sync,
+the Word2Vec build and the annotation job.
 
 They sit beside the training configs (``adabiobert.training_config``, with ``TrainJobConfig``) and follow
 the same rules: frozen dataclasses, a docstring under each field, checks in ``__post_init__``,
@@ -18,6 +18,51 @@ from typing import Any
 
 from adabiobert.errors import ConfigError
 from adabiobert.training_config import DEFAULT_TAG_PRECISION, TAG_PRECISIONS
+
+PMC_OPEN_DATA = "s3://pmc-oa-opendata"
+"""PMC's Cloud Service bucket (us-east-1, public: read without credentials)."""
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """What a PMC sync run reads and where it writes (``jobs/sync_pmc.py``; docs/pmc-shards.md,
+    "The PMC Cloud Service")."""
+
+    output: str
+    """The shard root (local or ``s3://``): each run appends the batch ``batch=pmc-<inventory date>/``
+    and keeps the state of the last successful sync in ``<output>/_sync/``."""
+    source: str = PMC_OPEN_DATA
+    """The bucket (or a local folder laid out like it, for tests and mirrors)."""
+    license: str = "open-access"
+    """Which licences to ingest: ``open-access`` (every article of the bucket), ``commercial``
+    (CC0, CC BY, CC BY-SA, CC BY-ND), or ``license_code`` values joined by commas."""
+    inventory: str = ""
+    """The inventory to sync to (its folder name, ``2026-12-05T01-00Z``); empty: the newest."""
+    since: str = ""
+    """Only article versions whose metadata changed on or after this UTC date (``YYYY-MM-DD``);
+    the rest stay pending for a later run. Empty: no bound."""
+    max_articles: int | None = None
+    """Fetch at most this many article versions this run (the newest first); the rest stay
+    pending. None: no bound."""
+    articles_per_shard: int = 1000
+    """Article versions per fetch unit, hence per shard (the unit of resumption)."""
+    workers: int = 2
+    """Fetch units at once, one Ray task each."""
+    fetch_threads: int = 16
+    """Concurrent GETs inside one unit (S3 requests wait on the network, not the CPU)."""
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("articles_per_shard", "workers", "fetch_threads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SyncConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_articles is not None and self.max_articles < 0:
+            raise ConfigError(f"SyncConfig.max_articles must be >= 0, got {self.max_articles}")
+        if self.since:
+            try:
+                datetime.date.fromisoformat(self.since)
+            except ValueError:
+                raise ConfigError(f"SyncConfig.since must be a date YYYY-MM-DD, got {self.since!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from adabiobert.errors import OutputExistsError
 from adabiobert.job_configs import IngestConfig
 from adabiobert.pmc.ingest import ingest
 from adabiobert.pmc.shards import list_shards, shard_batch
-from adabiobert.pmc.versions import RETRACTED, SUPERSEDED, ArticleVersion, build_index, read_versions
+from adabiobert.pmc.versions import REMOVED, RETRACTED, SUPERSEDED, ArticleVersion, build_index, read_versions
 from tests.versions_data import DAY0, DAY1, baseline, incremental_1, incremental_2, pmcid, write_package
 
 
@@ -32,7 +32,8 @@ def test_the_newest_version_is_current_whatever_the_batch_order():
     assert index.owner("PMC1") == "batch=a/part-00000.parquet"
     assert index.excluded("batch=b/part-00000.parquet") == {"PMC1"}
     assert index.left_out["batch=b/part-00000.parquet"]["PMC1"] == SUPERSEDED
-    assert index.counts() == {"articles": 1, "superseded": 1, "ties": 0, "retracted": 0, "retracted_unseen": 0}
+    assert index.counts() == {"articles": 1, "superseded": 1, "ties": 0, "retracted": 0, "retracted_unseen": 0,
+                              "removed": 0, "removed_rows": 0}
 
 
 def test_a_tie_goes_to_the_oldest_batch_and_a_root_without_batches_is_the_oldest():
@@ -48,6 +49,54 @@ def test_a_retracted_current_version_leaves_its_own_shard_and_the_older_ones():
                          row("PMC2", 20, "b.parquet", retracted=True, index=1)])
     assert index.left_out == {"a.parquet": {"PMC1": SUPERSEDED}, "b.parquet": {"PMC1": RETRACTED, "PMC2": RETRACTED}}
     assert index.counts()["retracted"] == 2 and index.counts()["retracted_unseen"] == 1
+
+
+# ---- the rule for rows from PMC's Cloud Service (pmc_version set) ---------------------------------
+def cloud(pmcid: str, number: int, day: int, shard: str, removed: bool = False, retracted: bool = False) -> ArticleVersion:
+    return ArticleVersion(pmcid, at(day), retracted, shard, 0, pmc_version=number, removed=removed)
+
+
+def test_the_highest_pmc_version_is_current_whatever_its_date():
+    index = build_index([cloud("PMC1", 2, 18, "batch=a/part-00000.parquet"), cloud("PMC1", 1, 20, "batch=b/part-00000.parquet")])
+    assert index.owner("PMC1") == "batch=a/part-00000.parquet"
+    assert index.left_out == {"batch=b/part-00000.parquet": {"PMC1": SUPERSEDED}}
+
+
+def test_a_replaced_object_of_the_same_version_is_current_and_a_refetch_is_a_tie():
+    index = build_index([cloud("PMC1", 1, 18, "batch=a/part-00000.parquet"), cloud("PMC1", 1, 19, "batch=b/part-00000.parquet"),
+                         cloud("PMC1", 1, 19, "batch=c/part-00000.parquet")])
+    assert index.owner("PMC1") == "batch=b/part-00000.parquet"
+    assert index.counts()["superseded"] == 2 and index.counts()["ties"] == 1
+
+
+def test_a_removed_version_leaves_the_tables_and_the_one_below_is_current_again():
+    index = build_index([cloud("PMC1", 1, 18, "batch=a/part-00000.parquet"), cloud("PMC1", 2, 19, "batch=b/part-00000.parquet"),
+                         cloud("PMC1", 2, 20, "batch=c/removed-00000.parquet", removed=True)])
+    assert index.owner("PMC1") == "batch=a/part-00000.parquet"
+    assert index.left_out == {"batch=b/part-00000.parquet": {"PMC1": REMOVED}, "batch=c/removed-00000.parquet": {"PMC1": REMOVED}}
+    assert index.counts()["removed"] == 0 and index.counts()["removed_rows"] == 2
+
+
+def test_an_article_whose_every_version_was_removed_has_no_row_left():
+    index = build_index([cloud("PMC1", 1, 18, "batch=a/part-00000.parquet"),
+                         cloud("PMC1", 1, 20, "batch=c/removed-00000.parquet", removed=True)])
+    assert index.owner("PMC1") == "batch=c/removed-00000.parquet"  # its commit removes the old rows
+    assert index.left_out == {"batch=a/part-00000.parquet": {"PMC1": REMOVED}, "batch=c/removed-00000.parquet": {"PMC1": REMOVED}}
+    assert index.counts()["removed"] == 1
+
+
+def test_a_version_put_back_after_its_removal_is_current_again():
+    index = build_index([cloud("PMC1", 1, 18, "batch=a/part-00000.parquet"),
+                         cloud("PMC1", 1, 20, "batch=b/removed-00000.parquet", removed=True),
+                         cloud("PMC1", 1, 22, "batch=c/part-00000.parquet")])
+    assert index.owner("PMC1") == "batch=c/part-00000.parquet"
+    assert index.excluded("batch=c/part-00000.parquet") == frozenset()
+
+
+def test_cloud_rows_outrank_rows_from_legacy_packages_and_a_retracted_cloud_version_is_withdrawn():
+    index = build_index([row("PMC1", 30, "part-00000.parquet"), cloud("PMC1", 1, 2, "batch=a/part-00000.parquet", retracted=True)])
+    assert index.owner("PMC1") == "batch=a/part-00000.parquet"
+    assert index.left_out == {"part-00000.parquet": {"PMC1": SUPERSEDED}, "batch=a/part-00000.parquet": {"PMC1": RETRACTED}}
 
 
 def test_a_version_1_shard_is_versioned_by_its_jats_date(tmp_path):

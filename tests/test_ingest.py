@@ -191,7 +191,7 @@ def test_bulk_packages_record_each_articles_version_and_retraction(shared_root, 
     assert rows["PMC2599765"]["source"] == f"{bulk}/oa_noncomm_xml.PMC002xxxxxx.baseline.2024-06-18.tar.gz::PMC002xxxxxx/PMC2599765.xml"
     assert str(rows["PMC1790863"]["last_updated"]) == "2007-02-14 00:00:00+00:00"  # the JATS date stays as it was
     schema = pq.read_schema(tmp_path / "out" / stats.shards[0])
-    assert schema.metadata[b"adabiobert.pmc_shard_schema"] == b"2"
+    assert schema.metadata[b"adabiobert.pmc_shard_schema"] == b"3"
 
 
 def _bad_bulk(bulk: Path, shared: Path) -> None:

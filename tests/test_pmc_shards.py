@@ -98,7 +98,7 @@ def test_records_to_table_refuses_a_null_pmcid():
 
 def test_a_written_shard_carries_the_schema_version(tmp_path):
     path = _write(records_to_table([_record()]), tmp_path / "s.parquet")
-    assert shard_schema_version(pq.read_schema(path)) == SCHEMA_VERSION == 2
+    assert shard_schema_version(pq.read_schema(path)) == SCHEMA_VERSION == 3
     assert read_shard(path).column("version_source").to_pylist() == [None]
 
 

@@ -123,7 +123,8 @@ def test_a_retracted_article_leaves_the_tables_and_the_summary_counts_it(clean):
     summary, rows = clean["summaries"][2], articles(clean["rows"][2])
     assert pmcid(4) not in rows and pmcid(99) not in rows
     assert (summary["articles_retracted"], summary["shards_amended"]) == (2, 1)  # 4 removed, 99 never tagged
-    assert summary["versions"] == {"articles": 8, "superseded": 2, "ties": 0, "retracted": 2, "retracted_unseen": 1}
+    assert summary["versions"] == {"articles": 8, "superseded": 2, "ties": 0, "retracted": 2, "retracted_unseen": 1,
+                                   "removed": 0, "removed_rows": 0}
     assert {r for r in clean["rows"][1] if r[0] != pmcid(4)} == set(clean["rows"][2])
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from adabiobert.annotation.status import OK, QUARANTINED
 from adabiobert.pmc.shards import Shard
-from adabiobert.pmc.versions import RETRACTED
+from adabiobert.pmc.versions import REMOVED, RETRACTED
 
 
 @dataclass
@@ -50,12 +50,16 @@ class RunCounts:
     version (or an equal one of an older batch) is current (``docs/pmc-shards.md``)."""
     articles_retracted: int = 0
     """Articles whose rows this run kept out or removed because their current version is retracted."""
+    articles_removed: int = 0
+    """Article versions (tombstones included) whose rows this run kept out or removed because PMC
+    took the version down."""
     shards_amended: int = 0
     """Committed shards whose files this run rewrote without such articles."""
     versions: dict[str, int] = field(default_factory=dict)
     """What the input holds (``pmc.versions.VersionIndex.counts``): ``articles`` (PMC ids),
     ``superseded`` (rows not current), ``ties``, ``retracted`` (current versions retracted),
-    ``retracted_unseen`` (retractions of an article with no other version)."""
+    ``retracted_unseen`` (retractions of an article with no other version), ``removed`` (articles
+    every PMC version of which was taken down), ``removed_rows``."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of the driver's stages (``recover``, ``list``, ``check``, ``stream``: read,
     split and tag overlapping, ``commit``, ``total``), and busy seconds summed over workers
@@ -98,10 +102,12 @@ class RunCounts:
 
     def add_left_out(self, reasons: Iterable[str]) -> None:
         """Count articles left out of (or removed from) the tables, by reason
-        (``pmc.versions.SUPERSEDED`` or ``RETRACTED``)."""
+        (``pmc.versions.SUPERSEDED``, ``RETRACTED`` or ``REMOVED``)."""
         for reason in reasons:
             if reason == RETRACTED:
                 self.articles_retracted += 1
+            elif reason == REMOVED:
+                self.articles_removed += 1
             else:
                 self.articles_superseded += 1
 

@@ -27,15 +27,14 @@ start-up would buy nothing.
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
 
 import ray
 
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray, worker_runtime_env
+from adabiobert.distributed.task_pool import pooled
 from adabiobert.errors import ConfigError
 from adabiobert.job_configs import IngestConfig
 from adabiobert.pmc.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
@@ -60,8 +59,6 @@ that kills the worker. It travels to the workers, so it must pickle."""
 SHARD_RETRIES = 3
 """Times a shard's task is started again after its worker died (Ray's default for a task):
 writing a shard again is harmless, and one that keeps dying fails the run."""
-
-T = TypeVar("T")
 
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
@@ -121,20 +118,6 @@ def _shard_task(plan: ShardPlan, output: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Driver side
 # ---------------------------------------------------------------------------------------------
-def _pooled(items: Iterable[T], submit: Callable[[T], ray.ObjectRef], at_once: int) -> Iterator[tuple[T, ray.ObjectRef]]:
-    """Submit ``submit(item)`` for each item, at most ``at_once`` unfinished; yield ``(item, ref)``
-    as each finishes (in finishing order), the next one already submitted."""
-    pending = iter(items)
-    running = {submit(item): item for item in itertools.islice(pending, at_once)}
-    while running:
-        [ref], _ = ray.wait(list(running), num_returns=1)
-        item = running.pop(ref)
-        following = next(pending, None)
-        if following is not None:
-            running[submit(following)] = following
-        yield item, ref
-
-
 def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retries: int,
                 runtime_env: dict | None, unit_hook: UnitHook | None) -> list[UnitResult]:
     """Run every unit, ``workers`` at once; return their results (in the order they finished).
@@ -147,7 +130,7 @@ def _ingest_all(units: list[Unit], config: IngestConfig, workers: int, unit_retr
     results: list[UnitResult] = []
     progress = Progress("ingest", sum(len(u.files) for u in units), "file", enabled=config.show_progress)
     with progress:
-        for unit, ref in _pooled(units, submit, workers):
+        for unit, ref in pooled(units, submit, workers):
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayTaskError:  # raised by ingest_unit itself: not an input problem
@@ -173,7 +156,7 @@ def _write_all(shards: tuple[ShardPlan, ...], config: IngestConfig, workers: int
     """Write every planned shard, ``workers`` at once; return the number of articles written."""
     task = _shard_task.options(runtime_env=runtime_env)
     written = {plan.name: ray.get(ref)
-               for plan, ref in _pooled(shards, lambda plan: task.remote(plan, config.output), workers)}
+               for plan, ref in pooled(shards, lambda plan: task.remote(plan, config.output), workers)}
     expected = {s.name: s.articles for s in shards}
     if written != expected:
         raise RuntimeError(f"shards written {len(written)}, planned {len(expected)}: "

@@ -15,10 +15,13 @@ This module is the one place that knows what a shard is, for every job that writ
 Readers check a shard before they use it, so a shard made by another tool fails early with the
 name of the column that does not fit.
 
-Schema versions: 1 had the nine columns up to ``source``; 2 (:data:`SCHEMA_VERSION`) adds the
-article's version and retraction status (``version``, ``version_source``, ``retracted``), taken
-from PMC's file lists. A version-1 shard still passes every check: the version-2 columns are
-checked only when present.
+Schema versions: 1 had the nine columns up to ``source``; 2 adds the article's version and
+retraction status (``version``, ``version_source``, ``retracted``), taken from PMC's file lists;
+3 (:data:`SCHEMA_VERSION`) adds what PMC's Cloud Service says of an article version
+(``pmc_version``, ``license_code``, ``is_manuscript``, ``etag``, ``inventory_date``) and
+``removed``, the mark of a tombstone row: a version PMC took down (``docs/pmc-shards.md``,
+"The PMC Cloud Service"). Older shards still pass every check: later columns are checked only
+when present.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from adabiobert.errors import ConfigError, InputNotFoundError, ShardSchemaError
 SECTION_TYPE = pa.struct([pa.field("title", pa.string()), pa.field("text", pa.string())])
 """One flattened body section: its title path (``"Methods / Cell culture"``) and its text."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version :data:`PMC_SHARD_SCHEMA` describes, stored in the Parquet key-value metadata
 under :data:`SCHEMA_VERSION_KEY`."""
 
@@ -59,6 +62,13 @@ PMC_SHARD_SCHEMA = pa.schema(
         pa.field("version", pa.timestamp("ms", tz="UTC")),
         pa.field("version_source", pa.string()),
         pa.field("retracted", pa.bool_()),
+        # Schema version 3 (rows from PMC's Cloud Service; null in rows from packages or files):
+        pa.field("pmc_version", pa.int32()),
+        pa.field("license_code", pa.string()),
+        pa.field("is_manuscript", pa.bool_()),
+        pa.field("etag", pa.string()),
+        pa.field("inventory_date", pa.string()),
+        pa.field("removed", pa.bool_()),
     ],
     metadata={SCHEMA_VERSION_KEY: str(SCHEMA_VERSION).encode()},
 )
@@ -68,9 +78,11 @@ allowed and ignored by readers."""
 REQUIRED_COLUMNS = ("pmcid", "pmid", "doi", "title", "abstract", "sections", "license", "last_updated", "source")
 """The schema-version-1 columns: every shard, old or new, must have them."""
 
-VERSION_SOURCES = ("filelist", "jats", "mtime")
-"""Where ``version`` came from: the package's ``.filelist.csv`` (``LastUpdated``), else the
-article's latest JATS date, else the file's modification time."""
+VERSION_SOURCES = ("pmc-cloud", "filelist", "jats", "mtime")
+"""Where ``version`` came from: PMC's Cloud Service (the inventory's last-modified time of the
+version's metadata object; ``pmc_version`` is PMC's own number), a legacy package's
+``.filelist.csv`` (``LastUpdated``), else the article's latest JATS date, else the file's
+modification time."""
 
 TEXT_COLUMNS = ("title", "abstract", "sections")
 """The columns that hold article text (what the Word2Vec build and the tagger read)."""
@@ -236,7 +248,9 @@ class Shard:
 
 def list_shards(location: str) -> list[Shard]:
     """The shards at ``location``, sorted by name: the one ``.parquet`` file it names, or every
-    ``.parquet`` file under the folder it names (recursively), leaving out :data:`REJECTS_FILE`.
+    ``.parquet`` file under the folder it names (recursively), leaving out :data:`REJECTS_FILE`
+    and whatever sits under a folder whose name starts with ``_`` or ``.`` (the sync's state in
+    ``_sync/``, a batch's ``_units/`` markers; Spark and Hive skip such names too).
 
     Args:
         location: a ``.parquet`` file or a folder, local (made absolute) or ``s3://``.
@@ -256,12 +270,18 @@ def list_shards(location: str) -> list[Shard]:
         found = None if is_rejects(location) else storage.stat(location)
         shards = [] if found is None else [Shard(storage.basename(location), found.uri, found.size, found.version)]
     else:
-        shards = [Shard(storage.relative_to(f.uri, location), f.uri, f.size, f.version)
-                  for f in storage.list_files(location, (".parquet",)) if not is_rejects(f.uri)]
+        shards = [Shard(name, f.uri, f.size, f.version)
+                  for f in storage.list_files(location, (".parquet",))
+                  if not is_rejects(f.uri) and not _hidden(name := storage.relative_to(f.uri, location))]
     if not shards:
         raise InputNotFoundError(f"{location}: no shard there (no such .parquet file, or no .parquet file other than "
                                  f"{REJECTS_FILE} under it); pass the --output folder of jobs/ingest_pmc.py, or one shard")
     return shards
+
+
+def _hidden(name: str) -> bool:
+    """True for a path under a folder named ``_...`` or ``....`` (relative to the listed root)."""
+    return any(part.startswith(("_", ".")) for part in name.split("/")[:-1])
 
 
 # ---------------------------------------------------------------------------------------------
