@@ -12,6 +12,13 @@ the per-word normaliser ``logsumexp_k(alpha_t[k] + beta_t[k])`` is log Z for eve
 it per word means the rounding error that builds up over a long recursion cancels instead of
 being exponentiated, so every word's marginals sum to 1 and lie in [0, 1] at any sentence
 length (float32 autograd of log Z gave values up to 10 on 30,000-word sentences).
+
+``partial_nll`` is the likelihood of a partially annotated sentence (Tsuboi et al. 2008; the
+"fuzzy CRF" of AutoNER, Shang et al. 2018; Jie et al. 2019): each word carries the set of tags its
+annotation allows, and the loss is ``-(log Z_allowed - log Z)``, where ``Z_allowed`` sums the scores
+of every tag path that keeps to those sets. It is how a tagger learns from a corpus that annotates
+only some entity types without being taught that the other types' mentions are ``O``
+(``adabiobert.model.partial_annotation`` builds the sets).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import torch
 from torchcrf import CRF
 
 FORBIDDEN = -10_000.0
+REDUCTIONS = ("none", "sum", "mean", "token_mean")
+"""As pytorch-crf's: per sentence, summed, mean per sentence, or summed over real words' count."""
 
 
 class ConstrainedCRF(CRF):
@@ -83,6 +92,72 @@ class ConstrainedCRF(CRF):
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z per sentence: (batch,)."""
         return self._compute_normalizer(emissions.float().transpose(0, 1), mask.transpose(0, 1))
+
+    def partial_nll(
+        self,
+        emissions: torch.Tensor,
+        allowed_mask: torch.Tensor,
+        word_mask: torch.Tensor,
+        reduction: str = "none",
+    ) -> torch.Tensor:
+        """The NLL of a partial annotation: ``log Z - log Z_allowed``, marginalised over its paths.
+
+        ``Z_allowed`` sums the scores of every path whose tag at each real word is one that
+        ``allowed_mask`` allows; the transition constraints weigh both sums exactly as in
+        ``negative_log_likelihood``. A one-tag mask at every word gives that method's NLL; an
+        all-True mask gives 0. A mask that no valid IOB2 path keeps to (``I-X`` alone on a
+        sentence's first word) costs about ``-FORBIDDEN``, as an invalid gold path does there.
+        Computed in float32, or float64 for float64 emissions.
+
+        Args:
+            emissions: (batch, words, tags).
+            allowed_mask: (batch, words, tags) bool, the tags each word may take; rows on padding
+                are ignored.
+            word_mask: (batch, words) bool, real words first; the first word of every sentence
+                must be real.
+            reduction: one of ``REDUCTIONS``; ``token_mean`` divides the sum by the batch's real
+                words (the ATS loss's per-word scale).
+
+        Returns:
+            (batch,) with ``none``, a scalar otherwise.
+
+        Raises:
+            ValueError: on an unknown reduction, shapes that do not match, or (off CUDA) a real
+                word that allows no tag.
+        """
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        if allowed_mask.shape != emissions.shape or word_mask.shape != emissions.shape[:2]:
+            raise ValueError(
+                f"emissions {tuple(emissions.shape)}, allowed_mask {tuple(allowed_mask.shape)} and word_mask "
+                f"{tuple(word_mask.shape)} must be (batch, words, tags), (batch, words, tags) and (batch, words)"
+            )
+        word_mask = word_mask.bool()
+        allowed = with_padding_allowed(allowed_mask, word_mask)  # (batch, words, tags)
+        # Checked off CUDA only: reading a CUDA tensor's truth value is a host sync inside a batch.
+        if not allowed.is_cuda and not allowed.any(dim=-1).all():
+            batch, word = (~allowed.any(dim=-1)).nonzero()[0].tolist()
+            raise ValueError(f"sentence {batch} of the batch, word {word}: the allowed mask allows no tag")
+        scores = emissions.to(torch.promote_types(emissions.dtype, torch.float32))  # (batch, words, tags)
+        restricted = scores.masked_fill(~allowed, float("-inf"))  # (batch, words, tags)
+        # One recursion for both partitions; -inf (not FORBIDDEN) keeps Z_allowed exact, and
+        # padding rows are all allowed, so no row of -inf ever reaches a logsumexp's backward.
+        log_z, log_z_allowed = self._log_partitions(
+            torch.cat([scores, restricted]), word_mask.repeat(2, 1)
+        ).chunk(2)  # (batch,) each
+        nll = log_z - log_z_allowed  # (batch,)
+        if reduction == "none":
+            return nll
+        if reduction == "sum":
+            return nll.sum()
+        if reduction == "mean":
+            return nll.mean()
+        return nll.sum() / word_mask.sum().clamp(min=1)
+
+    def _log_partitions(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log Z per sentence, (batch,), by the forward recursion in the dtype of ``scores``."""
+        alpha = self._forward_scores(scores, mask)[:, -1]  # (batch, tags): padding carries the last real word's
+        return torch.logsumexp(alpha + self.end_transitions.to(scores), dim=1)
 
     @torch.no_grad()
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -149,11 +224,11 @@ class ConstrainedCRF(CRF):
         """alpha_t[k]: log-sum of the scores of every prefix ending in tag k at word t.
 
         Args:
-            scores: (batch, words, tags) float64 emissions.
+            scores: (batch, words, tags) emissions (float64 for marginals).
             mask: (batch, words) bool.
 
         Returns:
-            (batch, words, tags) float64; on padding, the last real word's alpha carried on.
+            (batch, words, tags) in the dtype of ``scores``; on padding, the last real word's alpha carried on.
         """
         transitions = self.transitions.to(scores).unsqueeze(0)  # (1, from, to)
         alpha = self.start_transitions.to(scores) + scores[:, 0]  # (batch, tags)
@@ -186,6 +261,19 @@ class ConstrainedCRF(CRF):
             beta = torch.where(mask[:, t + 1].unsqueeze(1), step, end)
             betas.append(beta)
         return torch.stack(betas[::-1], dim=1)  # (batch, words, tags)
+
+
+def with_padding_allowed(allowed_mask: torch.Tensor, word_mask: torch.Tensor) -> torch.Tensor:
+    """``allowed_mask`` with every tag allowed on padding, so that padding adds no -inf row.
+
+    Args:
+        allowed_mask: (batch, words, tags) bool.
+        word_mask: (batch, words) bool.
+
+    Returns:
+        (batch, words, tags) bool.
+    """
+    return allowed_mask.bool() | ~word_mask.bool().unsqueeze(-1)
 
 
 def _penalty(allowed, shape) -> torch.Tensor:

@@ -19,6 +19,11 @@ trajectory can be shown beside ours.
 - ``paper``: one plain gradient step on theta per epoch from the epoch's mean losses.
 - ``adaptive``: theta follows a held-out signal, the gradient alignment of each training term
   with the dev CRF NLL (``adabiobert.model.adaptive_alpha``), not the loss it weighs.
+
+Partial annotation (a union of corpora that each annotate some types): given an ``allowed``
+mask (``adabiobert.model.partial_annotation``), both terms marginalise over the tags a word may
+take: ``L_CE`` becomes ``-log sum_{k allowed} softmax_k``, ``L_CRF`` the CRF's ``partial_nll``, in
+the same reductions. With one allowed tag per word they are the ordinary terms.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adabiobert.model.crf import ConstrainedCRF
+from adabiobert.model.crf import ConstrainedCRF, with_padding_allowed
 from adabiobert.training_config import ALPHA_MODES, LossConfig
 
 THETA_LIMIT = 6.0
@@ -91,24 +96,44 @@ class ATSLoss(nn.Module):
             return torch.sigmoid(self.theta)
         return self.fixed_alpha
 
-    def terms(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, crf: ConstrainedCRF) -> TermLosses:
+    def terms(
+        self,
+        emissions: torch.Tensor,
+        tags: torch.Tensor,
+        mask: torch.Tensor,
+        crf: ConstrainedCRF,
+        allowed: torch.Tensor | None = None,
+    ) -> TermLosses:
         """``L_CE`` and ``L_CRF`` in this mode's reductions, with their graphs.
 
         Args:
             emissions: (batch, words, tags).
-            tags: (batch, words).
+            tags: (batch, words); not read when ``allowed`` is given.
             mask: (batch, words) bool.
             crf: the model's CRF.
+            allowed: (batch, words, tags) bool, the tags each word may take under a partial
+                annotation; ``None`` for fully annotated sentences.
         """
         emissions = emissions.float()
         words = mask.sum().clamp(min=1)
-        ce = F.cross_entropy(emissions[mask], tags[mask], reduction="sum") / words
-        per_sentence = crf.negative_log_likelihood(emissions, tags, mask)  # (batch,)
+        if allowed is None:
+            ce = F.cross_entropy(emissions[mask], tags[mask], reduction="sum") / words
+            per_sentence = crf.negative_log_likelihood(emissions, tags, mask)  # (batch,)
+        else:
+            ce = partial_cross_entropy(emissions, allowed, mask).sum() / words
+            per_sentence = crf.partial_nll(emissions, allowed, mask)  # (batch,)
         crf_nll = per_sentence.mean() if self.config.mode == "paper" else per_sentence.sum() / words
         return TermLosses(ce, crf_nll)
 
-    def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, crf: ConstrainedCRF) -> LossParts:
-        terms = self.terms(emissions, tags, mask, crf)
+    def forward(
+        self,
+        emissions: torch.Tensor,
+        tags: torch.Tensor,
+        mask: torch.Tensor,
+        crf: ConstrainedCRF,
+        allowed: torch.Tensor | None = None,
+    ) -> LossParts:
+        terms = self.terms(emissions, tags, mask, crf, allowed)
         alpha = self.alpha()
         total = alpha * terms.ce + (1 - alpha) * terms.crf
         return LossParts(total, terms.ce.detach(), terms.crf.detach(), alpha.detach())
@@ -134,3 +159,20 @@ class ATSLoss(nn.Module):
         if not self.is_adaptive:
             raise RuntimeError(f"heldout_update in loss mode {self.config.mode!r}")
         self.theta.add_(self.config.adaptive_step * signal).clamp_(-THETA_LIMIT, THETA_LIMIT)
+
+
+def partial_cross_entropy(emissions: torch.Tensor, allowed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per real word, ``-log`` of the softmax mass on the tags the word may take.
+
+    Args:
+        emissions: (batch, words, tags).
+        allowed: (batch, words, tags) bool; rows on padding are ignored.
+        mask: (batch, words) bool.
+
+    Returns:
+        (real words,) in batch order, the cross-entropy itself where one tag is allowed.
+    """
+    log_probs = emissions.float().log_softmax(dim=-1)  # (batch, words, tags)
+    # Padding rows all allowed: a row of -inf would put NaN into the backward pass.
+    kept = log_probs.masked_fill(~with_padding_allowed(allowed, mask), float("-inf"))  # (batch, words, tags)
+    return -torch.logsumexp(kept, dim=-1)[mask]  # (real words,)

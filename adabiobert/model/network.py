@@ -77,12 +77,15 @@ class AdaBioBert(nn.Module):
         return self.classifier(self.dropout(features))  # (batch, words, tags)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> LossParts:
-        """The ATS loss of a batch with ``tags``."""
-        return self.ats(self.emissions(batch), batch["tags"], batch["word_mask"], self.crf)
+        """The ATS loss of a batch with ``tags``, marginalised over ``allowed_tags`` where the batch
+        has them (a partially annotated union, ``adabiobert.model.partial_annotation``)."""
+        return self.ats(self.emissions(batch), batch["tags"], batch["word_mask"], self.crf, batch.get("allowed_tags"))
 
     def term_losses(self, batch: dict[str, torch.Tensor]) -> TermLosses:
-        """L_CE and L_CRF of a batch with ``tags``, unmixed and with their graphs."""
-        return self.ats.terms(self.emissions(batch), batch["tags"], batch["word_mask"], self.crf)
+        """L_CE and L_CRF of a batch with ``tags`` (and ``allowed_tags`` if any), unmixed and with their graphs."""
+        return self.ats.terms(
+            self.emissions(batch), batch["tags"], batch["word_mask"], self.crf, batch.get("allowed_tags")
+        )
 
     @torch.no_grad()
     def predict(self, batch: dict[str, torch.Tensor], with_confidence: bool = False):
