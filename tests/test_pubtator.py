@@ -17,7 +17,7 @@ from adabiobert.corpora.pubtator import (
     parse_identifiers,
     read_pubtator,
 )
-from adabiobert.errors import CorpusFormatError
+from adabiobert.errors import CorpusFormatError, DatasetNotFoundError
 
 # Title: 28 characters, so the abstract starts at 29.
 #        0         1         2
@@ -175,7 +175,7 @@ def test_corpus_argument_overrides_the_file_name(tmp_path: Path) -> None:
         read_pubtator(path)
     documents, report = read_pubtator(path, corpus="BC5CDR")
     assert report.corpus == "BC5CDR" and documents[0].mentions[0].type == "Chemical"
-    with pytest.raises(KeyError, match="known corpora"):
+    with pytest.raises(DatasetNotFoundError, match="known corpora: NCBIdisease, BC5CDR"):
         read_pubtator(path, corpus="NoSuchCorpus")
     spec = CorpusSpec(types=frozenset({"Chemical"}), mapping={"Chemical": "Chemical"})
     assert read_pubtator(path, corpus=spec)[1].annotated_types == {"Chemical"}

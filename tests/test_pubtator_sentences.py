@@ -114,3 +114,16 @@ def test_real_ncbi_disease_test_file_tags_every_mention(shared_root: Path) -> No
     sentences, read, aligned = read_sentences(path)
     assert aligned.mentions == read.total_mentions == 960
     assert aligned.tagged == sum(tag.startswith("B-") for s in sentences for tag in s.tags) == 960
+
+
+def test_corpus_report_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.pubtator_report import main
+
+    (tmp_path / "GNormPlus_Test.PubTator").write_text(
+        "1|t|TIF1 family\n1|a|x\n1\t0\t4\tTIF1\tGene\t8805\n1\t0\t11\tTIF1 family\tFamilyName\n\n"
+        "2|t|Bad\n2|a|x\n2\t0\t3\tBAD\tGene\t1\n\n",
+        encoding="utf-8",
+    )
+    assert main([str(tmp_path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| GNormPlus_Test")]
+    assert rows == ["| GNormPlus_Test | 1 | 1 | 1 | - | - | - | - | - | FamilyName 1 | 1 (1): text_mismatch 1 | 0 | 0 | 0 | 0 |"]

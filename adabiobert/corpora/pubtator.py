@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adabiobert.errors import CorpusFormatError
+from adabiobert.errors import CorpusFormatError, DatasetNotFoundError
 
 GENE, DISEASE, CHEMICAL, SPECIES, VARIANT, CELL_LINE = "Gene", "Disease", "Chemical", "Species", "Variant", "CellLine"
 ENTITY_TYPES: tuple[str, ...] = (GENE, DISEASE, CHEMICAL, SPECIES, VARIANT, CELL_LINE)
@@ -355,7 +355,8 @@ def read_pubtator(
 
     Args:
         path: a UTF-8 PubTator file (a BOM and CRLF line ends are accepted; a missing blank line
-            between documents too: a title line starts a new document).
+            between documents too: a title line starts a new document). Fields after the sixth
+            of a mention line (BC5CDR's original texts of a composite's parts) are not read.
         corpus: the corpus name in :data:`CORPORA` (overrides the file name), or a
             :class:`CorpusSpec` for a corpus of your own; None: from the file name
             (:func:`corpus_name`), and :data:`GENERIC` when no corpus matches.
@@ -372,7 +373,7 @@ def read_pubtator(
             text, or whose text differs from the document's at its offsets; an unknown type; a
             document without an abstract line; a PMID used twice with other text or mentions.
             The message ends with the reason in brackets (``[text_mismatch]``).
-        KeyError: for a ``corpus`` name not in :data:`CORPORA`.
+        DatasetNotFoundError: for a ``corpus`` name not in :data:`CORPORA`; the message lists them.
         OSError: if the file cannot be opened.
     """
     path = Path(path)
@@ -381,7 +382,7 @@ def read_pubtator(
     else:
         name = corpus if corpus is not None else corpus_name(path)
         if corpus is not None and corpus not in CORPORA:
-            raise KeyError(f"unknown corpus {corpus!r}; known corpora: {', '.join(CORPORA)}")
+            raise DatasetNotFoundError(f"unknown PubTator corpus {corpus!r}; known corpora: {', '.join(CORPORA)}")
         spec = CORPORA.get(name, GENERIC)
     reader = _Reader(path, name, spec, strict)
     draft: _Draft | None = None
