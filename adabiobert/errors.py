@@ -73,3 +73,34 @@ class OutputExistsError(AdaBioBertError, FileExistsError):
 class ExportError(AdaBioBertError):
     """Entity tables that cannot be exported as they are (for example a shard whose text changed
     since it was tagged, so the offsets no longer point into it)."""
+
+
+class MetadataError(AdaBioBertError):
+    """A PMC Cloud Service metadata record (``metadata/PMC13901.1.json``) or object key that cannot
+    be read: not JSON, not an object, ``pmcid`` or ``version`` missing, a field of the wrong type.
+
+    Attributes:
+        source: the key or URI of the record.
+        reason: the message without the location.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = str(source)
+        self.reason = message
+        super().__init__(f"{self.source}: {message}")
+
+
+class InventoryError(AdaBioBertError):
+    """An S3 Inventory of PMC's bucket that cannot be read: no manifest, a manifest without the
+    columns the sync needs, a data file that is missing, corrupt or not the size and MD5 its
+    manifest gives.
+
+    Attributes:
+        source: the manifest or data file.
+        reason: the message without the location.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = str(source)
+        self.reason = message
+        super().__init__(f"{self.source}: {message}")

@@ -8,6 +8,13 @@ S3 settings come from the standard places only: credentials from boto3's and the
 default chain (environment, ``~/.aws``, instance metadata), and the endpoint from the
 ``AWS_ENDPOINT_URL`` environment variable when it is set (a MinIO or moto server, for example;
 ``http://`` is allowed). Nothing here logs credentials or endpoints.
+
+Public buckets (PMC's ``s3://pmc-oa-opendata``) are read with unsigned, anonymous requests, as
+``aws s3 ls s3://pmc-oa-opendata --no-sign-request`` does (pmc.ncbi.nlm.nih.gov/tools/pmcaws):
+requests go unsigned when the default chain finds no credentials at all, or when
+``AWS_NO_SIGN_REQUEST`` says so (``YES``/``TRUE``/``ON``/``1``; the name and values GDAL's
+``/vsis3/`` reads for the same purpose). ``AWS_NO_SIGN_REQUEST=NO`` keeps requests signed even
+then (boto3 then fails with its own "Unable to locate credentials"). See :func:`s3_unsigned`.
 """
 
 from __future__ import annotations
@@ -58,6 +65,51 @@ def _endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+NO_SIGN_REQUEST_ENV = "AWS_NO_SIGN_REQUEST"
+"""Set to ``YES`` to send every S3 request unsigned, credentials or not; ``NO`` to never do so."""
+
+_TRUE = {"yes", "true", "on", "1"}
+_FALSE = {"no", "false", "off", "0"}
+
+_CREDENTIAL_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
+                   "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                   "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_EC2_METADATA_DISABLED")
+"""Settings of the default credential chain that name where credentials come from (not secrets)."""
+
+
+def s3_unsigned() -> bool:
+    """True when S3 requests are sent unsigned (anonymous), as for a public bucket.
+
+    ``AWS_NO_SIGN_REQUEST`` decides when it is set (``YES``/``TRUE``/``ON``/``1`` or
+    ``NO``/``FALSE``/``OFF``/``0``, any case); otherwise requests go unsigned exactly when the
+    default credential chain finds no credentials. The chain is asked once per distinct setting
+    of the environment variables it reads (on a machine outside AWS its instance-metadata probe
+    takes about a second), never per request.
+
+    Raises:
+        ValueError: ``AWS_NO_SIGN_REQUEST`` holds another value.
+    """
+    setting = os.environ.get(NO_SIGN_REQUEST_ENV, "").strip().lower()
+    if setting in _TRUE:
+        return True
+    if setting in _FALSE:
+        return False
+    if setting:
+        raise ValueError(f"{NO_SIGN_REQUEST_ENV}={os.environ[NO_SIGN_REQUEST_ENV]!r}: expected YES or NO")
+    fingerprint = (("AWS_ACCESS_KEY_ID" in os.environ, "AWS_SECRET_ACCESS_KEY" in os.environ)
+                   + tuple(os.environ.get(name) for name in _CREDENTIAL_ENV))
+    return not _chain_has_credentials(fingerprint)
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_has_credentials(fingerprint: tuple) -> bool:
+    """Whether boto3's default chain finds credentials; cached per ``fingerprint`` of the
+    environment (presence of the key variables, never their values)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_credentials() is not None
+
+
 def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem that holds ``uri`` and the path of ``uri`` inside it.
 
@@ -67,7 +119,8 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     Returns:
         ``(LocalFileSystem, absolute path)`` or ``(S3FileSystem, "bucket/key")``. The S3
         filesystem uses ``AWS_ENDPOINT_URL`` (scheme included) when set, and the default
-        credential chain; it pickles without credentials, so Ray workers resolve their own.
+        credential chain; it pickles without credentials, so Ray workers resolve their own. It
+        is anonymous when :func:`s3_unsigned` says so.
     """
     if not is_s3(uri):
         return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(uri)))
@@ -80,7 +133,7 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
-    return pafs.S3FileSystem(**options), f"{bucket}/{key}".rstrip("/")
+    return pafs.S3FileSystem(anonymous=s3_unsigned(), **options), f"{bucket}/{key}".rstrip("/")
 
 
 def absolute(uri: str) -> str:
@@ -378,19 +431,22 @@ def _download(uri: str, target: Path) -> None:
 
 
 def boto3_client():
-    """A boto3 S3 client for ``AWS_ENDPOINT_URL`` when set, with the default credential chain.
+    """A boto3 S3 client for ``AWS_ENDPOINT_URL`` when set, with the default credential chain,
+    or unsigned when :func:`s3_unsigned` says so.
 
-    Clients are cached per endpoint (boto3 clients are thread-safe), so a test that points
-    the variable at a new server gets a new client.
+    Clients are cached per endpoint and signing (boto3 clients are thread-safe), so a test that
+    points the variable at a new server, or unsets the credentials, gets a new client.
     """
-    return _client_for(_endpoint())
+    return _client_for(_endpoint(), s3_unsigned())
 
 
 @functools.lru_cache(maxsize=8)
-def _client_for(endpoint: str | None):
+def _client_for(endpoint: str | None, unsigned: bool):
     import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint)
+    return boto3.client("s3", endpoint_url=endpoint, config=Config(signature_version=UNSIGNED) if unsigned else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +548,7 @@ def publish_dir(local_dir: str | Path, uri: str, last: str) -> None:
     """
     if not (Path(local_dir) / last).is_file():
         raise FileNotFoundError(f"{local_dir}: {last} is missing, so the folder cannot be marked complete")
-    staging = _hidden_sibling(uri, "staging")
+    staging = hidden_sibling(uri, "staging")
     try:
         upload_dir(local_dir, staging)
     except BaseException:
@@ -504,8 +560,9 @@ def publish_dir(local_dir: str | Path, uri: str, last: str) -> None:
         _replace_folder(staging, uri)
 
 
-def _hidden_sibling(uri: str, kind: str) -> str:
-    """``<parent>/.<name>.<random>.<kind>``, beside ``uri``."""
+def hidden_sibling(uri: str, kind: str) -> str:
+    """``<parent>/.<name>.<random>.<kind>``, beside ``uri``: where to stage a file or folder that
+    is then moved onto ``uri`` (same filesystem, same bucket)."""
     uri = uri.rstrip("/")
     if is_s3(uri):
         parent, _, name = uri.rpartition("/")
@@ -518,7 +575,7 @@ def _replace_folder(staged: str, target: str) -> None:
     """Rename the local folder ``staged`` onto ``target``, replacing what was there."""
     aside = None
     if os.path.exists(target):
-        aside = _hidden_sibling(target, "old")
+        aside = hidden_sibling(target, "old")
         os.replace(target, aside)
     os.replace(staged, target)
     if aside is not None:

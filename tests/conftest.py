@@ -96,6 +96,49 @@ _S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "
 
 
 @pytest.fixture
+def anonymous_s3(s3_server, monkeypatch, tmp_path):
+    """The loopback server as a user with no AWS credentials at all sees it (PMC's public bucket
+    is read so): none in the environment, no ``~/.aws`` files, no instance metadata. Yields a
+    namespace whose ``signed()`` is a context manager that puts the server's dummy credentials
+    back for a block (to fill a bucket first), and whose ``make_public(bucket)`` gives a bucket the
+    policy of a public dataset (anyone may list it and get its objects)."""
+    import json
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    for name in _CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    @contextmanager
+    def signed():
+        with monkeypatch.context() as inside:
+            inside.setenv("AWS_ACCESS_KEY_ID", "testing")
+            inside.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+            yield
+
+    def make_public(bucket: str) -> None:
+        import boto3
+
+        # moto checks an unsigned HEAD against "s3:HeadObject", which AWS folds into s3:GetObject.
+        reads = ["s3:GetObject", "s3:HeadObject"]
+        statements = [{"Effect": "Allow", "Principal": "*", "Action": reads, "Resource": f"arn:aws:s3:::{bucket}/*"},
+                      {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}]
+        client = boto3.client("s3", endpoint_url=s3_server["endpoint_url"], aws_access_key_id="testing",
+                              aws_secret_access_key="testing", region_name="us-east-1")
+        client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+
+    return SimpleNamespace(signed=signed, make_public=make_public)
+
+
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                   "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                   "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_NO_SIGN_REQUEST")
+
+
+@pytest.fixture
 def s3_bucket(s3_server):
     """A fresh, empty bucket on the loopback server; yields its name."""
     import uuid

@@ -250,3 +250,43 @@ def test_open_output_creates_local_folders_and_writes_to_s3(tmp_path, s3_bucket)
             pq.write_table(pa.table({"x": [1, 2]}), sink)
         filesystem, path = storage.filesystem_for(uri)
         assert pq.read_table(path, filesystem=filesystem).column("x").to_pylist() == [1, 2]
+
+
+# --- unsigned requests: PMC's public bucket read by a user without AWS credentials -------------
+@pytest.mark.parametrize("value, unsigned", [("YES", True), ("true", True), ("1", True), ("NO", False), ("off", False)])
+def test_aws_no_sign_request_decides_when_set(monkeypatch, value, unsigned):
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", value)
+    assert storage.s3_unsigned() is unsigned
+
+
+def test_an_unknown_aws_no_sign_request_value_is_refused(monkeypatch):
+    monkeypatch.setenv("AWS_NO_SIGN_REQUEST", "maybe")
+    with pytest.raises(ValueError, match="AWS_NO_SIGN_REQUEST='maybe'"):
+        storage.s3_unsigned()
+
+
+def test_with_the_loopback_credentials_requests_are_signed(s3_server, monkeypatch):
+    from botocore import UNSIGNED
+
+    monkeypatch.delenv("AWS_NO_SIGN_REQUEST", raising=False)
+    assert not storage.s3_unsigned()
+    assert storage.boto3_client().meta.config.signature_version is not UNSIGNED
+
+
+def test_without_credentials_a_public_bucket_is_read_unsigned(s3_bucket, anonymous_s3):
+    from botocore import UNSIGNED
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": [1, 2]}), sink)
+    with anonymous_s3.signed():
+        storage.write_bytes(f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml", b"<article/>")
+        storage.write_bytes(f"s3://{s3_bucket}/t.parquet", sink.getvalue().to_pybytes())
+    assert storage.s3_unsigned() and storage.boto3_client().meta.config.signature_version is UNSIGNED
+    with pytest.raises(Exception, match="403|Forbidden|AccessDenied"):  # private until the policy says otherwise
+        storage.read_bytes(f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml")
+    anonymous_s3.make_public(s3_bucket)
+    assert storage.read_bytes(f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml") == b"<article/>"
+    assert [f.uri for f in storage.list_files(f"s3://{s3_bucket}/PMC1.1")] == [f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml"]
+    assert storage.stat(f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml").size == len(b"<article/>")
+    filesystem, path = storage.filesystem_for(f"s3://{s3_bucket}/t.parquet")
+    assert pq.read_table(path, filesystem=filesystem).column("x").to_pylist() == [1, 2]
