@@ -28,6 +28,7 @@ from adabiobert.cli.kit import ArgumentParser, positive_int, refuse  # noqa: E40
 from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
 from adabiobert.job_configs import PMC_OPEN_DATA, SyncConfig  # noqa: E402
+from adabiobert.pmc.sync import sync  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles-per-shard", type=positive_int, default=1000, help="versions per fetch unit and "
                         "shard (default 1000)")
     parser.add_argument("--workers", type=positive_int, default=2, help="units fetched at once, one Ray task each "
-                        "(default 2)")
+                        "($RAY_ADDRESS, else a local Ray; default 2); 1: one after the other in this process, no Ray")
     parser.add_argument("--fetch-threads", type=positive_int, default=16, help="concurrent GETs per unit (default 16)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -62,9 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         parser.error(str(error))
     try:
-        from adabiobert.distributed.sync import run_sync  # Ray is imported only here
+        if args.workers == 1:
+            stats = sync(config)
+        else:
+            from adabiobert.distributed.sync import sync_on_ray  # Ray is imported only here
 
-        stats = run_sync(config)
+            stats = sync_on_ray(config)
     except AdaBioBertError as error:  # no inventory, an unknown licence filter
         return refuse(error)
     except Exception as error:

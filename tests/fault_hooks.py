@@ -46,6 +46,22 @@ class CrashAtCommitStep:
                 os._exit(CRASH_STATUS)
 
 
+@dataclass
+class CrashAtSyncStep:
+    """The PMC sync's hook (``adabiobert.pmc.sync.Hook``): the process exits the ``nth`` time the
+    run reaches ``step`` (``unit``: a unit's shard and marker written; ``tombstones``; ``state``)."""
+
+    step: str
+    nth: int = 1
+    reached: int = field(default=0, init=False)
+
+    def __call__(self, step: str, detail: str) -> None:
+        if step == self.step:
+            self.reached += 1
+            if self.reached == self.nth:
+                os._exit(CRASH_STATUS)
+
+
 @dataclass(frozen=True)
 class DieOnUnit:
     """``ingest_parallel``'s unit hook: the worker ingesting a unit that holds a file named

@@ -25,11 +25,13 @@ of ``rejects.parquet``, and tried again by the next run, since the inventory lag
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,10 +39,12 @@ from adabiobert import storage
 from adabiobert.errors import AdaBioBertError
 from adabiobert.job_configs import SyncConfig
 from adabiobert.pmc.ingest import REJECTS_SCHEMA, write_parquet
-from adabiobert.pmc.inventory import InventoryManifest, read_snapshot, write_snapshot
+from adabiobert.pmc.inventory import (FOLDER_FORMAT, InventoryManifest, diff_inventories, latest_inventory, read_inventory,
+                                      read_snapshot, write_snapshot)
 from adabiobert.pmc.jats import JatsError, parse_jats
-from adabiobert.pmc.opendata import LicenseFilter, metadata_key, parse_metadata, xml_key
+from adabiobert.pmc.opendata import LicenseFilter, license_filter, metadata_key, parse_metadata, xml_key
 from adabiobert.pmc.shards import REJECTS_FILE, batch_folder, records_to_table, shard_name
+from adabiobert.progress import Progress
 
 SYNC_FOLDER = "_sync"
 """Under the shard root: the state of the last successful sync (readers of shards skip ``_`` folders)."""
@@ -66,6 +70,11 @@ class SyncState:
     """The snapshot file under ``_sync/`` (``inventory-<date>.parquet``): the inventory as applied."""
     versions: int
     """Article versions in the snapshot (applied: ingested, skipped by licence or rejected)."""
+    pending: int = 0
+    """New or changed versions of this inventory that ``since``/``max_articles`` left for later:
+    while there are some, a run on the same inventory fetches them (in a batch of its own)."""
+    part: int = 1
+    """Which sync of this inventory it was (1, then 2, ... for runs that fetch what bounds left)."""
 
 
 def read_state(root: str) -> SyncState | None:
@@ -76,8 +85,13 @@ def read_state(root: str) -> SyncState | None:
     return SyncState(**json.loads(storage.read_bytes(uri)))
 
 
-def snapshot_name(inventory_date: str) -> str:
-    return f"inventory-{inventory_date}.parquet"
+def snapshot_name(inventory_date: str, part: int = 1) -> str:
+    """``inventory-2026-12-05T01-00Z.parquet``; a later part of the same inventory adds ``.<part>``."""
+    return f"inventory-{_part(inventory_date, part)}.parquet"
+
+
+def _part(inventory_date: str, part: int) -> str:
+    return inventory_date if part == 1 else f"{inventory_date}.{part}"
 
 
 def resume_or_start(root: str, config: SyncConfig, state: SyncState | None) -> tuple[SyncConfig, bool]:
@@ -98,9 +112,104 @@ def record_in_progress(root: str, config: SyncConfig) -> None:
     storage.write_bytes(storage.join(root, SYNC_FOLDER, IN_PROGRESS_FILE), json.dumps(asdict(config)).encode())
 
 
-def sync_batch_id(inventory_date: str) -> str:
-    """The batch a sync to this inventory writes: ``pmc-2026-12-05T01-00Z``."""
-    return f"pmc-{inventory_date}"
+def sync_batch_id(inventory_date: str, part: int = 1) -> str:
+    """The batch a sync to this inventory writes: ``pmc-2026-12-05T01-00Z`` (``...Z.2`` for its
+    second part: a run that fetches what ``since``/``max_articles`` left)."""
+    return f"pmc-{_part(inventory_date, part)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+def sync(config: SyncConfig, fetch_units: FetchUnits | None = None, hook: Hook | None = None,
+         log: Callable[[str], None] = print) -> dict:
+    """Bring ``config.output`` up to the newest inventory (or ``config.inventory``), resuming an
+    interrupted sync first.
+
+    Args:
+        config: the run.
+        fetch_units: runs :func:`fetch_unit` for the units to fetch and yields their results
+            (``adabiobert.distributed.sync`` passes Ray tasks); None: one after the other, here.
+        hook: ``hook(step, detail)`` after each write that a rerun must find (``unit``,
+            ``tombstones``, ``state``); the kill tests pass one that ends the process.
+        log: where one-line progress messages go.
+
+    Returns:
+        The run's stats (also ``<batch>/sync_stats.json``), or ``{"up_to_date": ...}`` when the
+        state already records the inventory.
+
+    Raises:
+        InputNotFoundError: no inventory at ``config.source``.
+        ConfigError: an unknown licence filter.
+    """
+    started = datetime.now(timezone.utc)
+    allowed = license_filter(config.license)
+    state = read_state(config.output)
+    config, resumed = resume_or_start(config.output, config, state)
+    bound = datetime.strptime(config.inventory, FOLDER_FORMAT).replace(tzinfo=timezone.utc) if config.inventory else None
+    manifest = latest_inventory(config.source, bound)
+    date = manifest.folder
+    if resumed:
+        log(f"finishing the interrupted sync to inventory {date} first (as it was started)")
+    if state is not None and (state.inventory_date > date or (state.inventory_date == date and not state.pending)):
+        log(f"{config.output}: up to date with inventory {state.inventory_date}; nothing to fetch")
+        return {"up_to_date": state.inventory_date}
+    part = state.part + 1 if state is not None and state.inventory_date == date else 1
+
+    mark = datetime.now(timezone.utc)
+    current = read_inventory(manifest)
+    if current.not_articles:
+        log(f"inventory {date}: {current.not_articles} keys are not article metadata (left out), "
+            f"e.g. {', '.join(current.not_article_examples[:3])}")
+    previous = previous_snapshot(config.output, state)
+    diff = diff_inventories(previous, current.table)
+    plan = plan_sync(previous, diff.added, diff.changed, diff.removed, config)
+    del current, diff  # the plan holds what the run needs
+    log(f"inventory {date}: {plan.fetch.num_rows} article versions to fetch, {plan.removed.num_rows} removed, "
+        f"{plan.pending} left for later runs ({'baseline' if previous is None else f'since {state.inventory_date}'}; "
+        f"{(datetime.now(timezone.utc) - mark).total_seconds():.1f} s to read and compare)")
+
+    config = replace(config, inventory=date)  # as the in-progress record keeps it
+    record_in_progress(config.output, config)
+    batch = batch_folder(config.output, sync_batch_id(date, part))
+    units = plan.units(config.articles_per_shard)
+    results = [r for r in (read_unit(batch, i) for i in range(len(units))) if r is not None]
+    todo = [i for i in range(len(units)) if i not in {r.index for r in results}]
+    if results:
+        log(f"{len(results)} of {len(units)} units already fetched by the interrupted run; fetching {len(todo)}")
+    progress = Progress("sync", sum(units[i].num_rows for i in todo), "article", enabled=config.show_progress)
+    with progress:
+        for result in (fetch_units or fetch_here)(todo, units, config, batch, date, allowed):
+            results.append(result)
+            progress.update(units[result.index].num_rows, note=f"{len(results)} of {len(units)} units")
+            _call(hook, "unit", str(result.index))
+    tombstones = write_tombstones(batch, plan.removed, date)
+    _call(hook, "tombstones", str(tombstones))
+    stats = commit_sync(config.output, batch, manifest, part, plan, sorted(results, key=lambda r: r.index),
+                        tombstones, config, started)
+    _call(hook, "state", date)
+    log(f"synced to inventory {date}: {stats['ingested']} versions ingested, {stats['skipped_license']} "
+        f"skipped by licence, {stats['rejected'] + stats['missing']} rejected ({stats['missing']} missing, tried "
+        f"again next run), {stats['removed']} removed -> {storage.basename(batch)}")
+    return stats
+
+
+FetchUnits = Callable[[list[int], list[pa.Table], SyncConfig, str, str, LicenseFilter], Iterator["UnitResult"]]
+"""``fetch_units(todo, units, config, batch, inventory_date, allowed)``: run :func:`fetch_unit` for
+the unit numbers ``todo`` and yield each result as it is done (in any order)."""
+Hook = Callable[[str, str], None]
+
+
+def fetch_here(todo: list[int], units: list[pa.Table], config: SyncConfig, batch: str, inventory_date: str,
+               allowed: LicenseFilter) -> Iterator[UnitResult]:
+    """The units one after the other in this process (``--workers 1``)."""
+    for index in todo:
+        yield fetch_unit(index, units[index], config, batch, inventory_date, allowed)
+
+
+def _call(hook: Hook | None, step: str, detail: str) -> None:
+    if hook is not None:
+        hook(step, detail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,8 +228,17 @@ class SyncPlan:
     previous: pa.Table | None
 
     def units(self, per_unit: int) -> list[pa.Table]:
-        """The fetch rows cut into units of ``per_unit`` (the same cut for the same plan)."""
-        return [self.fetch.slice(start, per_unit) for start in range(0, self.fetch.num_rows, per_unit)]
+        """The fetch rows cut into units of at most ``per_unit``, never two versions of one article
+        in one unit (the tables leave out a shard's rows by pmcid: a shard holds one version of an
+        article). The first version fetched of each article goes to the first layer of units, the
+        second to the next layer, and so on; within a layer the plan's order is kept. The same
+        plan gives the same cut."""
+        layers = _version_layers(self.fetch)
+        units = []
+        for layer in range(int(pc.max(layers).as_py() or 0) + 1 if self.fetch.num_rows else 0):
+            rows = self.fetch.filter(pc.equal(layers, layer))
+            units += [rows.slice(start, per_unit) for start in range(0, rows.num_rows, per_unit)]
+        return units
 
 
 def plan_sync(previous: pa.Table | None, added: pa.Table, changed: pa.Table, removed: pa.Table,
@@ -149,6 +267,21 @@ def plan_sync(previous: pa.Table | None, added: pa.Table, changed: pa.Table, rem
 
 
 _INVENTORY_COLUMNS = ["pmcid", "version", "etag", "last_modified"]
+
+
+def _version_layers(rows: pa.Table) -> pa.Array:
+    """For each row, how many rows of the same pmcid come before it in version order (0, 1, ...)."""
+    if not rows.num_rows:
+        return pa.array([], pa.int64())
+    order = pc.sort_indices(rows, sort_keys=[("pmcid", "ascending"), ("version", "ascending")]).to_numpy()
+    pmcids = rows.column("pmcid").take(order).to_numpy(zero_copy_only=False)
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = pmcids[1:] != pmcids[:-1]
+    position = np.arange(len(order))
+    run_start = np.maximum.accumulate(np.where(starts, position, 0))
+    layers = np.empty(len(order), dtype=np.int64)
+    layers[order] = position - run_start
+    return pa.array(layers)
 
 
 def next_snapshot(plan: SyncPlan, retry: pa.Table) -> pa.Table:
@@ -282,14 +415,14 @@ def write_tombstones(batch: str, removed: pa.Table, inventory_date: str) -> int:
 
 def _inventory_time(inventory_date: str) -> datetime:
     """``2026-12-05T01-00Z`` as a UTC time (later than any object it lists)."""
-    return datetime.strptime(inventory_date, "%Y-%m-%dT%H-%MZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(inventory_date, FOLDER_FORMAT).replace(tzinfo=timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------
 # The commit
 # ---------------------------------------------------------------------------------------------
-def commit_sync(root: str, batch: str, manifest: InventoryManifest, plan: SyncPlan, results: list[UnitResult],
-                tombstones: int, config: SyncConfig, started: datetime) -> dict[str, Any]:
+def commit_sync(root: str, batch: str, manifest: InventoryManifest, part: int, plan: SyncPlan,
+                results: list[UnitResult], tombstones: int, config: SyncConfig, started: datetime) -> dict[str, Any]:
     """Write the batch's rejects and stats, the new snapshot, then the state (the commit point)."""
     rejects = [reject for result in results for reject in result.rejects]
     write_parquet(storage.join(batch, REJECTS_FILE), pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA))
@@ -301,7 +434,7 @@ def commit_sync(root: str, batch: str, manifest: InventoryManifest, plan: SyncPl
         for outcome, n in result.counts.items():
             counts[outcome] = counts.get(outcome, 0) + n
     stats = {
-        "inventory": manifest.date,
+        "inventory": manifest.folder,
         "batch": storage.basename(batch),
         "baseline": plan.previous is None,
         "fetched": plan.fetch.num_rows,
@@ -314,10 +447,11 @@ def commit_sync(root: str, batch: str, manifest: InventoryManifest, plan: SyncPl
         "config": asdict(config),
     }
     storage.write_bytes(storage.join(batch, STATS_FILE), json.dumps(stats, indent=2).encode())
-    write_snapshot(snapshot, storage.join(root, SYNC_FOLDER, snapshot_name(manifest.date)))
+    write_snapshot(snapshot, storage.join(root, SYNC_FOLDER, snapshot_name(manifest.folder, part)))
     previous = read_state(root)
-    state = SyncState(manifest.date, datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                      storage.basename(batch), snapshot_name(manifest.date), snapshot.num_rows)
+    state = SyncState(manifest.folder, datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                      storage.basename(batch), snapshot_name(manifest.folder, part), snapshot.num_rows, plan.pending,
+                      part)
     storage.write_bytes(storage.join(root, SYNC_FOLDER, STATE_FILE), json.dumps(asdict(state), indent=2).encode())
     # After the commit point: what only the interrupted or the older sync needed.
     storage.delete([storage.join(root, SYNC_FOLDER, IN_PROGRESS_FILE)])
@@ -330,6 +464,3 @@ def previous_snapshot(root: str, state: SyncState | None) -> pa.Table | None:
     """The snapshot the state names (None before the first sync)."""
     return None if state is None else read_snapshot(storage.join(root, SYNC_FOLDER, state.snapshot))
 
-
-def batch_of(root: str, inventory_date: str) -> str:
-    return batch_folder(root, sync_batch_id(inventory_date))
