@@ -11,14 +11,16 @@ import pytest
 from adabiobert import __version__
 from adabiobert.cli import command as cli
 from adabiobert.distributed import annotation, training
+from adabiobert.distributed import sync as sync_on_ray
 from jobs import annotate as annotate_job
 from jobs import build_word2vec as word2vec_job
 from jobs import ingest_pmc as ingest_job
+from jobs import sync_pmc as sync_job
 from jobs import train as train_job
 from tests.annotation_data import corpus_articles, write_shard
 
 MAINS = {"train": train_job.main, "annotate": annotate_job.main, "build_word2vec": word2vec_job.main,
-         "ingest_pmc": ingest_job.main, "adabiobert": cli.main}
+         "ingest_pmc": ingest_job.main, "sync_pmc": sync_job.main, "adabiobert": cli.main}
 
 
 class NoRay:
@@ -32,6 +34,7 @@ class NoRay:
 def no_ray(monkeypatch):
     monkeypatch.setattr(training, "ray", NoRay())
     monkeypatch.setattr(annotation, "ray", NoRay())
+    monkeypatch.setattr(sync_on_ray, "ray", NoRay())
 
 
 def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -190,3 +193,26 @@ def test_tag_refuses_a_device_that_is_not_there(tmp_path, tiny_bundle, capsys):
 def test_tag_refuses_a_batch_of_zero_sentences_while_parsing(tiny_bundle, capsys):
     code, _, err = run(cli.main, ["tag", "--model", str(tiny_bundle), "--batch-sentences", "0"], capsys)
     assert_refused(code, err, "--batch-sentences: must be at least 1")
+
+
+# ---- jobs/sync_pmc.py ------------------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--since", "2026-02-30"], "since must be a date YYYY-MM-DD, got '2026-02-30'"),
+    (["--workers", "0"], "must be at least 1"),
+    (["--max-articles", "-1"], "max_articles must be >= 0"),
+])
+def test_sync_refuses_a_bad_setting_while_parsing(argv, fragment, tmp_path, capsys):
+    code, _, err = run(sync_job.main, ["--output", str(tmp_path / "root"), *argv], capsys)
+    assert_refused(code, err, "jobs/sync_pmc.py: error:", fragment)
+    assert not (tmp_path / "root").exists()
+
+
+def test_sync_refuses_an_unknown_licence_and_a_source_without_inventory_before_writing(tmp_path, capsys):
+    (tmp_path / "bucket").mkdir()
+    code, _, err = run(sync_job.main, ["--output", str(tmp_path / "root"), "--source", str(tmp_path / "bucket"),
+                                       "--license", "CC-BY-4.0-ish", "--workers", "1"], capsys)
+    assert_refused(code, err, "CC-BY-4.0-ish")
+    code, _, err = run(sync_job.main, ["--output", str(tmp_path / "root"), "--source", str(tmp_path / "bucket"),
+                                       "--workers", "2"], capsys)
+    assert_refused(code, err, "no inventory")
+    assert not (tmp_path / "root").exists()
