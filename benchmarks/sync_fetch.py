@@ -3,7 +3,8 @@
     python benchmarks/sync_fetch.py                                    # 2,000 versions, 1 and 2 workers
     python benchmarks/sync_fetch.py --articles 200 --out /tmp/sync.json
 
-Starts moto's S3 server on 127.0.0.1 (in this process), fills a bucket laid out as PMC's Cloud
+Starts moto's S3 server on 127.0.0.1 (a process of its own, so that the driver's CPU time is the
+sync's alone), fills a bucket laid out as PMC's Cloud
 Service with ``--articles`` generated versions (``adabiobert/testing/opendata_bucket.py``: JATS of
 about 12 sentences, metadata JSON, text) and one inventory, then syncs an empty root to it:
 
@@ -68,7 +69,8 @@ def run_once(mode: str, source: str, output: str, workers: int, per_unit: int, t
         stats = sync_on_ray(config, hook=hook, log=lambda line: None)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"mode": mode, "workers": workers, "ingested": stats["ingested"], "wall_seconds": round(wall, 2),
-            "driver_cpu_seconds": round(cpu, 2), "articles_per_second": round(stats["ingested"] / wall, 1),
+            "driver_cpu_seconds": round(cpu, 2), "driver_cpu_ms_per_version": round(1000 * cpu / stats["ingested"], 2),
+            "articles_per_second": round(stats["ingested"] / wall, 1),
             "articles_per_second_per_worker": round(stats["ingested"] / wall / workers, 1),
             "driver_rss_mb_after_each_unit": rss}
 
@@ -82,18 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "sync_fetch.json")
     args = parser.parse_args(argv)
 
-    import logging
+    import socket
+    import subprocess
 
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    with socket.socket() as probe:  # a free port for the server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL=f"http://{host}:{port}", RAY_ADDRESS="local")
+                      AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", RAY_ADDRESS="local")
+    for _ in range(100):  # until it answers
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
     boto3.client("s3").create_bucket(Bucket="pmc-bench")
     source = "s3://pmc-bench"
     fill_seconds = fill_bucket(source, args.articles)
@@ -106,18 +114,21 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
         runs.append(run_once("ray", source, f"{scratch}/ray", args.workers, args.articles_per_shard, args.fetch_threads))
         ray.shutdown()
-    server.stop()
+    server.terminate()
+    server.wait()
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": " ".join(sys.argv),
               "articles": args.articles, "articles_per_shard": args.articles_per_shard,
               "fetch_threads": args.fetch_threads, "bucket_fill_seconds": round(fill_seconds, 1),
               "load_before": load_before, "load_after": os.getloadavg(), "cpu": cpu_description(), "runs": runs}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"CPU: {result['cpu']['model']}; flags: {' '.join(result['cpu']['flags'])}")
-    print("| mode | workers | versions | wall s | driver CPU s | versions/s | per worker | driver RSS first/last MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| mode | workers | versions | wall s | driver CPU s | driver CPU ms/version | versions/s | per worker | "
+          "driver RSS first/last MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         rss = r["driver_rss_mb_after_each_unit"]
         print(f"| {r['mode']} | {r['workers']} | {r['ingested']} | {r['wall_seconds']} | {r['driver_cpu_seconds']} | "
+              f"{r['driver_cpu_ms_per_version']} | "
               f"{r['articles_per_second']} | {r['articles_per_second_per_worker']} | {rss[0]} / {rss[-1]} |")
     return 0
 
