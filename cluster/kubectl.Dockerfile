@@ -1,5 +1,5 @@
-# The image of the nightly CronJob's pod (cluster/k8s/cronjob-annotate.yaml): kubectl, a POSIX sh,
-# sed and date, nothing else. Built from two sources that do not withdraw releases: the Docker
+# The image of the nightly CronJob's pod (cluster/k8s/cronjob-nightly.yaml): kubectl, a POSIX sh,
+# sed, date and expr, nothing else. Built from two sources that do not withdraw releases: the Docker
 # Official Image `alpine` and the kubectl binary the Kubernetes project publishes for every release
 # on dl.k8s.io, checked against the SHA-256 published beside it.
 #
