@@ -25,7 +25,7 @@ class CorpusError(AdaBioBertError):
 
 
 class CorpusFormatError(CorpusError):
-    """A line of an IOB corpus file that cannot be read.
+    """A line of a corpus file (IOB or PubTator) that cannot be read.
 
     Attributes:
         path: the file.

@@ -1,1 +1,1 @@
-"""Annotated corpora and their formats (IOB today), read into sentences and documents."""
+"""Annotated corpora and their formats (IOB; PubTator documents with character offsets), read into sentences and documents."""
