@@ -79,9 +79,11 @@ class LinkingConfig:
         for vocabulary in self.vocabularies:
             if vocabulary.format not in READERS:
                 raise ConfigError(f"vocabulary {vocabulary.name!r}: unknown format {vocabulary.format!r}; known: {sorted(READERS)}")
-        type_names = [n.casefold() for t in self.types for n in (t.entity_type, *t.aliases)]
-        if len(set(type_names)) != len(type_names):
-            raise ConfigError(f"an entity type or alias names two types: {type_names}")
+        owner: dict[str, str] = {}
+        for entity in self.types:
+            for name in (entity.entity_type, *entity.aliases):
+                if owner.setdefault(name.casefold(), entity.entity_type) != entity.entity_type:
+                    raise ConfigError(f"{name!r} names two types: {owner[name.casefold()]!r} and {entity.entity_type!r}")
         for entity in self.types:
             for selection in entity.selections:
                 if selection.vocabulary not in names:

@@ -55,7 +55,7 @@ _PLURALS = (
     ("ches", "ch", 6),
     ("shes", "sh", 6),
 )
-_NOT_PLURAL = ("ss", "us", "is", "os", "as")  # abscess, virus, psoriasis, ... stay as they are
+_NOT_PLURAL = ("ss", "us", "is")  # abscess, virus, psoriasis stay as they are
 
 
 def normalise(text: str) -> str:
