@@ -7,7 +7,8 @@ Disease   MeSH descriptors under C (diseases) or F03 (mental disorders), supplem
           concepts mapped to one of them, OMIM disease names
 Chemical  MeSH descriptors under D (chemicals and drugs), supplementary concepts mapped to one
 Gene      NCBI Gene through HGNC (human; approved symbols, names, previous and alias symbols)
-Species   NCBI Taxonomy through MeSH organism descriptors (B01) that carry a taxonomy ID
+Species   NCBI Taxonomy through MeSH organism descriptors that carry a taxonomy ID: B01
+          (eukaryotes), B02 (archaea), B03 (bacteria), B04 (viruses)
 ========  ==================================================================================
 
 Any other type (CellLine, Variant, ...) has no vocabulary and its mentions stay unlinked. Mention
@@ -23,6 +24,10 @@ from pathlib import Path
 
 from adabiobert.errors import ConfigError
 from adabiobert.linking.vocabularies import HUMAN, NCBI_TAXON, READERS, Concept, VocabularyRead
+
+
+ORGANISM_TREES = ("B01", "B02", "B03", "B04")
+"""MeSH's organism trees: eukaryotes, archaea, bacteria, viruses."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def default_config(shared_root: str | Path) -> LinkingConfig:
             TypeVocabulary("Chemical", (Selection("mesh_descriptors", ("D",)), Selection("mesh_supplementary", ("D",))),
                            aliases=("ChemicalEntity", "Drug")),
             TypeVocabulary("Gene", (Selection("hgnc", taxa=(HUMAN,)),), aliases=("GeneOrGeneProduct", "Protein")),
-            TypeVocabulary("Species", (Selection("mesh_descriptors", ("B01",), as_taxon=True),), aliases=("OrganismTaxon", "Organism")),
+            TypeVocabulary("Species", (Selection("mesh_descriptors", ORGANISM_TREES, as_taxon=True),), aliases=("OrganismTaxon", "Organism")),
         ),
     )
 

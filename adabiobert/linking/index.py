@@ -70,6 +70,8 @@ CANDIDATE_DF_SHARE = 0.01
 exactly: the common 3-grams' posting lists are most of the work and rarely decide the best name."""
 CANDIDATE_DF_FLOOR = 2000
 CANDIDATES_SCORED = 50
+MAX_TIED = 50
+"""Tied exact matches compared by name similarity, at most (a symbol dozens of genes share)."""
 
 
 @dataclass(frozen=True)
@@ -394,12 +396,25 @@ class TypeIndex:
         return None
 
     def exact(self, key: str) -> Candidate | None:
-        """The best concept whose name normalises to ``key`` (score 1.0), or None."""
+        """The best concept whose name normalises to ``key`` (score 1.0), or None.
+
+        Concepts that tie on selection and rank (an alias symbol two genes share: ``p63`` of TP63
+        and of CKAP4) are told apart by the 3-gram similarity of ``key`` to their preferred names;
+        concept order decides what is left."""
         row = self.find_key(key)
         if row is None:
             return None
-        concept, rank = self.concepts_of_key(row)[0]
-        return Candidate(concept, 1.0, rank, row)
+        found = self.concepts_of_key(row)
+        best = (int(self.sources[found[0][0]]), found[0][1])
+        tied = [c for c, rank in found[:MAX_TIED] if (int(self.sources[c]), rank) == best]
+        concept = tied[0] if len(tied) == 1 else self._closest_name(key, tied)
+        return Candidate(concept, 1.0, best[1], row)
+
+    def _closest_name(self, key: str, concepts: list[int]) -> int:
+        query = self.query_vectors([key])  # (1, V)
+        rows = [self.find_key(normalise(self.names[c])) for c in concepts]
+        similarity = [float((self.vectors[r] @ query.T).toarray()[0, 0]) if r is not None else 0.0 for r in rows]
+        return concepts[max(range(len(concepts)), key=lambda i: (similarity[i], -i))]
 
     def query_vectors(self, keys: Sequence[str]) -> sparse.csr_matrix:
         """The L2-normalised TF-IDF rows of ``keys`` over this type's 3-grams ``(len(keys), V)``;
