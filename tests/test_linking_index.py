@@ -86,7 +86,7 @@ def test_extra_names_are_synonyms_or_concepts_of_their_own(index_path):
     assert disease.curies[copper.concept] == "OMIM:215600" and disease.names[copper.concept] == "copper toxicosis"
     assert disease.curies[disease.exact(normalise("hepatic copper overload")).concept] == "MESH:D006527"
     assert disease.curies[disease.exact(normalise("breast and ovarian cancer")).concept] == "MESH:D001943|MESH:D010051"
-    assert index.manifest["extra_names"]["as_synonyms"] == 1 and index.manifest["extra_names"]["as_new_concepts"] == 2
+    assert index.manifest["extra_names"]["keys"] == 3 and index.manifest["extra_names"]["new_concepts"] == 2
 
 
 # ---- the artifact ------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ import json
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -61,7 +62,9 @@ INDEX_FORMAT = "adabiobert-linking-index"
 INDEX_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 NGRAM = 3
-RANK_NAME, RANK_SYNONYM, RANK_WEAK = 0, 1, 2
+RANK_EXTRA, RANK_NAME, RANK_SYNONYM, RANK_WEAK = -1, 0, 1, 2
+"""How a name belongs to its concept. An extra name (:class:`ExtraName`: a train mention) of a
+vocabulary concept comes first: it says how the corpus's annotators link that very string."""
 EXTRA_SOURCE = 127
 """The source of a concept known only from :class:`ExtraName` (after every configured selection)."""
 CANDIDATE_DF_SHARE = 0.01
@@ -78,7 +81,8 @@ MAX_TIED = 50
 class ExtraName:
     """A name added to a type's dictionary at build time (BioSyn's protocol: the training split's
     mentions with their gold identifiers). ``curie`` may join several with ``|`` (a composite
-    mention): it is then a concept of its own."""
+    mention): it is then a concept of its own. An exact match on an extra name of a vocabulary
+    concept wins over the vocabularies' own names (:meth:`TypeIndex.precedence`)."""
 
     entity_type: str
     name: str
@@ -232,9 +236,9 @@ class _Aliases:
         self.triples.append((row, rank, concept))
 
 
-def _write_type(folder: Path, concepts: Sequence[Concept], sources: Sequence[int]) -> dict:
-    """Compile one type's concepts (and the selection each came from) into ``folder``; returns
-    its counts for the manifest."""
+def _write_type(folder: Path, concepts: Sequence[Concept], sources: Sequence[int], extra: Sequence[tuple[int, str]] = ()) -> dict:
+    """Compile one type's concepts (and the selection each came from, and the extra names as
+    ``(concept row, name)``) into ``folder``; returns its counts for the manifest."""
     folder.mkdir(parents=True)
     np.save(folder / "concept_sources.npy", np.asarray(sources, dtype=np.int8).reshape(-1))
     aliases = _Aliases()
@@ -244,6 +248,8 @@ def _write_type(folder: Path, concepts: Sequence[Concept], sources: Sequence[int
             aliases.add(synonym, RANK_SYNONYM, row)
         for synonym in concept.weak_synonyms:
             aliases.add(synonym, RANK_WEAK, row)
+    for row, name in extra:
+        aliases.add(name, RANK_EXTRA, row)
     StringTable.build([c.curie for c in concepts]).save(folder, "concept_curies")
     StringTable.build([c.name for c in concepts]).save(folder, "concept_names")
     StringTable.build(aliases.keys).save(folder, "keys")
@@ -275,30 +281,41 @@ def _write_type(folder: Path, concepts: Sequence[Concept], sources: Sequence[int
             "names_without_key": aliases.empty_keys, "ngrams": int(len(vectors.codes)), "postings": int(vectors.by_ngram.nnz)}
 
 
-def _with_extra_names(selected: dict[str, TypeConcepts], extra: Sequence[ExtraName]) -> dict[str, int]:
-    """Add the extra names as synonyms of their concepts (new concepts for unknown CURIEs)."""
-    added = {"as_synonyms": 0, "as_new_concepts": 0, "type_not_configured": 0}
-    by_type: dict[str, dict[str, int]] = {t: {c.curie: i for i, c in enumerate(s.concepts)} for t, s in selected.items()}
-    names: dict[tuple[str, int], list[str]] = {}
+def _with_extra_names(selected: dict[str, TypeConcepts], extra: Sequence[ExtraName]) -> tuple[dict[str, list[tuple[int, str]]], dict]:
+    """The extra names as ``(concept row, name)`` per type, one concept per normalised name.
+
+    A name given for several CURIEs (train annotations disagree) goes to the CURIE given most
+    often (the first of those tied); an unknown CURIE becomes a concept of its own (named by its
+    first name), after every configured selection.
+
+    Returns:
+        Per type the names to add, and counts for the manifest.
+    """
+    counts = {"names": len(extra), "keys": 0, "keys_with_disagreeing_ids": 0, "new_concepts": 0, "type_not_configured": 0}
+    votes: dict[tuple[str, str], Counter] = {}
+    first_name: dict[tuple[str, str], str] = {}
     for item in extra:
         if item.entity_type not in selected:
-            added["type_not_configured"] += 1
+            counts["type_not_configured"] += 1
             continue
-        concepts, at = selected[item.entity_type].concepts, by_type[item.entity_type]
-        if item.curie not in at:
-            at[item.curie] = len(concepts)
-            concepts.append(Concept(item.curie, item.name))
-            selected[item.entity_type].sources.append(EXTRA_SOURCE)
-            added["as_new_concepts"] += 1
-        else:
-            names.setdefault((item.entity_type, at[item.curie]), []).append(item.name)
-            added["as_synonyms"] += 1
-    for (entity_type, row), found in names.items():
-        concept = selected[entity_type].concepts[row]
-        new = tuple(n for n in dict.fromkeys(found) if n != concept.name and n not in concept.synonyms)
-        selected[entity_type].concepts[row] = Concept(concept.curie, concept.name, concept.synonyms + new, concept.weak_synonyms,
-                                                      concept.tree_numbers, concept.mapped_to, concept.taxon)
-    return added
+        key = normalise(item.name)
+        if key:
+            votes.setdefault((item.entity_type, key), Counter())[item.curie] += 1
+            first_name.setdefault((item.entity_type, key), item.name)
+    rows = {t: {c.curie: i for i, c in enumerate(s.concepts)} for t, s in selected.items()}
+    added: dict[str, list[tuple[int, str]]] = {t: [] for t in selected}
+    for (entity_type, key), curies in votes.items():
+        counts["keys"] += 1
+        counts["keys_with_disagreeing_ids"] += len(curies) > 1
+        curie = curies.most_common(1)[0][0]  # Counter keeps first-seen order among ties
+        chosen, at = selected[entity_type], rows[entity_type]
+        if curie not in at:
+            at[curie] = len(chosen.concepts)
+            chosen.concepts.append(Concept(curie, first_name[(entity_type, key)]))
+            chosen.sources.append(EXTRA_SOURCE)
+            counts["new_concepts"] += 1
+        added[entity_type].append((at[curie], first_name[(entity_type, key)]))
+    return added, counts
 
 
 def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraName] = ()) -> dict:
@@ -321,7 +338,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
     began = time.perf_counter()
     reads = read_vocabularies(config)
     selected = select_concepts(config, reads)
-    extra_counts = _with_extra_names(selected, extra_names) if extra_names else None
+    extra, extra_counts = _with_extra_names(selected, extra_names) if extra_names else ({}, None)
     manifest = {
         "format": INDEX_FORMAT,
         "format_version": INDEX_FORMAT_VERSION,
@@ -347,7 +364,8 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
         folder = Path(scratch, "index")
         for entity in config.types:
             chosen = selected[entity.entity_type]
-            counts = _write_type(folder / "types" / entity.entity_type, chosen.concepts, chosen.sources)
+            counts = _write_type(folder / "types" / entity.entity_type, chosen.concepts, chosen.sources,
+                                 extra.get(entity.entity_type, ()))
             manifest["types"][entity.entity_type] = {"type_aliases": list(entity.aliases), **counts,
                                                      "left_out": dict(selected[entity.entity_type].left_out)}
         manifest["build_seconds"] = round(time.perf_counter() - began, 2)
@@ -378,11 +396,20 @@ class TypeIndex:
         self.document_frequency = np.diff(self.postings.indptr)  # (V,) small: computed once
 
     def concepts_of_key(self, key_row: int) -> list[tuple[int, int]]:
-        """``(concept row, rank)`` of the concepts a key names, best first: earlier selection
-        (``sources``), then better rank (name, synonym, weak synonym), then concept order."""
+        """``(concept row, rank)`` of the concepts a key names, best first (:meth:`precedence`)."""
         start, end = self.key_alias_ptr[key_row], self.key_alias_ptr[key_row + 1]
         found = zip(self.alias_concepts[start:end].tolist(), self.alias_ranks[start:end].tolist())
-        return sorted(found, key=lambda cr: (int(self.sources[cr[0]]), cr[1], cr[0]))
+        return sorted(found, key=lambda cr: self.precedence(*cr))
+
+    def precedence(self, concept: int, rank: int) -> tuple[bool, int, int, int]:
+        """The order of concepts that a name equally fits: an extra name of a vocabulary concept
+        first, then the earlier selection (``sources``: MeSH descriptors before OMIM; concepts
+        known only from extra names last), then the better rank (name, synonym, weak synonym),
+        then concept order. An extra name re-orders the vocabulary's concepts (how the corpus links
+        "alcohol"); it does not put an identifier from outside the vocabulary (a mouse gene in a
+        human gene index) before one inside it."""
+        source = int(self.sources[concept])
+        return (not (rank == RANK_EXTRA and source != EXTRA_SOURCE), source, rank, concept)
 
     def find_key(self, key: str) -> int | None:
         """The row of a normalised key, or None when no name has it."""
@@ -405,10 +432,10 @@ class TypeIndex:
         if row is None:
             return None
         found = self.concepts_of_key(row)
-        best = (int(self.sources[found[0][0]]), found[0][1])
-        tied = [c for c, rank in found[:MAX_TIED] if (int(self.sources[c]), rank) == best]
+        best = self.precedence(*found[0])[:3]
+        tied = [c for c, rank in found[:MAX_TIED] if self.precedence(c, rank)[:3] == best]
         concept = tied[0] if len(tied) == 1 else self._closest_name(key, tied)
-        return Candidate(concept, 1.0, best[1], row)
+        return Candidate(concept, 1.0, found[0][1], row)
 
     def _closest_name(self, key: str, concepts: list[int]) -> int:
         query = self.query_vectors([key])  # (1, V)
@@ -497,9 +524,9 @@ class TypeIndex:
         for name, score in zip(names.tolist(), np.minimum(scores, 1.0).tolist()):
             for concept, rank in self.concepts_of_key(name):
                 old = ranked.get(concept)
-                if old is None or score > old.score or (score == old.score and rank < old.rank):
+                if old is None or (-score, *self.precedence(concept, rank)) < (-old.score, *self.precedence(concept, old.rank)):
                     ranked[concept] = Candidate(concept, score, rank, name)
-        order = sorted(ranked.values(), key=lambda c: (-c.score, int(self.sources[c.concept]), c.rank, c.concept))
+        order = sorted(ranked.values(), key=lambda c: (-c.score, *self.precedence(c.concept, c.rank)))
         return order[:top_k]
 
 
