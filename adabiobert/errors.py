@@ -104,3 +104,26 @@ class InventoryError(AdaBioBertError):
         self.source = str(source)
         self.reason = message
         super().__init__(f"{self.source}: {message}")
+
+
+class VocabularyError(AdaBioBertError):
+    """A vocabulary file (MeSH, HGNC, NCBI ``gene_info``, the OMIM lexicon) that cannot be read as
+    one: a missing column, a row that breaks the format in strict mode, bytes that are not UTF-8.
+
+    Attributes:
+        path: the file.
+        line: 1-based line number, or ``None`` when the problem is the file as a whole.
+        reason: the message without the location.
+    """
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class LinkingIndexError(AdaBioBertError):
+    """A linking index that cannot be used: not an index folder, another format version, or built
+    from other vocabularies than the run expects (the message names both hashes)."""
