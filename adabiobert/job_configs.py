@@ -174,10 +174,19 @@ class AnnotateConfig:
     """Reject articles whose text holds a C0/C1 control character other than tab, LF, CR (they
     cannot come from valid JATS XML and mark a broken conversion). When False, the word tokenizer
     treats them as white space or punctuation and the article is tagged."""
+    types: tuple[str, ...] | None = None
+    """Write mentions of these entity types only (``--types Gene,Disease``); None: every type the
+    bundle tags. A type the bundle does not tag is refused before any work; the run's model id
+    says the restriction (``annotation.stages.model_id_for_types``), so a shard tagged under
+    another one is tagged again."""
 
     def __post_init__(self) -> None:
         if self.max_document_chars < 1:
             raise ConfigError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
+        if self.types is not None:
+            if not self.types or not all(isinstance(t, str) and t.strip() == t and t for t in self.types):
+                raise ConfigError(f"types must be non-empty type names, got {self.types!r}")
+            object.__setattr__(self, "types", tuple(sorted(set(self.types))))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from adabiobert.errors import ConfigError
 from adabiobert.spans import OUTSIDE, split_tag
 
 
@@ -136,3 +137,32 @@ def _canonical_tags(types: Iterable[str]) -> tuple[str, ...]:
     for type_ in sorted(types):
         tags += [f"B-{type_}", f"I-{type_}"]
     return tuple(tags)
+
+
+def parse_types(text: str) -> tuple[str, ...]:
+    """A ``--types`` value, ``Gene,Disease``, as sorted distinct type names.
+
+    Raises:
+        ConfigError: no type named (empty, or only commas).
+    """
+    types = tuple(sorted({part.strip() for part in text.split(",") if part.strip()}))
+    if not types:
+        raise ConfigError(f"--types {text!r} names no entity type; give names joined by commas, e.g. Gene,Disease")
+    return types
+
+
+def require_known_types(types: Iterable[str], known: Sequence[str], tagger: str) -> None:
+    """Refuse types a tagger does not tag (``--types`` of ``adabiobert tag`` and the annotation job).
+
+    Args:
+        types: the types asked for.
+        known: the tagger's entity types (``LabelSet.entity_types``).
+        tagger: what to call the tagger in the message (its bundle folder).
+
+    Raises:
+        ConfigError: naming the unknown types and the ones the tagger has.
+    """
+    unknown = sorted(set(types) - set(known))
+    if unknown:
+        raise ConfigError(f"--types {','.join(unknown)}: {tagger} does not tag {'this type' if len(unknown) == 1 else 'these types'}; "
+                          f"it tags {', '.join(known) or 'nothing'}")

@@ -214,10 +214,20 @@ class TrainJobConfig:
     """A training job: which data, where to write, how many workers, and the run itself."""
 
     dataset: str = "NCBI-disease"
-    """A dataset name from the registry (``adabiobert.corpora.iob.DATASETS``)."""
+    """A dataset name from the registry (``adabiobert.corpora.iob.DATASETS``), ``pubtator:<corpus>``,
+    a named mix (``union``), or several of these joined by commas (``adabiobert.corpora.mix``)."""
 
     data_root: str | None = None
     """Folder holding the dataset folders; default: the ADABIOBERT_DATA_ROOT variable."""
+
+    pubtator_root: str | None = None
+    """Folder holding the PubTator files; default: the ADABIOBERT_PUBTATOR_ROOT variable, else
+    ``pubtator/`` beside the data root."""
+
+    partial_annotation: bool | None = None
+    """Train with the partial-annotation loss: a word a corpus leaves ``O`` may be a mention of a
+    type that corpus does not annotate. False: the naive union (every ``O`` is ``O``). None: on
+    for several corpora, off for one."""
 
     output: str = "runs"
     """Storage path (local folder or ``s3://bucket/prefix``); the run lives in ``<output>/<name>``."""

@@ -13,7 +13,7 @@ another S3 endpoint such as MinIO.
 
 Exit status: 0 every listed shard is committed; 3 completed with quarantined shards (every other
 shard is committed; the run summary lists the quarantined ones); 2 refused before any work (a bad
-argument, no bundle at --model, no --shards; one line on stderr);
+argument, no bundle at --model, no --shards, a --types the bundle does not tag; one line on stderr);
 75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from adabiobert.cli.kit import PRECISIONS, ArgumentParser, refuse  # noqa: E402
 from adabiobert.errors import AdaBioBertError, ConfigError  # noqa: E402
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig  # noqa: E402
+from adabiobert.labels import parse_types  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
 EXIT_QUARANTINED = 3
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     rules.add_argument("--max-document-chars", type=int, default=a.max_document_chars,
                        help="longer articles are rejected")
     rules.add_argument("--allow-control-characters", action="store_true", help="tag articles with control characters")
+    rules.add_argument("--types", default=None,
+                       help="write only these entity types, joined by commas (e.g. Gene,Disease; default: every type "
+                            "the bundle tags); a type the bundle does not tag is refused")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -82,7 +86,8 @@ def _config(args) -> AnnotationJobConfig:
         documents_per_call=args.documents_per_call,
         documents_per_split=args.documents_per_split,
         subword_budget=args.subword_budget,
-        annotate=AnnotateConfig(args.max_document_chars, not args.allow_control_characters),
+        annotate=AnnotateConfig(args.max_document_chars, not args.allow_control_characters,
+                                parse_types(args.types) if args.types is not None else None),
         show_progress=not args.no_progress,
     )
 

@@ -1,12 +1,19 @@
 """Fine-tune an AdaBioBERT tagger with Ray Train.
 
     python jobs/train.py --dataset NCBI-disease --data-root ../shared/corpora --epochs 3
+    python jobs/train.py --dataset union --pubtator-root ../shared/pubtator --epochs 3 --name union
     ray job submit --working-dir . -- python jobs/train.py --dataset BC5CDR --num-workers 4 --gpu \
         --backbone dmis-lab/biobert-base-cased-v1.2 --output s3://bucket/runs
 
 Plain ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the
-cluster, and a relative --output, --data-root or --word-vectors is refused (adabiobert/submission.py).
-Re-running with the same --name and --output resumes from the latest checkpoint.
+cluster, and a relative --output, --data-root, --pubtator-root or --word-vectors is refused
+(adabiobert/submission.py). Re-running with the same --name and --output resumes from the latest
+checkpoint.
+
+--dataset takes one IOB dataset, ``pubtator:<corpus>`` (a PubTator corpus: pubtator:BC5CDR), the
+mix ``union`` (every PubTator corpus), or several joined by commas; a mix trains one tagger of the
+union of their types, with the partial-annotation loss unless --partial-annotation off
+(adabiobert/corpora/mix.py, docs/training.md "One tagger for every type").
 
 Exit status: 0 trained; 2 refused (unfit data, bad configuration); 75 Ray did not start in time
 (one line names the setting that gives it longer); 1 failed.
@@ -22,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from adabiobert.cli.kit import ArgumentParser, refuse  # noqa: E402
 from adabiobert.corpora.iob import DATA_ROOT_ENV  # noqa: E402
+from adabiobert.corpora.mix import PUBTATOR_ROOT_ENV  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 from adabiobert.training_config import LossConfig, ModelConfig, OptimConfig, TrainConfig, TrainJobConfig  # noqa: E402
@@ -32,8 +40,15 @@ def parse_args(argv: list[str] | None) -> TrainJobConfig:
     t, m, o, lc = TrainConfig(), ModelConfig(), OptimConfig(), LossConfig()
     parser = ArgumentParser(prog="jobs/train.py", description=__doc__)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=defaults.dataset, help="dataset name, e.g. NCBI-disease, BC5CDR, BC2GM")
+    data.add_argument("--dataset", default=defaults.dataset,
+                      help="IOB dataset (NCBI-disease, BC5CDR, BC2GM), pubtator:<corpus> (pubtator:BioRED), "
+                           "the mix 'union' (every PubTator corpus), or several joined by commas")
     data.add_argument("--data-root", default=None, help="folder of the dataset folders (default: $ADABIOBERT_DATA_ROOT)")
+    data.add_argument("--pubtator-root", default=None,
+                      help=f"folder of the PubTator files (default: ${PUBTATOR_ROOT_ENV}, else pubtator/ beside the data root)")
+    data.add_argument("--partial-annotation", choices=("on", "off"), default=None,
+                      help="on: a word a corpus leaves O may be a type it does not annotate; off: the naive union "
+                           "(default: on for several corpora, off for one)")
     data.add_argument("--max-train-sentences", type=int, default=None, help="train on the first N sentences only")
     data.add_argument("--max-eval-sentences", type=int, default=None, help="use the first N dev and test sentences only")
     model = parser.add_argument_group("model")
@@ -77,6 +92,8 @@ def _job(args, m: ModelConfig) -> TrainJobConfig:
     return TrainJobConfig(
         dataset=args.dataset,
         data_root=args.data_root,
+        pubtator_root=args.pubtator_root,
+        partial_annotation=None if args.partial_annotation is None else args.partial_annotation == "on",
         output=args.output,
         name=args.name,
         word_vectors=None if args.no_word_vectors else args.word_vectors,
@@ -115,8 +132,11 @@ def _job(args, m: ModelConfig) -> TrainJobConfig:
 def main(argv: list[str] | None = None) -> int:
     job = parse_args(argv)
     data_root = ("--data-root", job.data_root) if job.data_root else (f"${DATA_ROOT_ENV}", os.environ.get(DATA_ROOT_ENV))
+    pubtator_root = (("--pubtator-root", job.pubtator_root) if job.pubtator_root
+                     else (f"${PUBTATOR_ROOT_ENV}", os.environ.get(PUBTATOR_ROOT_ENV)))
     try:
-        check_job_paths({"--output": job.output, data_root[0]: data_root[1], "--word-vectors": job.word_vectors})
+        check_job_paths({"--output": job.output, data_root[0]: data_root[1], pubtator_root[0]: pubtator_root[1],
+                         "--word-vectors": job.word_vectors})
     except AdaBioBertError as error:
         return refuse(error)
     from adabiobert.distributed.startup import report_startup_timeout
@@ -137,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         f"test entity F1 {test['entity_f1']:.4f} (P {test['entity_precision']:.4f}, R {test['entity_recall']:.4f}); "
         f"paper's token-level micro F1 {test['paper_token_micro_f1']:.4f}"
     )
+    for test_set, scores in results.get("offset_test", {}).items():
+        per_type = ", ".join(f"{t} {s['f1']:.4f}" for t, s in scores["per_type"].items())
+        print(f"{test_set}: strict character-offset F1 {scores['micro']['f1']:.4f} ({per_type})")
     print("alpha per epoch: " + ", ".join(f"{a:.3f}" for a in results["alpha_trace"]))
     return 0
 

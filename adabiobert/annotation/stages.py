@@ -196,8 +196,18 @@ def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEnc
     return pa.Table.from_pylist(rows, schema=SPLIT_SCHEMA)
 
 
-def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
+def model_id_for_types(model_id: str, types: Sequence[str] | None) -> str:
+    """The model id a run writes: the bundle's ``name@hash``, followed by ``[Disease,Gene]`` when
+    the run writes only those types (``AnnotateConfig.types``), so that the id of a shard's rows
+    says what they hold and a shard tagged under another restriction is tagged again."""
+    return model_id if types is None else f"{model_id}[{','.join(sorted(types))}]"
+
+
+def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None = None) -> pa.Table:
     """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one tagger call.
+
+    A bundle of several types tags all of them in the one call; ``label`` is each mention's type,
+    and with ``types`` only mentions of those types are kept (``AnnotateConfig.types``).
 
     Sentences the split encoded are tagged as they come (``tag_encoded``), without a tokenizer
     call; a batch holding sentences split without an encoder (null subword fields) goes to
@@ -228,6 +238,8 @@ def tag_documents(tagger: Tagger, batch: pa.Table) -> pa.Table:
         sentence = TextSentence(0, len(texts[i]), tuple(Word(w, s, e) for w, s, e in zip(words[i], starts[i], ends[i])))
         offset = meta["start"][i]
         for entity in entities_from_tagging(texts[i], sentence, tagging):
+            if types is not None and entity.label not in types:
+                continue
             mentions[owner[i]].append({
                 "section": meta["section"][i],
                 "section_index": meta["section_index"][i],

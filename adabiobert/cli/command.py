@@ -11,6 +11,8 @@ offsets into the text (``text[start:end] == mention``; with ``--lines``, into th
 ``line`` is 1-based); or one document per text, with its text and mentions, as BioC XML, BioC
 JSON or PubTator (``adabiobert.annotation.exports``: the text is one passage at offset 0, so the offsets are
 the same). A progress bar over sentences goes to stderr when it is a terminal (``--progress``).
+``label`` is the entity type; a bundle of several types tags all of them in one pass, and
+``--types Gene,Disease`` writes only those (a type the bundle does not tag is refused).
 
 ``export``: the annotation job's output as BioC XML, BioC JSON and PubTator, one file per shard
 and format (each tagged article one document, its text read back from the shard), offsets as in
@@ -22,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -63,11 +65,13 @@ def read_texts(paths: list[str], lines: bool, stdin: TextIO) -> Iterator[Text]:
                 yield Text(source, number, line)
 
 
-def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, progress) -> Iterator[tuple[int, dict]]:
+def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, progress,
+              types: Collection[str] | None = None) -> Iterator[tuple[int, dict]]:
     """Mentions of every text, in input order, tagging ``batch_sentences`` sentences per call.
 
     Args:
         texts: each text with its sentences (``adabiobert.text.split_sentences``).
+        types: write mentions of these types only (``--types``); None: every type.
 
     Yields:
         ``(index of the text, record)`` per mention.
@@ -82,6 +86,8 @@ def tag_texts(tagger, texts: Iterable[tuple[Text, list]], batch_sentences: int, 
         taggings = tagger.tag_words([[w.text for w in s.words] for _, _, s in pending])
         for (index, text, sentence), tagging in zip(pending, taggings):
             for entity in entities_from_tagging(text.text, sentence, tagging):
+                if types is not None and entity.label not in types:
+                    continue
                 yield index, {"source": text.source, "line": text.line, "start": entity.start, "end": entity.end,
                               "label": entity.label, "confidence": entity.confidence, "mention": entity.text}
         progress.update(len(pending))
@@ -133,12 +139,15 @@ def _tag_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from adabiobert.errors import AdaBioBertError
-    from adabiobert.model.checkpoint import require_bundle
+    from adabiobert.labels import require_known_types
+    from adabiobert.model.checkpoint import bundle_entity_types, require_bundle
     from adabiobert.model.tagger import Tagger
     from adabiobert.text import split_sentences
 
     try:
-        require_bundle(args.model)  # before stdin is read: a wrong --model must not wait for input
+        require_bundle(args.model)  # before stdin is read: a wrong --model or --types must not wait for input
+        if args.types is not None:
+            require_known_types(args.types, bundle_entity_types(args.model), f"the bundle {args.model}")
         texts = list(read_texts(args.inputs, args.lines, sys.stdin))
         tagger = Tagger.from_pretrained(args.model, device=args.device, subword_budget=args.subword_budget,
                                         precision=args.precision)
@@ -152,7 +161,7 @@ def _tag_command(args: argparse.Namespace) -> int:
     split = [(text, split_sentences(text.text)) for text in texts]
     total = sum(len(sentences) for _, sentences in split)
     with tqdm(total=total, unit="sentence", desc="tag", disable=not show, file=sys.stderr) as progress:
-        tagged = tag_texts(tagger, split, args.batch_sentences, progress)
+        tagged = tag_texts(tagger, split, args.batch_sentences, progress, args.types)
         if args.format in RECORD_FORMATS:
             count = write_records((record for _, record in tagged), args.format, sys.stdout)
         else:
@@ -179,6 +188,17 @@ def _export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _type_list(text: str) -> tuple[str, ...]:
+    """An argparse type: ``--types Gene,Disease``."""
+    from adabiobert.errors import ConfigError
+    from adabiobert.labels import parse_types
+
+    try:
+        return parse_types(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="adabiobert", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_TAG_PRECISION,
                      help=f"default {DEFAULT_TAG_PRECISION}; auto: bf16 on CUDA or a CPU with native bf16 (avx512_bf16/amx_bf16), else int8; "
                           "bf16 on a CPU without native bf16 is refused")
+    tag.add_argument("--types", type=_type_list, default=None,
+                     help="write only these entity types, joined by commas (e.g. Gene,Disease; default: every type "
+                          "the bundle tags); a type the bundle does not tag is refused")
     tag.add_argument("--batch-sentences", type=positive_int, default=512, help="sentences per tagger call")
     tag.add_argument("--subword-budget", type=positive_int, default=8192, help="subwords per forward pass")
     tag.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

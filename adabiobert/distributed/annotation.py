@@ -54,12 +54,13 @@ from adabiobert.annotation.planner import (
     version_index,
 )
 from adabiobert.annotation.shard_commits import commit_amendment, commit_quarantine, commit_tagged
-from adabiobert.annotation.stages import TAGGED_SCHEMA, quarantine_row, split_shard, tag_documents
+from adabiobert.annotation.stages import TAGGED_SCHEMA, model_id_for_types, quarantine_row, split_shard, tag_documents
 from adabiobert.annotation.status import QUARANTINED
 from adabiobert.distributed.session import init_ray, worker_runtime_env
 from adabiobert.errors import AdaBioBertError, InputNotFoundError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
-from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_model_id, load_bundle_encoder
+from adabiobert.labels import require_known_types
+from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_entity_types, bundle_model_id, load_bundle_encoder
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.precision import DEFAULT_TAG_PRECISION
 from adabiobert.pmc.shards import ShardCheck, check_shard, list_shards, read_failure
@@ -75,7 +76,7 @@ class TaggerActor:
     the split stage encoded (``tag_documents``: collate, encoder, CRF; no tokenizer call)."""
 
     def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None,
-                 precision: str = DEFAULT_TAG_PRECISION) -> None:
+                 precision: str = DEFAULT_TAG_PRECISION, types: tuple[str, ...] | None = None) -> None:
         import torch
 
         from adabiobert.model.tagger import Tagger
@@ -85,9 +86,10 @@ class TaggerActor:
         folder, self._download = _local_bundle(model)
         self.tagger = Tagger.from_pretrained(folder, device=device, subword_budget=subword_budget, precision=precision)
         self.tagger.model_id = model_id  # the driver's id, also for a downloaded copy
+        self.types = types
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return tag_documents(self.tagger, batch)
+        return tag_documents(self.tagger, batch, self.types)
 
 
 def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
@@ -179,7 +181,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     Raises:
         InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
             (``pmc.shards.list_shards``; raised before the output is touched or Ray starts).
-        ConfigError: ``use_gpu`` without a GPU in the cluster.
+        ConfigError: ``use_gpu`` without a GPU in the cluster; ``annotate.types`` names a type the
+            bundle does not tag (before the output is touched).
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
     config = config.resolved()
@@ -192,6 +195,9 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         except InputNotFoundError:
             raise InputNotFoundError(f"{config.model}: no tagger bundle there ({MANIFEST} is missing); pass the "
                                      "'model' folder of a training run, <output>/<name>/model") from None
+        if config.annotate.types is not None:
+            require_known_types(config.annotate.types, bundle_entity_types(bundle.path), f"the bundle {config.model}")
+            model_id = model_id_for_types(model_id, config.annotate.types)
     listed = list_shards(config.shards)
     seconds["list"] = time.perf_counter() - started
 
@@ -339,6 +345,7 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
                 "subword_budget": config.subword_budget,
                 "cpu_threads": pool.threads,
                 "precision": precision,
+                "types": config.annotate.types,
             },
             compute=ray.data.ActorPoolStrategy(size=pool.actors),
             batch_size=config.documents_per_call,

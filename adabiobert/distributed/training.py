@@ -1,7 +1,10 @@
 """Fine-tuning on Ray Train: the per-worker loop and the driver that runs, exports and reports.
 
-The driver reads the corpus and the word vectors once and hands them to the workers through
-the object store, so workers need no access to the data root. Every epoch rank 0 writes a
+The driver reads the corpus (or every corpus of a mix, ``adabiobert.corpora.mix``) and the word
+vectors once and hands them to the workers through the object store, so workers need no access to
+the data root. A mix's sentences carry the types their corpus annotates; with partial annotation
+on, each training example carries the tags its words may take, and the loss marginalises over
+them (``adabiobert.model.partial_annotation``). Every epoch rank 0 writes a
 checkpoint that is a complete bundle plus training state; Ray Train keeps the best two by dev
 entity F1 and the latest. Re-running with the same ``RunConfig(name, storage_path)`` resumes
 from the latest checkpoint (Ray Train V2 has no ``TorchTrainer.restore``), and worker failures
@@ -27,7 +30,7 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 
 from adabiobert import storage
-from adabiobert.corpora.iob import load_corpus, resolve_data_root, validate_for_training
+from adabiobert.corpora.mix import TrainingData, load_training_data
 from adabiobert.distributed.session import init_ray
 from adabiobert.model.assembly import build_example_encoder, build_model, build_optimizer
 from adabiobert.model.backbone import load_tokenizer
@@ -84,8 +87,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     word_vectors: WordVectors | None = data["word_vectors"]
     model = build_model(config, data["labels"], word_vectors)
     encoder = build_example_encoder(config.model, model, tokenizer, word_vectors)
-    train = encoder.encode_tagged(data["train"])
-    dev = encoder.encode_tagged(data["dev"])
+    train = encoder.encode_tagged(data["train"], partial=data["partial"])
+    dev = encoder.encode_tagged(data["dev"], partial=data["partial"])
     optimizer, scheduler = build_optimizer(model, config, train, world_size)
 
     start_epoch, history = 0, []
@@ -169,31 +172,41 @@ def run_training(job: TrainJobConfig, log=print, after_epoch: EpochHook | None =
         log: where one-line progress messages go.
         after_epoch: see :data:`EpochHook` (None: nothing is called).
 
+    A mix (several corpora, or one PubTator corpus) also gets ``mix`` in results.json (its
+    sources, label set, partial-annotation switch and per-corpus counts), ``test_by_corpus``
+    (each corpus's IOB test scores) and ``offset_test`` (each PubTator test file's strict
+    character-offset scores, tagged through ``Tagger.tag``).
+
     Raises:
         AdaBioBertError: for a dataset that is missing, unreadable or unfit to train on
             (``validate_for_training``), raised before Ray starts or anything is written.
     """
     started = time.perf_counter()
-    data_root = resolve_data_root(job.data_root)
-    corpus = load_corpus(job.dataset, data_root)
-    corpus = replace(
-        corpus,
-        train=corpus.train[: job.max_train_sentences],
-        dev=corpus.dev[: job.max_eval_sentences],
-        test=corpus.test[: job.max_eval_sentences],
-    )
-    validate_for_training(corpus)  # what will be trained on, before any work
-    provenance = data_provenance(data_root, corpus.files)  # hashes of the files read, before Ray
-    train, dev, test = corpus.train, corpus.dev, corpus.test
+    training_data = load_training_data(
+        job.dataset, job.data_root, job.pubtator_root, max_train_sentences=job.max_train_sentences,
+        max_eval_sentences=job.max_eval_sentences, partial_annotation=job.partial_annotation,
+    )  # what will be trained on, checked before any work
+    corpus = training_data.corpus
+    roots = training_data.roots
+    provenance = data_provenance(roots.get("data_root") or roots["pubtator_root"], training_data.files)  # before Ray
+    if "pubtator_root" in roots:
+        provenance["pubtator_root"] = roots["pubtator_root"]
+    resolved = replace(job, data_root=roots.get("data_root", job.data_root),
+                       pubtator_root=roots.get("pubtator_root", job.pubtator_root),
+                       partial_annotation=training_data.partial_annotation)
+    train, dev = corpus.train, corpus.dev
     word_vectors = WordVectors.load(job.word_vectors) if job.word_vectors else None
     log(
-        f"{corpus.name}: {len(train)} train / {len(dev)} dev / {len(test)} test sentences, "
+        f"{corpus.name}: {len(train)} train / {len(dev)} dev / {len(corpus.test)} test sentences, "
         f"tags {list(corpus.labels.tags)}, word vectors: "
         + (f"{len(word_vectors.words)} x {word_vectors.dim}" if word_vectors else "off")
     )
+    if _is_mix(training_data):
+        _log_sources(training_data, log)
     init_ray(log)
 
-    data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors})
+    data = ray.put({"train": train, "dev": dev, "labels": corpus.labels, "word_vectors": word_vectors,
+                    "partial": training_data.partial_annotation})
     cpu_threads = job.cpu_threads_per_worker or max(1, (os.cpu_count() or 1) // job.num_workers)
     filesystem, storage_root = storage.filesystem_for(job.output)  # Ray Train's storage, local or S3
     relay = _ProgressRelay(log)
@@ -237,13 +250,16 @@ def run_training(job: TrainJobConfig, log=print, after_epoch: EpochHook | None =
         for name in (STATE_JSON, STATE_TENSORS):
             (model_dir / name).unlink(missing_ok=True)
         log("evaluating the best checkpoint on test")
-        test_summary = ray.get(
+        evaluated = ray.get(
             _evaluate_bundle.options(num_gpus=1 if job.use_gpu else 0, num_cpus=1).remote(
-                _bundle_bytes(model_dir), test, cpu_threads, job.train.to_dict()
+                _bundle_bytes(model_dir), _test_sets(training_data), cpu_threads, job.train.to_dict()
             )
         )
-        results = results_document(replace(job, data_root=provenance["root"]), history, test_summary, fit_seconds,
-                                   time.perf_counter() - started, _versions(), data=provenance, code=code_version())
+        test_summary = evaluated.pop("test")
+        if _is_mix(training_data):
+            evaluated = {"mix": training_data.summary(), **evaluated}
+        results = results_document(resolved, history, test_summary, fit_seconds, time.perf_counter() - started,
+                                   _versions(), data=provenance, code=code_version(), extra=evaluated)
         (Path(scratch) / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         plot_training_curve(history, Path(scratch) / "training_curve.png", title=f"{job.name} ({job.dataset})")
         for name in ("results.json", "training_curve.png"):
@@ -341,11 +357,48 @@ def _bundle_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+def _is_mix(data: TrainingData) -> bool:
+    """Whether results.json gets a mix's sections: several sources, or a PubTator corpus."""
+    return data.is_mix or bool(data.sources[0].test_set)
+
+
+def _log_sources(data: TrainingData, log) -> None:
+    switch = "on" if data.partial_annotation else "off (naive union: every O is O)"
+    log(f"partial annotation {switch}; label set: {', '.join(data.labels.entity_types)}")
+    for source in data.sources:
+        log(f"  {source.name} (annotates {', '.join(sorted(source.annotated_types))}): {len(source.train)} train / "
+            f"{len(source.dev)} dev / {len(source.test)} test sentences")
+
+
+@dataclass(frozen=True)
+class _TestSet:
+    """One source's test data, for the evaluation task."""
+
+    name: str
+    sentences: list
+    test_set: str = ""
+    """The PubTator test file's stem; empty for an IOB test split (no offset scores)."""
+    documents: tuple = ()
+    annotated_types: frozenset[str] = frozenset()
+
+
+def _test_sets(data: TrainingData) -> list[_TestSet]:
+    return [_TestSet(s.name, s.test, s.test_set, s.test_documents, s.annotated_types) for s in data.sources]
+
+
 @ray.remote
-def _evaluate_bundle(files: dict[str, bytes], test, cpu_threads: int, train_config: dict) -> dict:
-    """Tag the test split with a bundle and score it (a Ray task, on a GPU when asked)."""
+def _evaluate_bundle(files: dict[str, bytes], tests: list[_TestSet], cpu_threads: int, train_config: dict) -> dict:
+    """Tag the test splits with a bundle and score them (a Ray task, on a GPU when asked).
+
+    Returns:
+        ``test``: the IOB scores of every test sentence pooled; with several test sets also
+        ``test_by_corpus`` (each one's IOB scores); for PubTator test files ``offset_test``
+        (test file stem -> strict character-offset scores, ``corpora.offset_evaluation``).
+    """
+    from adabiobert.corpora.offset_evaluation import evaluate_documents, scores_to_dict
     from adabiobert.model.checkpoint import load_bundle
     from adabiobert.model.engine import evaluate
+    from adabiobert.model.tagger import Tagger
 
     torch.set_num_threads(cpu_threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -357,12 +410,28 @@ def _evaluate_bundle(files: dict[str, bytes], test, cpu_threads: int, train_conf
         bundle = load_bundle(scratch, device)
     config = TrainConfig.from_dict(train_config)
     encoder = build_example_encoder(bundle.model_config, bundle.model, bundle.tokenizer, bundle.word_vectors)
-    examples = encoder.encode_tagged(test)
+    examples, groups = [], []
+    for test in tests:
+        encoded = encoder.encode_tagged(test.sentences)
+        examples += encoded
+        groups += [test.name] * len(encoded)
     started = time.perf_counter()
-    summary = evaluate(bundle.model, examples, bundle.model.labels, config, device, bundle.tokenizer.pad_token_id or 0)
+    summary = evaluate(bundle.model, examples, bundle.model.labels, config, device, bundle.tokenizer.pad_token_id or 0,
+                       groups=groups if len(tests) > 1 else None)
     summary["tagging_seconds"] = time.perf_counter() - started
     summary["tagging_sentences_per_second"] = len(examples) / max(summary["tagging_seconds"], 1e-9)
-    return summary
+    evaluated = {"test": summary}
+    if len(tests) > 1:
+        evaluated["test_by_corpus"] = summary.pop("by_group")
+    raw_text = [test for test in tests if test.test_set]
+    if raw_text:
+        tagger = Tagger(bundle, device, subword_budget=config.eval_subword_budget)
+        evaluated["offset_test"] = {
+            test.test_set: scores_to_dict(evaluate_documents(tagger.tag, test.documents, test.annotated_types),
+                                          len(test.documents))
+            for test in raw_text
+        }
+    return evaluated
 
 
 def _versions() -> dict:

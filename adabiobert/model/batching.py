@@ -8,7 +8,7 @@ it, so one gather turns encoder output into per-word features, windows stitched 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,6 +23,12 @@ class Example:
     encoded: EncodedWords
     word_vector_ids: tuple[int, ...]
     tag_ids: tuple[int, ...] | None = None
+    annotated_types: frozenset[str] | None = None
+    """The entity types its corpus annotates (a sentence of a mix, ``corpora.mix``): it is scored
+    on these types only. None: every type of the label set."""
+    allowed_tags: torch.Tensor | None = field(default=None, compare=False)
+    """(words, tags) bool, the tags each word may take under its corpus's partial annotation
+    (``model.partial_annotation.allowed_tags``); None: its tags, one per word."""
 
     @property
     def num_words(self) -> int:
@@ -41,7 +47,9 @@ def collate(examples: Sequence[Example], pad_subword_id: int) -> dict[str, torch
         ``word_index``: (batch, words) flat indices into (windows * window_length);
         ``word_mask``: (batch, words) bool, True on real words;
         ``word_vector_ids``: (batch, words);
-        ``tags``: (batch, words), only when every example has tags (0 on padding).
+        ``tags``: (batch, words), only when every example has tags (0 on padding);
+        ``allowed_tags``: (batch, words, tags) bool, only with ``tags`` and when some example has
+        ``allowed_tags`` (one tag per word, its own, for the others; False on padding).
     """
     if not examples or any(e.num_words == 0 for e in examples):
         raise ValueError("a batch needs at least one example, each with at least one word")
@@ -80,6 +88,16 @@ def collate(examples: Sequence[Example], pad_subword_id: int) -> dict[str, torch
         for b, example in enumerate(examples):
             tags[b, : example.num_words] = torch.tensor(example.tag_ids, dtype=torch.long)
         batch["tags"] = tags
+        masks = [e.allowed_tags for e in examples if e.allowed_tags is not None]
+        if masks:
+            allowed = torch.zeros((len(examples), max_words, masks[0].shape[1]), dtype=torch.bool)
+            for b, example in enumerate(examples):
+                n = example.num_words
+                if example.allowed_tags is not None:
+                    allowed[b, :n] = example.allowed_tags
+                else:  # fully annotated: its own tag only
+                    allowed[b, torch.arange(n), tags[b, :n]] = True
+            batch["allowed_tags"] = allowed  # (batch, words, tags)
     return batch
 
 

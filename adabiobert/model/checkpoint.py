@@ -175,6 +175,20 @@ def load_bundle_encoder(folder: str | Path) -> ExampleEncoder:
     )
 
 
+def bundle_entity_types(folder: str | Path) -> tuple[str, ...]:
+    """The entity types a bundle tags, from its manifest alone (no weights, no tokenizer).
+
+    Raises:
+        InputNotFoundError: the folder holds no bundle manifest.
+        ValueError: an unknown format version.
+    """
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise InputNotFoundError(f"{folder}: no tagger bundle there ({MANIFEST} is missing); pass the "
+                                 "'model' folder of a training run, <output>/<name>/model")
+    return LabelSet.from_json(_read_manifest(folder)["labels"]).entity_types
+
+
 def _read_manifest(folder: Path) -> dict:
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("format_version") != FORMAT_VERSION:

@@ -23,6 +23,7 @@ from adabiobert.metrics import evaluation_summary
 from adabiobert.model import adaptive_alpha
 from adabiobert.model.batching import Example, budget_batches, collate, move_to
 from adabiobert.model.network import predictions_to_lists
+from adabiobert.spans import OUTSIDE, split_tag
 from adabiobert.training_config import TrainConfig
 
 _BUCKET_BATCHES = 50  # micro-batches sorted by length together: little padding, still shuffled
@@ -282,9 +283,15 @@ def evaluate(
     config: TrainConfig,
     device: torch.device,
     pad_subword_id: int,
+    groups: Sequence[str] | None = None,
 ) -> dict:
     """Entity-level strict scores and the paper's token-level scores on tagged examples.
 
+    ``groups`` names each example's group (its corpus, in a mix): the summary then also holds
+    ``by_group``, each group's own summary, from the same predictions.
+
+    An example with ``annotated_types`` (a sentence of a mix) is scored on those types only: its
+    predictions of other types become ``O``, since its corpus cannot say whether they are right.
     Under torch.distributed every process tags its share and the predictions are gathered, so
     all processes return the same summary.
     """
@@ -296,8 +303,24 @@ def evaluate(
         for index, path in part:
             predicted[index] = path
     gold = [[labels.tags[t] for t in e.tag_ids] for e in examples]
-    tagged = [[labels.tags[t] for t in path] for path in predicted]
-    return evaluation_summary(gold, tagged)
+    tagged = [only_types([labels.tags[t] for t in path], e.annotated_types) for path, e in zip(predicted, examples)]
+    summary = evaluation_summary(gold, tagged)
+    if groups is not None:
+        assert len(groups) == len(examples), (len(groups), len(examples))
+        summary["by_group"] = {
+            name: evaluation_summary([g for g, k in zip(gold, groups) if k == name],
+                                     [t for t, k in zip(tagged, groups) if k == name])
+            for name in dict.fromkeys(groups)
+        }
+    return summary
+
+
+def only_types(tags: list[str], types: frozenset[str] | None) -> list[str]:
+    """``tags`` with every tag of a type outside ``types`` made ``O`` (None: unchanged). Whole
+    spans go, so valid IOB2 stays valid."""
+    if types is None:
+        return tags
+    return [tag if tag == OUTSIDE or split_tag(tag)[1] in types else OUTSIDE for tag in tags]
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -81,7 +81,8 @@ def _git(checkout: Path) -> tuple[str | None, bool | None]:
 
 
 def results_document(job, history: list[dict], test: dict, fit_seconds: float, total_seconds: float,
-                     versions: dict, data: dict | None = None, code: dict | None = None) -> dict:
+                     versions: dict, data: dict | None = None, code: dict | None = None,
+                     extra: dict | None = None) -> dict:
     """Everything a reader needs to trust and reproduce a run, as one JSON-able dict.
 
     Args:
@@ -91,6 +92,8 @@ def results_document(job, history: list[dict], test: dict, fit_seconds: float, t
         versions: library versions and the machine.
         data: :func:`data_provenance` of the corpus read.
         code: :func:`code_version`.
+        extra: further sections, after ``test`` (a mix's ``mix``, ``test_by_corpus`` and
+            ``offset_test``: ``distributed.training.run_training``).
     """
     best = max(history, key=lambda h: h["dev"].get("entity_f1", 0.0)) if history else None
     return {
@@ -104,6 +107,7 @@ def results_document(job, history: list[dict], test: dict, fit_seconds: float, t
         "best_epoch": best["epoch"] if best else None,
         "dev_best": best["dev"] if best else None,
         "test": test,
+        **(extra or {}),
         "alpha_trace": [h["alpha"] for h in history],
         "epochs": history,
         "timings": {
