@@ -127,3 +127,8 @@ class VocabularyError(AdaBioBertError):
 class LinkingIndexError(AdaBioBertError):
     """A linking index that cannot be used: not an index folder, another format version, or built
     from other vocabularies than the run expects (the message names both hashes)."""
+
+
+class RelinkError(AdaBioBertError):
+    """A committed shard that cannot be re-linked: its input shard is gone, changed since it was
+    tagged, or unreadable, or its rows do not point into its text."""

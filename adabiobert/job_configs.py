@@ -179,10 +179,24 @@ class AnnotateConfig:
     bundle tags. A type the bundle does not tag is refused before any work; the run's model id
     says the restriction (``annotation.stages.model_id_for_types``), so a shard tagged under
     another one is tagged again."""
+    linking_index: str | None = None
+    """A linking index folder (local or ``s3://``, ``jobs/build_linking_index.py``): every mention
+    gets a concept identifier (``docs/entity-tables.md``, "Identifiers"). None: the concept columns
+    stay null. The run records the index's hash; a shard linked by another index (or threshold)
+    is re-linked, not tagged again."""
+    linking_threshold: float = 0.7
+    """Below this score the linker abstains (``adabiobert.linking.linker.DEFAULT_THRESHOLD``)."""
+    linking_vocabulary_hash: str | None = None
+    """The vocabularies' combined sha256 the run expects its index to be built from (what the
+    build job prints); an index built from others is refused, naming both. None: any."""
 
     def __post_init__(self) -> None:
         if self.max_document_chars < 1:
             raise ConfigError(f"max_document_chars must be >= 1, got {self.max_document_chars}")
+        if not 0.0 <= self.linking_threshold <= 1.0:
+            raise ConfigError(f"linking_threshold must be in [0, 1], got {self.linking_threshold}")
+        if self.linking_vocabulary_hash is not None and self.linking_index is None:
+            raise ConfigError("linking_vocabulary_hash is set but linking_index is not: give the index to check")
         if self.types is not None:
             if not self.types or not all(isinstance(t, str) and t.strip() == t and t for t in self.types):
                 raise ConfigError(f"types must be non-empty type names, got {self.types!r}")

@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -378,6 +378,41 @@ def local_folder(uri: str, only: Iterable[str] | None = None) -> LocalCopy:
         temporary.cleanup()
         raise
     return LocalCopy(str(target), temporary)
+
+
+def cached_folder(uri: str, cache: str | Path, key: str, check: Callable[[Path], None] | None = None) -> str:
+    """The folder ``uri`` on this machine, kept: itself when local, else downloaded once into
+    ``<cache>/<key>`` and found there by later calls (other processes of the node included).
+
+    The download goes to a temporary folder beside the target, is passed to ``check`` (which
+    raises to refuse it), then renamed into place; an exclusive lock on ``<cache>/.<key>.lock``
+    makes a node's concurrent callers wait for one download instead of making their own. ``key``
+    must name the folder's content (a hash of it): a folder found under it is used as it is.
+
+    Raises:
+        whatever ``check`` raises; the download is then deleted.
+    """
+    if not is_s3(uri):
+        return uri
+    import fcntl
+
+    root = Path(cache)
+    target = root / key
+    if target.is_dir():
+        return str(target)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not target.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+            try:
+                download_dir(uri, staging)
+                if check is not None:
+                    check(staging)
+                staging.rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
 
 
 def local_file(uri: str, companions: bool = False) -> LocalCopy:

@@ -5,15 +5,19 @@
         --shards s3://bucket/shards --model s3://bucket/runs/ncbi/model --output s3://bucket/annotations
 
 Nightly and incremental: a run tags only shards that are new, changed, or were tagged by another
-model, and commits each shard's rows atomically; a killed run is simply run again. Plain
+model, and commits each shard's rows atomically; a killed run is simply run again. With
+--linking-index (jobs/build_linking_index.py) every mention gets a concept identifier; shards tagged
+before and linked otherwise are re-linked without tagging (as jobs/relink.py does). Plain
 ``python`` starts a local Ray; under ``ray job submit`` (RAY_ADDRESS set) it joins the cluster, and
 a relative --shards, --model or --output is refused (adabiobert/submission.py).
 S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDPOINT_URL) names
 another S3 endpoint such as MinIO.
 
-Exit status: 0 every listed shard is committed; 3 completed with quarantined shards (every other
-shard is committed; the run summary lists the quarantined ones); 2 refused before any work (a bad
-argument, no bundle at --model, no --shards, a --types the bundle does not tag; one line on stderr);
+Exit status: 0 every listed shard is committed; 3 completed with quarantined shards, or shards
+whose text could not be read to re-link them (every other shard is committed; the run summary
+lists them); 2 refused before any work (a bad argument, no bundle at --model, no --shards, a
+--types the bundle does not tag, no index at --linking-index or one of other vocabularies; one
+line on stderr);
 75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
@@ -64,6 +68,14 @@ def parse_args(argv: list[str] | None) -> tuple[AnnotationJobConfig, str | None]
     rules.add_argument("--types", default=None,
                        help="write only these entity types, joined by commas (e.g. Gene,Disease; default: every type "
                             "the bundle tags); a type the bundle does not tag is refused")
+    linking = parser.add_argument_group("entity linking")
+    linking.add_argument("--linking-index", default=None,
+                         help="a linking index folder (local or s3://, jobs/build_linking_index.py): each mention gets "
+                              "a concept_id; default: no links")
+    linking.add_argument("--linking-threshold", type=float, default=a.linking_threshold,
+                         help="below this score the linker abstains (concept_id null, link_score kept)")
+    linking.add_argument("--linking-vocabulary-hash", default=None,
+                         help="refuse an index not built from these vocabularies (the hash the build job prints)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -87,7 +99,9 @@ def _config(args) -> AnnotationJobConfig:
         documents_per_split=args.documents_per_split,
         subword_budget=args.subword_budget,
         annotate=AnnotateConfig(args.max_document_chars, not args.allow_control_characters,
-                                parse_types(args.types) if args.types is not None else None),
+                                parse_types(args.types) if args.types is not None else None,
+                                linking_index=args.linking_index, linking_threshold=args.linking_threshold,
+                                linking_vocabulary_hash=args.linking_vocabulary_hash),
         show_progress=not args.no_progress,
     )
 
@@ -95,7 +109,8 @@ def _config(args) -> AnnotationJobConfig:
 def main(argv: list[str] | None = None) -> int:
     config, endpoint_url = parse_args(argv)
     try:
-        check_job_paths({"--shards": config.shards, "--model": config.model, "--output": config.output})
+        check_job_paths({"--shards": config.shards, "--model": config.model, "--output": config.output,
+                         "--linking-index": config.annotate.linking_index})
     except AdaBioBertError as error:
         return refuse(error)
     if endpoint_url:
@@ -116,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['sentences']} sentences, {summary['mentions']} mentions, {summary['seconds']['total']:.1f} s; "
         f"precision {summary['precision']['precision']} ({summary['precision']['reason']})"
     )
+    if summary["linking"]:
+        print(f"linking {summary['linking']['linker_id']} (index {summary['linking']['index_hash']}): "
+              f"{summary['mentions_linked']} mentions with an identifier; {summary['shards_relinked']} shards "
+              f"re-linked without tagging")
     if summary["articles_superseded"] or summary["articles_retracted"]:
         print(f"versions: {summary['articles_superseded']} superseded and {summary['articles_retracted']} retracted "
               f"articles left out of the tables ({summary['shards_amended']} committed shards amended)")
@@ -123,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     if quarantined or held:
         print(f"completed with quarantined shards: {quarantined} quarantined by this run, {held} held from earlier "
               f"runs (rejections with reason 'quarantined'; runs/{summary['run_id']}.json lists them)", file=sys.stderr)
-        return EXIT_QUARANTINED
-    return 0
+    if summary["relink_failed"]:
+        print(f"completed without re-linking {len(summary['relink_failed'])} shards whose text could not be read "
+              f"(runs/{summary['run_id']}.json lists them; the next run tries again)", file=sys.stderr)
+    return EXIT_QUARANTINED if quarantined or held or summary["relink_failed"] else 0
 
 
 if __name__ == "__main__":

@@ -110,18 +110,20 @@ def expected_mentions(tagger, source: dict) -> list[tuple]:
 
 
 def annotate_without_ray(shards: str | Path, output: str | Path, tagger, run_id: str = "run1",
-                         run_date: str = "2026-11-25") -> None:
+                         run_date: str = "2026-11-25", linking=None) -> None:
     """Tag and commit every shard under ``shards`` with the library calls the job's driver makes
     per shard (check, split, tag, shard_tables, commit), in this process. ``tagger`` needs
-    ``tag_words`` and ``model_id``."""
+    ``tag_words`` and ``model_id``; ``linking`` (``annotation.relink.Linking``) links the mentions
+    as the tagger actors do."""
+    linker, linker_id = (linking.linker, linking.linker_id) if linking is not None else (None, "")
     store = AnnotationStore(str(output))
     store.recover()
     for shard in list_shards(str(shards)):
         check = check_shard(shard)
-        documents = (tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64)) if check.expected
+        documents = (tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64), linker=linker) if check.expected
                      else TAGGED_SCHEMA.empty_table())
-        tables = shard_tables(check, documents, tagger.model_id, run_id)
-        store.commit(shard, tagger.model_id, run_id, run_date, tables, check.documents)
+        tables = shard_tables(check, documents, tagger.model_id, run_id, linker_id or None)
+        store.commit(shard, tagger.model_id, run_id, run_date, tables, check.documents, linker_id=linker_id)
     store.write_manifest()
 
 

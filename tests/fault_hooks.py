@@ -9,9 +9,10 @@ The callables are small classes of this module, so that they pickle and reach Ra
 driver's working directory, the repository root, is on the workers' path).
 
     python tests/fault_hooks.py [--crash-at STEP:N] [--die-reading NAME] -- <jobs/annotate.py arguments>
+    python tests/fault_hooks.py --relink [--crash-at STEP:N] -- <jobs/relink.py arguments>
 
-runs the annotation job as ``jobs/annotate.py`` does and exits with its status; joins
-``$RAY_ADDRESS`` when set.
+runs the annotation job as ``jobs/annotate.py`` does (or the re-link job, without Ray) and exits
+with its status; joins ``$RAY_ADDRESS`` when set.
 """
 
 from __future__ import annotations
@@ -117,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crash-at", default=None, help="STEP:N, see CrashAtCommitStep")
     parser.add_argument("--die-reading", default=None, help="a shard's file name, see die_reading")
+    parser.add_argument("--relink", action="store_true", help="run jobs/relink.py instead of jobs/annotate.py")
     parser.add_argument("job", nargs=argparse.REMAINDER, help="-- then jobs/annotate.py's arguments")
     args = parser.parse_args(argv)
+    job = args.job[1:] if args.job[:1] == ["--"] else args.job
+    if args.relink:
+        from jobs import relink as relink_job
+
+        step, _, nth = (args.crash_at or "").partition(":")
+        return relink_job.main(job, hook=CrashAtCommitStep(step, int(nth or 1)) if step else None)
     import ray
 
     from adabiobert.distributed.annotation import run_annotation
@@ -129,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": die_reading(args.die_reading)})
         quiet_ray_data()
-    job = args.job[1:] if args.job[:1] == ["--"] else args.job
     if not args.crash_at:
         return annotate_job.main(job)
     config, _ = annotate_job.parse_args(job)

@@ -85,3 +85,99 @@ def small_config(paths: dict[str, Path]) -> LinkingConfig:
             TypeVocabulary("Species", (Selection("mesh_descriptors", ("B01",), as_taxon=True),)),
         ),
     )
+
+
+# ---- a linked annotation output: hand-made articles, a phrase tagger, the small index ----------------
+PHRASES = {
+    "Wilson disease": "Disease", "WD": "Disease", "Li-Fraumeni syndrome": "Disease", "breast and ovarian cancers": "Disease",
+    "Thalassemia": "Disease", "BRCA1": "Gene", "TP53": "Gene", "mice": "Species", "HeLa": "CellLine",
+}
+"""What :class:`PhraseTagger` tags, and as which type."""
+
+LINKED_SHARDS = {
+    "part-00000.parquet": [
+        ("PMC1", "Wilson disease and BRCA1", "Wilson disease (WD) is rare . TP53 mutations cause Li-Fraumeni syndrome in mice .",
+         [("Results", "WD and breast and ovarian cancers were seen in HeLa cells .\n\nThalassemia was absent .")]),
+        ("PMC2", "TP53 in Li-Fraumeni syndrome", "BRCA1 carriers were studied .", []),
+    ],
+    "2026/part-00001.parquet": [
+        ("PMC3", None, "Li-Fraumeni syndrome and WD ; no definition of WD here .", [("Body", "Mice with TP53 loss .")]),
+    ],
+}
+"""Articles ``(pmcid, title, abstract, sections)`` of two shards: an abbreviation defined in the
+abstract and used in a section, one used without a definition (PMC3), a composite mention, a type
+without a vocabulary, a name the vocabularies lack."""
+
+EXPECTED_LINKS = {
+    # (pmcid, section_index, mention) -> concept_id; every mention of the articles
+    ("PMC1", 0, "Wilson disease"): "MESH:D006527", ("PMC1", 0, "BRCA1"): "NCBIGene:672",
+    ("PMC1", 1, "Wilson disease"): "MESH:D006527", ("PMC1", 1, "WD"): "MESH:D006527", ("PMC1", 1, "TP53"): "NCBIGene:7157",
+    ("PMC1", 1, "Li-Fraumeni syndrome"): "OMIM:151623", ("PMC1", 1, "mice"): "NCBITaxon:10090",
+    ("PMC1", 2, "WD"): "MESH:D006527", ("PMC1", 2, "breast and ovarian cancers"): "MESH:D001943|MESH:D010051",
+    ("PMC1", 2, "HeLa"): None, ("PMC1", 2, "Thalassemia"): None,
+    ("PMC2", 0, "TP53"): "NCBIGene:7157", ("PMC2", 0, "Li-Fraumeni syndrome"): "OMIM:151623", ("PMC2", 1, "BRCA1"): "NCBIGene:672",
+    ("PMC3", 1, "Li-Fraumeni syndrome"): "OMIM:151623", ("PMC3", 1, "WD"): None, ("PMC3", 2, "Mice"): "NCBITaxon:10090",
+    ("PMC3", 2, "TP53"): "NCBIGene:7157",
+}
+"""What the small index links each mention of :data:`LINKED_SHARDS` to (None: no identifier)."""
+
+
+class PhraseTagger:
+    """Tags the words of each phrase of :data:`PHRASES` (ignoring case) with its type: a tagger for
+    tests of the tables, not of a model. Confidence 0.9 everywhere."""
+
+    model_id = "phrases@test"
+
+    def __init__(self, phrases: dict[str, str] = PHRASES) -> None:
+        from adabiobert.text import tokenize_words
+
+        self.phrases = {tuple(w.text.lower() for w in tokenize_words(p)): t for p, t in phrases.items()}
+        self.longest = max(len(p) for p in self.phrases)
+
+    def tag_words(self, sentences):
+        from adabiobert.model.tagger import WordTagging
+
+        taggings = []
+        for words in sentences:
+            lowered, tags, i = [w.lower() for w in words], ["O"] * len(words), 0
+            while i < len(words):
+                for n in range(min(self.longest, len(words) - i), 0, -1):
+                    entity_type = self.phrases.get(tuple(lowered[i:i + n]))
+                    if entity_type:
+                        tags[i:i + n] = [f"B-{entity_type}"] + [f"I-{entity_type}"] * (n - 1)
+                        i += n
+                        break
+                else:
+                    i += 1
+            taggings.append(WordTagging(tuple(tags), tuple(0.9 for _ in tags)))
+        return taggings
+
+
+def write_linked_shards(root: Path) -> Path:
+    """The shards of :data:`LINKED_SHARDS` under ``root``."""
+    from tests.annotation_data import article, write_shard
+
+    for name, rows in LINKED_SHARDS.items():
+        write_shard(str(root / name), [article(*row) for row in rows])
+    return root
+
+
+def small_index(folder: Path, extra: tuple = ()) -> str:
+    """The small vocabularies' index at ``folder/index`` (``extra``: more MeSH descriptor rows, for a
+    second release); returns its path."""
+    from adabiobert.linking.index import build_index
+
+    paths = write_vocabularies(folder / "vocab")
+    if extra:
+        write_tsv(paths["mesh_descriptors"], DESCRIPTORS + list(extra))
+    build_index(small_config(paths), str(folder / "index"))
+    return str(folder / "index")
+
+
+def linking_for(index: str, threshold: float = 0.7):
+    """An ``annotation.relink.Linking`` over a local index."""
+    from adabiobert.annotation.relink import Linking
+    from adabiobert.linking.artifact import inspect_index, open_linker
+
+    artifact = inspect_index(index)
+    return Linking(open_linker(index, artifact.index_hash, threshold), artifact, threshold)

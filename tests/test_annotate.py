@@ -325,6 +325,8 @@ def tables(pmcids, run_id="r"):
         "sentence_index": [0] * len(pmcids), "start_offset": [0] * len(pmcids), "end_offset": [4] * len(pmcids),
         "mention": ["Pain"] * len(pmcids), "label": ["Disease"] * len(pmcids), "confidence": [0.5] * len(pmcids),
         "model_id": ["m"] * len(pmcids), "run_id": [run_id] * len(pmcids), "shard": ["s"] * len(pmcids),
+        "concept_id": [None] * len(pmcids), "concept_name": [None] * len(pmcids), "link_score": [None] * len(pmcids),
+        "linker_id": [None] * len(pmcids),
     }, schema=ENTITY_SCHEMA)
     return {"entities": entities, "rejections": rejection_table("s", [(0, None, "null_pmcid", "x")], "m", run_id)}
 
@@ -396,6 +398,7 @@ def test_output_of_the_previous_tables_version_is_retagged_and_replaced(tmp_path
     store = AnnotationStore(out)
     store.recover()
     assert store.current and not store.is_current(S("s", 10, "v1"), "m")  # a new layout is new work
+    assert not store.needs_relink(S("s", 10, "v1"), "m")  # version 1 files are tagged again, not upgraded
     new = store.commit(S("s", 10, "v1"), "m", "r2", "2026-11-25", tables(["A"], "r2"), documents=1)
     assert [m.marker for ms in AnnotationStore(out).markers().values() for m in ms] == [new.marker]
     assert sorted(f.uri for f in storage.list_files(out, (".parquet",))) == sorted(os.path.join(out, f) for f in new.files)

@@ -8,10 +8,13 @@ Layout under the output root (local or ``s3://``):
     entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet   the two table roots
 
 ``shard id`` hashes the shard's name (its path under the input root); ``work key`` hashes (size,
-version, model id, tables version): what was tagged, and how it was written.
-A shard is up to date when its current marker has the key of (its listed size and version, the
-model, :data:`~adabiobert.annotation.tables.TABLES_VERSION`), so a new layout of the tables re-tags
-every shard like a new model does. Committing one shard (:meth:`AnnotationStore.commit`):
+version, model id, tables version, linker id): what was tagged, how it was linked, and how it
+was written. A shard is up to date when its current marker has the key of (its listed size and
+version, the model, :data:`~adabiobert.annotation.tables.TABLES_VERSION`, the run's linker).
+A new model tags every shard again; a new linker (another index or threshold), or a tables
+version of :data:`~adabiobert.annotation.tables.UPGRADABLE_VERSIONS`, only re-links it
+(:meth:`AnnotationStore.relink`: its files rewritten with new concept columns, never tagged
+again); an older tables version is tagged again. Committing one shard (:meth:`AnnotationStore.commit`):
 
 1. write its tables under ``_staging/<run id>/`` (temporary keys): one file per table, even with
    no rows, so that each table root exists, with its schema, once anything is committed;
@@ -36,6 +39,11 @@ work, at most :data:`QUARANTINE_ATTEMPTS`). Such a shard is not up to date: the 
 again, until it failed :data:`QUARANTINE_ATTEMPTS` times; then it is held (skipped) until its
 content or the model changes. A run that succeeds replaces the quarantine like any older output.
 
+Re-linking (:meth:`AnnotationStore.relink`) rewrites a committed shard's two files the way an
+amendment does, under new names beside the old ones (``<stem>-<shard id>-<run id>-link.parquet``:
+the rows keep their run id and date), with new concept columns; its new marker (the linker id is
+part of the key) is the commit point, and the old files and marker are dropped after it.
+
 A run killed anywhere leaves at worst unmarked files (2), two markers for a shard (3-5), or an
 embedded commit whose own marker was not yet written (3-4).
 :meth:`AnnotationStore.recover`, called at the start of every run, keeps the newest marker per
@@ -59,7 +67,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotation.tables import TABLE_SCHEMAS, TABLES, TABLES_VERSION, partition_folder, shard_file_name
+from adabiobert.annotation.tables import (
+    CONCEPT_COLUMNS,
+    ENTITIES,
+    ENTITY_SCHEMA,
+    REJECTIONS,
+    TABLE_SCHEMAS,
+    TABLES,
+    TABLES_VERSION,
+    UPGRADABLE_VERSIONS,
+    partition_folder,
+    shard_file_name,
+    upgrade,
+)
 from adabiobert.pmc.shards import Shard
 
 MANIFEST_FILE = "_manifest/manifest.json"
@@ -81,13 +101,17 @@ def shard_id(name: str) -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
-def work_key(size: int, version: str, model_id: str, tables_version: int = TABLES_VERSION) -> str:
-    """A stable id of (shard content, model, tables version): what a marker says was tagged.
+def work_key(size: int, version: str, model_id: str, tables_version: int = TABLES_VERSION, linker_id: str = "") -> str:
+    """A stable id of (shard content, model, tables version, linker): what a marker says was tagged
+    and linked.
 
-    Version 1 markers were keyed without the tables version; their keys are computed as then, so
-    that recovery and supersession still find them.
+    Version 1 markers were keyed without the tables version, and markers of unlinked work are
+    keyed without the linker; their keys are computed as then, so that recovery and supersession
+    still find them.
     """
     suffix = "" if tables_version == 1 else f"\ntables-{tables_version}"
+    if linker_id:
+        suffix += f"\nlinker-{linker_id}"
     return hashlib.sha256(f"{size}\n{version}\n{model_id}{suffix}".encode()).hexdigest()[:16]
 
 
@@ -127,11 +151,13 @@ class ShardCommit:
     amends: tuple[ShardCommit, ...] = ()
     """New commits of other shards that this commit made, without the rows of articles whose
     current version this shard holds (see the module docstring)."""
+    linker_id: str = ""
+    """What linked the entity rows (``IndexArtifact.linker_id``); empty: not linked."""
 
     @property
     def marker(self) -> str:
         """The marker's path relative to the output root."""
-        key = work_key(self.size, self.version, self.model_id, self.tables_version)
+        key = work_key(self.size, self.version, self.model_id, self.tables_version, self.linker_id)
         suffix = f".quarantined-{self.quarantined}" if self.quarantined else ""
         if self.excluded:
             suffix += f".excluded-{hashlib.sha256(chr(10).join(self.excluded).encode()).hexdigest()[:12]}"
@@ -260,14 +286,28 @@ class AnnotationStore:
         self._manifest_written = time.monotonic()
 
     # ---- state -----------------------------------------------------------------------------
-    def is_current(self, shard: Shard, model_id: str, excluded: frozenset[str] = frozenset()) -> bool:
-        """True when the shard's committed output is its listed content tagged by this model, and
-        leaves out no article but those of ``excluded`` (an article left out that is current again,
-        its newer version gone from the input, makes the shard stale: it is tagged again)."""
+    def is_current(self, shard: Shard, model_id: str, excluded: frozenset[str] = frozenset(), linker_id: str = "") -> bool:
+        """True when the shard's committed output is its listed content tagged by this model and
+        linked by this linker (``""``: not linked), in the current tables version, and leaves out
+        no article but those of ``excluded`` (an article left out that is current again, its newer
+        version gone from the input, makes the shard stale: it is tagged again)."""
         commit = self.current.get(shard_id(shard.name))
+        return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version == TABLES_VERSION
+                and commit.linker_id == linker_id)
+
+    def needs_relink(self, shard: Shard, model_id: str, excluded: frozenset[str] = frozenset(), linker_id: str = "") -> bool:
+        """True when the shard's committed rows are its listed content tagged by this model, but
+        linked otherwise (another linker, or none) or written in an older tables version that
+        :func:`~adabiobert.annotation.tables.upgrade` reads: :meth:`relink` brings it up to date
+        without tagging it again."""
+        commit = self.current.get(shard_id(shard.name))
+        return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version in UPGRADABLE_VERSIONS
+                and (commit.tables_version, commit.linker_id) != (TABLES_VERSION, linker_id))
+
+    @staticmethod
+    def _tagged_as(commit: ShardCommit | None, shard: Shard, model_id: str, excluded: frozenset[str]) -> bool:
         return (commit is not None and not commit.quarantined
-                and (commit.size, commit.version, commit.model_id, commit.tables_version)
-                == (shard.size, shard.version, model_id, TABLES_VERSION)
+                and (commit.size, commit.version, commit.model_id) == (shard.size, shard.version, model_id)
                 and set(commit.excluded) <= excluded)
 
     def committed(self, name: str) -> ShardCommit | None:
@@ -302,6 +342,7 @@ class AnnotationStore:
         error: str = "",
         excluded: frozenset[str] = frozenset(),
         amend: Mapping[str, frozenset[str]] | None = None,
+        linker_id: str = "",
     ) -> ShardCommit | None:
         """Publish one shard's tables atomically and record them (steps 1-5 of the module docstring).
 
@@ -316,6 +357,7 @@ class AnnotationStore:
             amend: ``{other shard's name: pmcids}``: committed shards whose rows of these
                 articles leave the tables in this same commit (a shard not committed, or already
                 leaving them out, is passed over).
+            linker_id: what linked the entity rows (``""``: not linked); part of the work key.
 
         Returns:
             The commit, or None when another run had already committed this exact work.
@@ -366,6 +408,7 @@ class AnnotationStore:
             tables_version=TABLES_VERSION,
             excluded=tuple(sorted(excluded)),
             amends=tuple(amended for _, amended in amendments),
+            linker_id=linker_id,
         )
         if not storage.write_bytes_if_absent(self.uri(commit.marker), commit.to_json()):
             storage.delete([self.uri(f) for f in placed])
@@ -394,18 +437,63 @@ class AnnotationStore:
         previous = self.current.get(key)
         if not _needs_amending(previous, pmcids):
             return None
+        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, _now())
+        return self._replace(previous, amended, staged)
+
+    def relink(self, name: str, relinked: Callable[[pa.Table], pa.Table], linker_id: str, run_id: str) -> ShardCommit | None:
+        """Commit the shard named ``name`` again with its entity rows' concept columns rewritten
+        (``relinked``: the entity table, as the current schema, to the same rows re-linked), its
+        rejections as they are, both in the current tables version; never tagged again.
+
+        The files are staged and placed beside the old ones under names of this run
+        (``<run id>-link``), the new marker (keyed with ``linker_id``) is the commit point, then the
+        old files and marker go: the steps and hooks of :meth:`amend`.
+
+        Returns:
+            The new commit; None when the shard is not committed, is quarantined, or is already
+            linked by ``linker_id`` in the current tables version.
+
+        Raises:
+            ValueError: ``relinked`` changed anything but the concept columns, or the shard's files
+                are of a tables version that cannot be upgraded.
+        """
+        previous = self.current.get(shard_id(name))
+        if (previous is None or previous.quarantined
+                or (previous.tables_version, previous.linker_id) == (TABLES_VERSION, linker_id)):
+            return None
+
+        def rewrite(table_name: str, table: pa.Table) -> pa.Table:
+            if table_name != ENTITIES:
+                return table
+            new = relinked(table)
+            kept = [c for c in ENTITY_SCHEMA.names if c not in CONCEPT_COLUMNS]
+            if not new.schema.equals(ENTITY_SCHEMA) or not new.select(kept).equals(table.select(kept)):
+                raise ValueError(f"{name}: a re-link may change the concept columns {CONCEPT_COLUMNS} only")
+            return new
+
         committed_at = _now()
-        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
+        files, counts = self._stage_rewrite(previous, run_id, "link", rewrite)
+        commit = replace(previous, committed_at=committed_at, files=tuple(target for _, target in files),
+                         entities=counts.get(ENTITIES, 0), rejections=counts.get(REJECTIONS, 0),
+                         tables_version=TABLES_VERSION, linker_id=linker_id, amends=())
+        return self._replace(previous, commit, files)
+
+    def _replace(self, previous: ShardCommit, commit: ShardCommit, staged: list[tuple[str, str]]) -> ShardCommit | None:
+        """Place the staged files, write ``commit``'s marker (the commit point), drop ``previous``.
+        None (our files withdrawn) when the marker exists already: another run made this exact commit."""
+        name = commit.shard
         self.hook("staged", name)
         for staging, relative in staged:
             storage.move(staging, self.uri(relative))
         self.hook("placed", name)
-        storage.write_bytes_if_absent(self.uri(amended.marker), amended.to_json())
+        if not storage.write_bytes_if_absent(self.uri(commit.marker), commit.to_json()):
+            storage.delete([self.uri(relative) for _, relative in staged])
+            return None
         self.hook("marked", name)
         self._drop(previous)
-        self.current[key] = amended
+        self.current[shard_id(name)] = commit
         self.hook("superseded", name)
-        return amended
+        return commit
 
     def _stage(self, table: pa.Table, run_id: str, table_name: str, name: str) -> str:
         """Write one table file to the staging area (with its schema's metadata); its URI."""
@@ -419,23 +507,42 @@ class AnnotationStore:
                          committed_at: str) -> tuple[ShardCommit, list[tuple[str, str]]]:
         """``previous`` without the rows of ``pmcids``: its files rewritten to the staging area
         (each to be placed beside the file it replaces, under a name unique to this run and the
-        amending shard ``by``), and the commit that lists them."""
-        counts = {}
-        files = []
+        amending shard ``by``), and the commit that lists them. Files of an older tables version
+        are written in the current one, their rows' links kept (none: a version-2 file)."""
         value_set = pa.array(sorted(pmcids), pa.string())
-        name = shard_file_name(previous.shard, shard_id(previous.shard), f"{run_id}-by-{by[:8]}")
+
+        def without(table_name: str, table: pa.Table) -> pa.Table:
+            return table.filter(pc.invert(pc.is_in(table.column("pmcid"), value_set=value_set)))
+
+        files, counts = self._stage_rewrite(previous, run_id, f"by-{by[:8]}", without)
+        amended = replace(previous, committed_at=committed_at, files=tuple(target for _, target in files),
+                          entities=counts.get(ENTITIES, 0), rejections=counts.get(REJECTIONS, 0),
+                          excluded=tuple(sorted(set(previous.excluded) | pmcids)), amends=(),
+                          tables_version=TABLES_VERSION)
+        return amended, files
+
+    def _stage_rewrite(self, previous: ShardCommit, run_id: str, tag: str,
+                       rewrite: Callable[[str, pa.Table], pa.Table]) -> tuple[list[tuple[str, str]], dict[str, int]]:
+        """Each of ``previous``'s files read (as the current schema, :func:`~adabiobert.annotation.tables.upgrade`),
+        passed through ``rewrite(table name, table)`` and written to the staging area, to be placed
+        beside the file it replaces under the name of this run and ``tag``.
+
+        Returns:
+            ``(staging URI, relative target)`` per file, and the rows written per table.
+        """
+        if previous.tables_version not in UPGRADABLE_VERSIONS:
+            raise ValueError(f"{previous.shard}: its files are of tables version {previous.tables_version}, which "
+                             f"cannot be rewritten (only {UPGRADABLE_VERSIONS}): tag it again")
+        counts, files = {}, []
+        name = shard_file_name(previous.shard, shard_id(previous.shard), f"{run_id}-{tag}")
         for relative in previous.files:
             table_name = relative.split("/", 1)[0]
             filesystem, path = storage.filesystem_for(self.uri(relative))
-            table = pq.read_table(path, filesystem=filesystem)
-            kept = table.filter(pc.invert(pc.is_in(table.column("pmcid"), value_set=value_set)))
-            counts[table_name] = kept.num_rows
+            table = rewrite(table_name, upgrade(table_name, pq.read_table(path, filesystem=filesystem)))
+            counts[table_name] = table.num_rows
             folder = relative.rsplit("/", 1)[0]
-            files.append((self._stage(kept, run_id, table_name, name), f"{folder}/{name}"))
-        amended = replace(previous, committed_at=committed_at, files=tuple(target for _, target in files),
-                          entities=counts.get("entities", 0), rejections=counts.get("rejections", 0),
-                          excluded=tuple(sorted(set(previous.excluded) | pmcids)), amends=())
-        return amended, files
+            files.append((self._stage(table, run_id, table_name, name), f"{folder}/{name}"))
+        return files, counts
 
     def _drop(self, commit: ShardCommit) -> None:
         """Delete a superseded commit's files, then its marker (in that order: a crash between

@@ -26,6 +26,9 @@ class RunCounts:
     shards_listed: int = 0
     shards_up_to_date: int = 0
     shards_committed: int = 0
+    shards_relinked: int = 0
+    """Shards tagged before by this model whose files this run rewrote with its links (another
+    linker, or a tables version that ``tables.upgrade`` reads), without tagging them again."""
     shards_committed_elsewhere: int = 0
     """Shards whose marker another run created first (this run's files were withdrawn)."""
     shards_quarantined: int = 0
@@ -44,6 +47,11 @@ class RunCounts:
     words: int = 0
     mentions: int = 0
     mentions_by_label: dict[str, int] = field(default_factory=dict)
+    mentions_linked: int = 0
+    """Mentions written with a ``concept_id`` (by tagging or re-linking shards), out of ``mentions``
+    and the re-linked shards' ``mentions_relinked``."""
+    mentions_relinked: int = 0
+    """Entity rows of the re-linked shards."""
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
     articles_superseded: int = 0
     """Article versions whose rows this run kept out of the tables or removed from them: a newer
@@ -63,7 +71,8 @@ class RunCounts:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of the driver's stages (``recover``, ``list``, ``check``, ``stream``: read,
     split and tag overlapping, ``commit``, ``total``), and busy seconds summed over workers
-    (``split_busy``, ``tag_busy``)."""
+    (``split_busy``, ``tag_busy``, ``link_busy``: linking inside the tagger actors; ``relink``: the
+    driver's re-linking of shards, wall)."""
 
     def add_shard(self, documents: pa.Table, entities: pa.Table, rejections: pa.Table, documents_in: int) -> None:
         """Add one committed shard: its tagged articles, entity rows and rejection rows.
@@ -87,9 +96,18 @@ class RunCounts:
             self.words += pc.sum(documents.column("words")).as_py() or 0
             self._add_seconds("split_busy", pc.sum(documents.column("split_seconds")).as_py() or 0.0)
             self._add_seconds("tag_busy", pc.sum(documents.column("tag_seconds")).as_py() or 0.0)
+            self._add_seconds("link_busy", pc.sum(documents.column("link_seconds")).as_py() or 0.0)
         self.mentions += entities.num_rows
+        self.mentions_linked += linked(entities)
         _add_counts(self.mentions_by_label, entities.column("label").to_pylist())
         _add_counts(self.rejections_by_reason, rejections.column("reason").to_pylist())
+
+    def add_relinked(self, entities: int, linked_rows: int, seconds: float) -> None:
+        """Count one shard re-linked: its entity rows, those with an identifier, the wall seconds."""
+        self.shards_relinked += 1
+        self.mentions_relinked += entities
+        self.mentions_linked += linked_rows
+        self._add_seconds("relink", seconds)
 
     def add_quarantine(self, shard: Shard, attempt: int, error: str, held: bool = False) -> None:
         """Count a shard quarantined by this run (``held=False``) or held from an earlier one."""
@@ -116,6 +134,11 @@ class RunCounts:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def linked(entities: pa.Table) -> int:
+    """Entity rows with a ``concept_id``."""
+    return entities.num_rows - entities.column("concept_id").null_count if entities.num_rows else 0
 
 
 def _count(table: pa.Table, column: str, value: str) -> int:

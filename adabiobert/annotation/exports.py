@@ -17,6 +17,11 @@ are its offsets into the passage, so
 * PubTator: ``<id>|t|`` holds the first passage, ``<id>|a|`` the others joined by one space, and
   a mention's columns are the same document offsets.
 
+Identifiers (the entity table's ``concept_id``, a CURIE, composite parts joined by ``|``): in BioC
+the annotation's ``identifier`` infon (PubTator's BioC convention), with ``concept_name`` and
+``link_score``; in PubTator the sixth column, ``-`` for a mention without one (not linked, or
+the linker abstained).
+
 Offsets count Unicode code points, as Python strings and the tables do. What each format cannot
 hold is written one character for one, so offsets never move: in BioC XML a character XML 1.0
 forbids (C0 controls but tab, LF, CR; lone surrogates; U+FFFE/U+FFFF) becomes U+FFFD; in PubTator a
@@ -36,7 +41,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore, ShardCommit
-from adabiobert.annotation.tables import TABLES_VERSION
+from adabiobert.annotation.tables import ENTITIES, REJECTIONS, UPGRADABLE_VERSIONS, upgrade
 from adabiobert.errors import ConfigError, ExportError, InputNotFoundError
 from adabiobert.pmc.shards import SectionText, article_sections, read_articles
 
@@ -47,7 +52,7 @@ BIOC_KEY = "adabiobert.key: passages laid end to end, one separator character ap
 """The collection's ``key``: where a BioC reader learns what the offsets mean."""
 
 NO_CONCEPT = "-"
-"""PubTator's concept-id column: the tagger finds mentions, it does not link them to concepts."""
+"""PubTator's concept-id column for a mention without an identifier (not linked, or abstained)."""
 
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _PUBTATOR_BREAKS = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -73,6 +78,8 @@ class Mention:
     label: str
     confidence: float
     infons: Mapping[str, str] = field(default_factory=dict)
+    concept_id: str | None = None
+    """A CURIE (parts joined by ``|``), or None: not linked or abstained."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ def to_bioc(documents: Iterable[ExportDocument], source: str, infons: Mapping[st
             annotation.id = f"T{number}"
             annotation.text = clean(mention.text)
             annotation.infons = {"type": mention.label, "confidence": f"{mention.confidence:.4f}",
+                                 **({"identifier": clean(mention.concept_id)} if mention.concept_id else {}),
                                  **{k: clean(str(v)) for k, v in mention.infons.items()}}
             annotation.add_location(bioc.BioCLocation(passage.offset + mention.start, mention.end - mention.start))
             passages[mention.passage].add_annotation(annotation)
@@ -159,7 +167,8 @@ def to_pubtator(documents: Iterable[ExportDocument]) -> str:
         lines = [f"{doc_id}|t|{texts[0] if texts else ''}", f"{doc_id}|a|{' '.join(texts[1:])}"]
         for mention in document.mentions:
             offset = document.passages[mention.passage].offset
-            columns = (doc_id, offset + mention.start, offset + mention.end, clean(mention.text), mention.label, NO_CONCEPT)
+            columns = (doc_id, offset + mention.start, offset + mention.end, clean(mention.text), mention.label,
+                       clean(mention.concept_id) if mention.concept_id else NO_CONCEPT)
             lines.append("\t".join(map(str, columns)))
         out.append("\n".join(lines) + "\n\n")
     return "".join(out)
@@ -199,7 +208,7 @@ def text_document(doc_id: str, text: str, mentions: Iterable[tuple[int, int, str
 # A run of the annotation job
 # ---------------------------------------------------------------------------------------------
 ENTITY_COLUMNS = ("pmcid", "section", "section_index", "sentence_index", "start_offset", "end_offset", "mention",
-                  "label", "confidence")
+                  "label", "confidence", "concept_id", "concept_name", "link_score")
 
 
 @dataclass(frozen=True)
@@ -236,8 +245,13 @@ def article_document(pmcid: str, pieces: Sequence[SectionText], entities: Sequen
         if row["section_index"] not in index:
             raise ExportError(f"article {pmcid}: a mention in section {row['section_index']} ({row['section']!r}), "
                               "which the article does not have")
+        notes = {"sentence_index": str(row["sentence_index"])}
+        if row.get("concept_name") is not None:
+            notes["concept_name"] = row["concept_name"]
+        if row.get("link_score") is not None:
+            notes["link_score"] = f"{row['link_score']:.4f}"
         mentions.append(Mention(index[row["section_index"]], row["start_offset"], row["end_offset"], row["mention"],
-                                row["label"], row["confidence"], {"sentence_index": str(row["sentence_index"])}))
+                                row["label"], row["confidence"], notes, row.get("concept_id")))
     document = ExportDocument(pmcid, passages, tuple(mentions), dict(infons or {}))
     check_mentions(document)
     return document
@@ -273,10 +287,10 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
         ExportError: the shard is gone, or changed since it was tagged (the offsets would not
             point into it any more), or its files are of an older tables version.
     """
-    if commit.tables_version != TABLES_VERSION:
+    if commit.tables_version not in UPGRADABLE_VERSIONS:
         raise ExportError(f"shard {commit.shard}: its tables are of layout version {commit.tables_version}, this "
-                          f"export reads version {TABLES_VERSION}; run jobs/annotate.py again (it re-tags every "
-                          "shard into the new layout), then export")
+                          f"export reads versions {' and '.join(map(str, UPGRADABLE_VERSIONS))}; run jobs/annotate.py "
+                          "again (it re-tags every shard into the new layout), then export")
     uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
     found = storage.stat(uri)
     if found is None:
@@ -285,9 +299,9 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
     if found.size != commit.size or (not moved and found.version != commit.version):
         raise ExportError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ), so the "
                           "offsets no longer point into its text; run jobs/annotate.py again, then export")
-    tables = [_read(storage.join(output, *f.split("/"))) for f in commit.files]
-    entity_files = [t for t in tables if "label" in t.column_names]
-    rejection_files = [t for t in tables if "reason" in t.column_names]
+    tables = {f: _read(storage.join(output, *f.split("/"))) for f in commit.files}
+    entity_files = [upgrade(ENTITIES, t) for f, t in tables.items() if f.startswith(f"{ENTITIES}/")]
+    rejection_files = [t for f, t in tables.items() if f.startswith(f"{REJECTIONS}/")]
     rejected = {p for t in rejection_files for p in t.column("pmcid").to_pylist() if p is not None}
     by_article: dict[str, list[dict]] = {}
     for table in entity_files:

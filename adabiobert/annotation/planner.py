@@ -33,6 +33,9 @@ class RunPlan:
     held: list[Shard] = field(default_factory=list)
     """Shards held in quarantine (their content and the model unchanged since they failed)."""
     up_to_date: int = 0
+    relink: list[Shard] = field(default_factory=list)
+    """Shards tagged by this model whose links are not the run's (another linker or none, or an
+    older tables version that a re-link upgrades): re-linked by the driver, not tagged again."""
 
     def amendment_rows(self) -> int:
         """Rows to remove from committed shards, over every owner."""
@@ -46,18 +49,26 @@ def version_index(listed: list[Shard]) -> VersionIndex:
 
 
 def plan_run(store: AnnotationStore, listed: list[Shard], model_id: str, index: VersionIndex,
-             counts: RunCounts) -> RunPlan:
-    """Sort the listed shards into held, pending and up to date; held shards are added to ``counts``."""
-    pending, held = [], []
+             counts: RunCounts, linker_id: str = "") -> RunPlan:
+    """Sort the listed shards into held, pending, to re-link and up to date; held shards are added
+    to ``counts``.
+
+    Args:
+        linker_id: the run's linker (``""``: it links nothing).
+    """
+    pending, held, relink = [], [], []
     for shard in listed:
+        excluded = index.excluded(shard.name)
         if store.is_held(shard, model_id):
             quarantine = store.quarantine(shard, model_id)
             counts.add_quarantine(shard, quarantine.quarantined, quarantine.error, held=True)
             held.append(shard)
-        elif not store.is_current(shard, model_id, index.excluded(shard.name)):
+        elif store.needs_relink(shard, model_id, excluded, linker_id):
+            relink.append(shard)
+        elif not store.is_current(shard, model_id, excluded, linker_id):
             pending.append(shard)
     amend = amendments(store, listed, {s.name for s in pending}, index)
-    return RunPlan(pending, amend, held, len(listed) - len(pending) - len(held))
+    return RunPlan(pending, amend, held, len(listed) - len(pending) - len(held) - len(relink), relink)
 
 
 def amendments(store: AnnotationStore, listed: list[Shard], pending: set[str], index: VersionIndex) -> Amendments:
@@ -131,12 +142,19 @@ def read_slots(pool: TaggerPool, resources: Mapping[str, float]) -> int:
     return max(1, int(total - held))
 
 
-def run_summary(config: AnnotationJobConfig, model_id: str, precision: dict, counts: RunCounts, recovery) -> dict:
-    """The run summary written to ``<output>/runs/<run_id>.json`` and returned by the job."""
+def run_summary(config: AnnotationJobConfig, model_id: str, precision: dict, counts: RunCounts, recovery,
+                linking: dict | None = None) -> dict:
+    """The run summary written to ``<output>/runs/<run_id>.json`` and returned by the job.
+
+    Args:
+        linking: what the run linked with (``relink.Linking.to_dict``: the index, its hash, the
+            vocabularies' hash, the threshold, the linker id); None: nothing.
+    """
     return {
         "run_id": config.run_id,
         "run_date": config.run_date,
         "model_id": model_id,
+        "linking": linking,
         "precision": precision,
         **counts.to_dict(),
         "recovery": {"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,

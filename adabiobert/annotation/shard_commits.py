@@ -19,10 +19,11 @@ from adabiobert.pmc.versions import VersionIndex
 
 
 def commit_tagged(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
-                  model_id: str, counts: RunCounts, index: VersionIndex, amend: Amendments) -> None:
+                  model_id: str, counts: RunCounts, index: VersionIndex, amend: Amendments, linker_id: str = "") -> None:
     """Build one shard's tables from its tagged articles and the check's rejections, leaving out
     its articles that are not current (``index``); commit them, with the amendments of committed
-    shards whose articles' current version this shard holds (``amend``, whose entry is removed)."""
+    shards whose articles' current version this shard holds (``amend``, whose entry is removed).
+    ``linker_id``: what linked the articles' mentions (``""``: nothing)."""
     name = check.shard.name
     excluded = index.excluded(name)
     left_out: list[str] = []
@@ -30,10 +31,10 @@ def commit_tagged(store: AnnotationStore, check: ShardCheck, documents: pa.Table
         drop = pc.is_in(documents.column("pmcid"), value_set=pa.array(sorted(excluded), pa.string()))
         left_out = documents.filter(drop).column("pmcid").to_pylist()
         documents = documents.filter(pc.invert(drop))
-    tables = shard_tables(check, documents, model_id, config.run_id)
+    tables = shard_tables(check, documents, model_id, config.run_id, linker_id or None)
     owned = amend.get(name, {})
     commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents,
-                          excluded=excluded, amend=owned)
+                          excluded=excluded, amend=owned, linker_id=linker_id)
     if commit is None:
         counts.shards_committed_elsewhere += 1
         return

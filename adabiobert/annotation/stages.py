@@ -9,7 +9,8 @@ stages; each takes and returns an Arrow table so that a stage is one call. The s
       -> split_documents    one row per article: status, and its sentences with offsets and, given
                             the bundle's encoder, their subword windows (SPLIT_SCHEMA)
       -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per
-                            batch, on the sentences as encoded by the split (no tokenizer call)
+                            batch, on the sentences as encoded by the split (no tokenizer call);
+                            given a linker, each article's mentions linked over its text (concepts)
       -> shard_tables       one shard's entity and rejection tables (annotation.tables schemas), RunCounts
 
 Offsets are into the text of one section (the title, the abstract, or one body section), so a
@@ -27,10 +28,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from adabiobert.annotation.concepts import UNLINKED, link_article, sections_from_sentences
 from adabiobert.annotation.status import OK, QUARANTINED
 from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
 from adabiobert.annotation.tables import ENTITIES, REJECTIONS, entity_table, rejection_table
 from adabiobert.job_configs import AnnotateConfig
+from adabiobert.linking.linker import Linker
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.tagger import Tagger, entities_from_tagging
 from adabiobert.pmc.shards import ARTICLE_COLUMNS, SectionText, ShardCheck, article_sections, read_articles
@@ -76,6 +79,9 @@ MENTION_TYPE = pa.struct(
         pa.field("mention", pa.string()),
         pa.field("label", pa.string()),
         pa.field("confidence", pa.float32()),
+        pa.field("concept_id", pa.string()),
+        pa.field("concept_name", pa.string()),
+        pa.field("link_score", pa.float32()),
     ]
 )
 
@@ -89,10 +95,11 @@ TAGGED_SCHEMA = pa.schema(
         pa.field("words", pa.int64()),
         pa.field("split_seconds", pa.float64()),
         pa.field("tag_seconds", pa.float64()),
+        pa.field("link_seconds", pa.float64()),
         pa.field("entities", pa.list_(MENTION_TYPE)),
     ]
 )
-"""Out of the tag stage: one row per article, its mentions as a list."""
+"""Out of the tag stage: one row per article, its mentions as a list (linked or not)."""
 
 # C0 and C1 control characters except tab, line feed and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -203,11 +210,14 @@ def model_id_for_types(model_id: str, types: Sequence[str] | None) -> str:
     return model_id if types is None else f"{model_id}[{','.join(sorted(types))}]"
 
 
-def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None = None) -> pa.Table:
+def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None = None,
+                  linker: Linker | None = None) -> pa.Table:
     """:data:`SPLIT_SCHEMA` rows to :data:`TAGGED_SCHEMA` rows with one tagger call.
 
     A bundle of several types tags all of them in the one call; ``label`` is each mention's type,
-    and with ``types`` only mentions of those types are kept (``AnnotateConfig.types``).
+    and with ``types`` only mentions of those types are kept (``AnnotateConfig.types``). With a
+    ``linker``, each article's mentions are then linked over the article's text, rebuilt from its
+    sentences (``annotation.concepts``); without one, their concept fields are null.
 
     Sentences the split encoded are tagged as they come (``tag_encoded``), without a tokenizer
     call; a batch holding sentences split without an encoder (null subword fields) goes to
@@ -249,8 +259,18 @@ def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None =
                 "mention": entity.text,
                 "label": entity.label,
                 "confidence": entity.confidence,
+                **UNLINKED,
             })
-    seconds = (time.perf_counter() - started) / max(1, batch.num_rows)
+    linking_started = time.perf_counter()
+    seconds = (linking_started - started) / max(1, batch.num_rows)
+    if linker is not None:
+        sentences_of: list[list[tuple[int, int, str]]] = [[] for _ in range(batch.num_rows)]
+        for i, article in enumerate(owner):
+            sentences_of[article].append((meta["section_index"][i], meta["start"][i], texts[i]))
+        for article, found in enumerate(mentions):
+            if found:
+                link_article(linker, sections_from_sentences(sentences_of[article]), found)
+    link_seconds = (time.perf_counter() - linking_started) / max(1, batch.num_rows) if linker is not None else 0.0
     return pa.table(
         {
             "path": batch.column("path"),
@@ -261,18 +281,21 @@ def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None =
             "words": pa.array(word_counts, pa.int64()),
             "split_seconds": batch.column("split_seconds"),
             "tag_seconds": pa.array([seconds] * batch.num_rows, pa.float64()),
+            "link_seconds": pa.array([link_seconds] * batch.num_rows, pa.float64()),
             "entities": pa.array(mentions, pa.list_(MENTION_TYPE)),
         },
         schema=TAGGED_SCHEMA,
     )
 
 
-def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: str) -> dict[str, pa.Table]:
+def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: str,
+                 linker_id: str | None = None) -> dict[str, pa.Table]:
     """One shard's two tables: its entity rows, and the check's rejections plus rejected articles.
 
     Args:
         check: the driver's check of the shard (its rejections: unreadable, bad_schema, null_pmcid).
         documents: the shard's :data:`TAGGED_SCHEMA` rows (empty when nothing of it was tagged).
+        linker_id: the ``linker_id`` of the rows when ``documents`` were linked; None: not linked.
 
     Returns:
         ``{"entities": ..., "rejections": ...}``, either possibly empty; entity rows sorted by
@@ -285,6 +308,6 @@ def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: 
     ]
     order = [(column, "ascending") for column in ("pmcid", "section_index", "sentence_index", "start_offset")]
     return {
-        ENTITIES: entity_table(documents, check.shard.uri, model_id, run_id).sort_by(order),
+        ENTITIES: entity_table(documents, check.shard.uri, model_id, run_id, linker_id).sort_by(order),
         REJECTIONS: rejection_table(check.shard.uri, rows, model_id, run_id),
     }

@@ -27,11 +27,17 @@ REJECTIONS = "rejections"
 TABLES = (ENTITIES, REJECTIONS)
 """Folder names of the tables under the output root: each is a table root."""
 
-TABLES_VERSION = 2
+TABLES_VERSION = 3
 """Version of the tables' layout and schema, in every file's metadata (:data:`TABLES_VERSION_KEY`)
 and in every commit marker. 1: columns ``start``/``end``, ``shard`` the path under the input root,
 no rejections file for a shard without rejections. 2: ``start_offset``/``end_offset``, ``shard``
-the input URI, one file per table for every committed shard."""
+the input URI, one file per table for every committed shard. 3: the entity table's concept
+columns (``concept_id``, ``concept_name``, ``link_score``, ``linker_id``; nullable, last)."""
+
+UPGRADABLE_VERSIONS = (2, 3)
+"""Tables versions whose files :func:`upgrade` reads as the current schema: a shard committed at one
+of them is brought to the current version by rewriting its files (a re-link), not by tagging it
+again. Version 1 files (other column names, ``shard`` not a URI) are tagged again."""
 
 TABLES_VERSION_KEY = b"adabiobert.entity_tables_version"
 
@@ -49,6 +55,10 @@ ENTITY_SCHEMA = pa.schema(
         pa.field("model_id", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("shard", pa.string(), nullable=False),
+        pa.field("concept_id", pa.string()),
+        pa.field("concept_name", pa.string()),
+        pa.field("link_score", pa.float32()),
+        pa.field("linker_id", pa.string()),
     ],
     metadata={TABLES_VERSION_KEY: str(TABLES_VERSION).encode()},
 )
@@ -58,7 +68,17 @@ ENTITY_SCHEMA = pa.schema(
 character offsets (code points) into that section's text (``text[start_offset:end_offset] ==
 mention``; not ``start``/``end``, which SQL engines reserve); ``confidence`` is the mean CRF
 marginal of the mention's words; ``model_id`` is ``name@bundle hash``; ``shard`` the URI the run read
-the input shard from (``s3://...`` or an absolute local path), the key to join back to its text."""
+the input shard from (``s3://...`` or an absolute local path), the key to join back to its text.
+
+The concept columns (version 3) are the entity linker's (``adabiobert.linking``): ``concept_id`` a
+CURIE (``MESH:D001943``, ``NCBIGene:672``; the parts' CURIEs joined by ``|`` for a composite
+mention), null when the linker abstained or the type has no vocabulary; ``concept_name`` the
+concept's preferred name (joined alike); ``link_score`` the linker's score, kept when it abstained,
+null when the type has no vocabulary; ``linker_id`` what linked the row
+(``IndexArtifact.linker_id``). All four are null when the run linked nothing (no index)."""
+
+CONCEPT_COLUMNS = ("concept_id", "concept_name", "link_score", "linker_id")
+"""The entity table's columns that a re-link rewrites (and nothing else)."""
 
 REJECTION_SCHEMA = pa.schema(
     [
@@ -133,13 +153,14 @@ def rejection_table(
     )
 
 
-def entity_table(documents: pa.Table, shard: str, model_id: str, run_id: str) -> pa.Table:
+def entity_table(documents: pa.Table, shard: str, model_id: str, run_id: str, linker_id: str | None = None) -> pa.Table:
     """Flatten tagged documents (``pmcid`` + ``entities`` list column) to :data:`ENTITY_SCHEMA`.
 
     Args:
         documents: rows of :data:`adabiobert.annotation.stages.TAGGED_SCHEMA` of one shard.
         shard: the URI the shard was read from (:attr:`adabiobert.pmc.shards.Shard.uri`).
         model_id, run_id: written on every row.
+        linker_id: written on every row when the mentions were linked; None: not linked.
     """
     entities = documents.column("entities").combine_chunks()
     flat = pc.list_flatten(entities)  # (mentions,) struct
@@ -150,4 +171,25 @@ def entity_table(documents: pa.Table, shard: str, model_id: str, run_id: str) ->
                  "confidence"):
         columns[name] = pc.struct_field(flat, name)
     columns.update(model_id=pa.array([model_id] * n), run_id=pa.array([run_id] * n), shard=pa.array([shard] * n))
+    for name in ("concept_id", "concept_name", "link_score"):
+        columns[name] = pc.struct_field(flat, name)
+    columns["linker_id"] = pa.array([linker_id] * n, pa.string())
     return pa.table(columns).cast(ENTITY_SCHEMA)
+
+
+def upgrade(table_name: str, table: pa.Table) -> pa.Table:
+    """A table file of an :data:`UPGRADABLE_VERSIONS` version as the current schema: the columns
+    it lacks (all nullable: version 3's concept columns) added as nulls, in schema order.
+
+    Raises:
+        ValueError: the table lacks a column that is not nullable (a version-1 file).
+    """
+    schema = TABLE_SCHEMAS[table_name]
+    missing = [f for f in schema if f.name not in table.column_names]
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise ValueError(f"the {table_name} table lacks {required}: not a file of tables version "
+                         f"{' or '.join(map(str, UPGRADABLE_VERSIONS))}")
+    for field in missing:
+        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(schema.names).cast(schema)

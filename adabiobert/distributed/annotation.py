@@ -11,13 +11,26 @@
              per worker process); any error, or a worker that died read_retries + 1 times,
              becomes one QUARANTINED row
       -> map_batches(TaggerActor, compute=ActorPoolStrategy(size=n)) one model per actor (per GPU),
-             tensor work only: it never calls the tokenizer
+             tensor work only: it never calls the tokenizer; with a linking index, the actor then
+             links each article's mentions over the article's text (its sentences are in the
+             batch), the index memory-mapped from one copy per node
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
          back, its entity and rejection tables are committed (AnnotationStore.commit) without
          its articles that are not current, and amending the committed shards that still hold
          rows of articles whose current version it holds; a QUARANTINED row commits the shard's
          quarantine instead
       -> amendments whose current version's shard was not tagged by this run, committed alone
+      -> shards tagged by this model but linked otherwise (another index or threshold, or none;
+         or written in tables version 2) re-linked on the driver (annotation.relink): the
+         encoder never runs for them
+
+Why linking in the tagger actor rather than a map stage of its own: the linker needs each
+article's text for its abbreviations, and the sentences are in the actor's batch and leave it no
+further (the tagged rows carry mentions only), so a separate stage would ship every article's
+text through the object store a second time and need an actor pool sized of its own. Linking
+costs a few per cent of tagging's CPU time (docs/benchmarks.md, "Linking cost"); the index is
+memory-mapped from one copy per node (linking.artifact.node_local_index), so a node's actors
+share its pages and none holds a private copy.
 
 Why a Ray task per shard rather than one ``read_parquet`` over all shards: there, one damaged
 page fails the dataset and the run, and a read that kills its worker is retried forever
@@ -53,17 +66,19 @@ from adabiobert.annotation.planner import (
     tagger_pool,
     version_index,
 )
+from adabiobert.annotation.relink import Linking, relink_shard
 from adabiobert.annotation.shard_commits import commit_amendment, commit_quarantine, commit_tagged
 from adabiobert.annotation.stages import TAGGED_SCHEMA, model_id_for_types, quarantine_row, split_shard, tag_documents
 from adabiobert.annotation.status import QUARANTINED
 from adabiobert.distributed.session import init_ray, worker_runtime_env
-from adabiobert.errors import AdaBioBertError, InputNotFoundError
+from adabiobert.errors import AdaBioBertError, InputNotFoundError, RelinkError
 from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
 from adabiobert.labels import require_known_types
+from adabiobert.linking.artifact import IndexArtifact, inspect_index, open_linker
 from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_entity_types, bundle_model_id, load_bundle_encoder
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.precision import DEFAULT_TAG_PRECISION
-from adabiobert.pmc.shards import ShardCheck, check_shard, list_shards, read_failure
+from adabiobert.pmc.shards import Shard, ShardCheck, check_shard, list_shards, read_failure
 from adabiobert.pmc.versions import VersionIndex
 from adabiobert.progress import Progress
 
@@ -76,7 +91,8 @@ class TaggerActor:
     the split stage encoded (``tag_documents``: collate, encoder, CRF; no tokenizer call)."""
 
     def __init__(self, model: str, model_id: str, device: str, subword_budget: int, cpu_threads: int | None,
-                 precision: str = DEFAULT_TAG_PRECISION, types: tuple[str, ...] | None = None) -> None:
+                 precision: str = DEFAULT_TAG_PRECISION, types: tuple[str, ...] | None = None,
+                 linking: tuple[str, str, float] | None = None) -> None:
         import torch
 
         from adabiobert.model.tagger import Tagger
@@ -87,9 +103,10 @@ class TaggerActor:
         self.tagger = Tagger.from_pretrained(folder, device=device, subword_budget=subword_budget, precision=precision)
         self.tagger.model_id = model_id  # the driver's id, also for a downloaded copy
         self.types = types
+        self.linker = open_linker(*linking) if linking else None  # (index URI, its hash, threshold)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return tag_documents(self.tagger, batch, self.types)
+        return tag_documents(self.tagger, batch, self.types, self.linker)
 
 
 def _choose_precision(requested: str, device_type: str) -> dict[str, str]:
@@ -183,11 +200,16 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
             (``pmc.shards.list_shards``; raised before the output is touched or Ray starts).
         ConfigError: ``use_gpu`` without a GPU in the cluster; ``annotate.types`` names a type the
             bundle does not tag (before the output is touched).
+        LinkingIndexError: ``annotate.linking_index`` is no index, or one built from other
+            vocabularies than ``annotate.linking_vocabulary_hash`` (before the output is touched).
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
     config = config.resolved()
     started, seconds = time.perf_counter(), {}
     counts = RunCounts()
+    annotate = config.annotate  # the linking index first, like the model: refused before the output is touched
+    artifact = inspect_index(annotate.linking_index, annotate.linking_vocabulary_hash) if annotate.linking_index else None
+    linker_id = artifact.linker_id(annotate.linking_threshold) if artifact else ""
     # The model and the input first: a wrong path is refused before the output is touched.
     with storage.local_folder(config.model) as bundle:
         try:
@@ -212,12 +234,13 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     seconds["versions"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    plan = plan_run(store, listed, model_id, index, counts)
+    plan = plan_run(store, listed, model_id, index, counts, linker_id)
     pending, amend = plan.pending, plan.amendments
     counts.shards_listed = len(listed)
     counts.shards_up_to_date = plan.up_to_date
     seconds["list"] += time.perf_counter() - mark
-    log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {counts.shards_held} held in quarantine "
+    log(f"{model_id}: {len(pending)} of {len(listed)} shards to tag, {len(plan.relink)} to re-link"
+        f"{' with ' + linker_id if linker_id else ' (no links)'}, {counts.shards_held} held in quarantine "
         f"({recovery.orphan_files} orphan files and {recovery.superseded_markers} superseded markers cleaned up); "
         f"{len(index.current)} articles, {index.superseded} older versions, {index.retracted} retracted; "
         f"{plan.amendment_rows()} to remove from committed shards")
@@ -248,40 +271,78 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if check.expected == 0:
             mark = time.perf_counter()
             if check.failure is None:
-                commit_tagged(store, check, empty, config, model_id, counts, index, amend)
+                commit_tagged(store, check, empty, config, model_id, counts, index, amend, linker_id)
             else:
                 commit_quarantine(store, check, check.failure, config, model_id, counts)
             commit_seconds += time.perf_counter() - mark
 
     mark = time.perf_counter()
     stream_commit_seconds = (
-        _stream_and_commit(store, streamed, config, model_id, pool, precision["precision"], counts, index, amend)
+        _stream_and_commit(store, streamed, config, model_id, pool, precision["precision"], counts, index, amend,
+                           artifact)
         if streamed else 0.0)
     seconds["stream"] = time.perf_counter() - mark - stream_commit_seconds
     mark = time.perf_counter()
     for name, pmcids in amendments_alone(store, amend, listed, pending):
         commit_amendment(store, name, pmcids, index, config, counts)
     seconds["commit"] = commit_seconds + stream_commit_seconds + time.perf_counter() - mark
+    relink_failed = _relink(store, plan.relink, model_id, index, config, artifact, counts, log) if plan.relink else []
     store.write_manifest()
     seconds["total"] = time.perf_counter() - started
     counts.seconds = {**{k: round(v, 3) for k, v in seconds.items()}, **counts.seconds}
 
-    summary = run_summary(config, model_id, precision, counts, recovery)
+    linked_with = None if artifact is None else {**artifact.to_dict(), "threshold": config.annotate.linking_threshold,
+                                                 "linker_id": linker_id}
+    summary = run_summary(config, model_id, precision, counts, recovery, linked_with)
+    summary["relink_failed"] = relink_failed
     summary_uri = storage.join(config.output, "runs", f"{config.run_id}.json")
     storage.write_bytes(summary_uri, json.dumps(summary, indent=2).encode())
     return summary
 
 
+def _relink(store: AnnotationStore, shards: list[Shard], model_id: str, index: VersionIndex,
+            config: AnnotationJobConfig, artifact: IndexArtifact | None, counts: RunCounts,
+            log: Callable[[str], None]) -> list[dict[str, str]]:
+    """Re-link, on the driver, the shards that need it still (an amendment of this run may have
+    upgraded one already); the index is loaded here only when a shard has mentions to link.
+
+    Returns:
+        ``{shard, error}`` of the shards whose text could not be read: left as they were, tried
+        again by the next run.
+    """
+    linking, failed = None, []
+    threshold = config.annotate.linking_threshold
+    linker_id = artifact.linker_id(threshold) if artifact else ""
+    for shard in shards:
+        if not store.needs_relink(shard, model_id, index.excluded(shard.name), linker_id):
+            continue
+        commit = store.committed(shard.name)
+        if linking is None:
+            linker = open_linker(artifact.uri, artifact.index_hash, threshold) if artifact else None
+            linking = Linking(linker, artifact, threshold if artifact else None)
+        mark = time.perf_counter()
+        try:
+            done = relink_shard(store, commit, linking, config.run_id, shard.uri)
+        except RelinkError as error:
+            log(f"{shard.name}: not re-linked: {error}")
+            failed.append({"shard": shard.name, "error": str(error)})
+            continue
+        if done is not None:
+            counts.add_relinked(done.commit.entities, done.linked, time.perf_counter() - mark)
+    return failed
+
+
 def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config: AnnotationJobConfig,
                        model_id: str, pool: TaggerPool, precision: str, counts: RunCounts, index: VersionIndex,
-                       amend: Amendments) -> float:
+                       amend: Amendments, artifact: IndexArtifact | None = None) -> float:
     """Run the Ray pipeline over ``checks`` and commit each shard as its last article arrives.
 
     Returns:
         Seconds spent committing (inside the stream's wall time).
     """
     by_uri = {c.shard.uri: c for c in checks}
-    dataset = _pipeline(list(by_uri), config, model_id, pool, precision)
+    linker_id = artifact.linker_id(config.annotate.linking_threshold) if artifact else ""
+    dataset = _pipeline(list(by_uri), config, model_id, pool, precision, artifact)
 
     parts: dict[str, list[pa.Table]] = {}
     seen: Counter[str] = Counter()
@@ -309,7 +370,8 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
                     raise RuntimeError(f"{check.shard.uri}: {seen[uri]} articles came back, expected {check.expected}")
                 if seen[uri] == check.expected:
                     mark = time.perf_counter()
-                    commit_tagged(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts, index, amend)
+                    commit_tagged(store, check, pa.concat_tables(parts.pop(uri)), config, model_id, counts, index, amend,
+                                  linker_id)
                     commit_seconds += time.perf_counter() - mark
                     done.add(uri)
             progress.update(batch.num_rows)
@@ -320,9 +382,11 @@ def _stream_and_commit(store: AnnotationStore, checks: list[ShardCheck], config:
 
 
 def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool: TaggerPool,
-              precision: str) -> ray.data.Dataset:
+              precision: str, artifact: IndexArtifact | None = None) -> ray.data.Dataset:
     """The lazy read -> split -> tag dataset (one row per article, :data:`TAGGED_SCHEMA`, or one
-    QUARANTINED row per shard that failed); every tagger actor runs at the resolved ``precision``."""
+    QUARANTINED row per shard that failed); every tagger actor runs at the resolved ``precision``
+    and links with ``artifact`` (the index the driver inspected, by its hash) when given."""
+    linking = (artifact.uri, artifact.index_hash, config.annotate.linking_threshold) if artifact else None
     runtime_env = worker_runtime_env()  # the read tasks inherit it from _read_shards
     return (
         ray.data.from_items([{"uri": uri} for uri in uris], override_num_blocks=len(uris))
@@ -346,6 +410,7 @@ def _pipeline(uris: list[str], config: AnnotationJobConfig, model_id: str, pool:
                 "cpu_threads": pool.threads,
                 "precision": precision,
                 "types": config.annotate.types,
+                "linking": linking,
             },
             compute=ray.data.ActorPoolStrategy(size=pool.actors),
             batch_size=config.documents_per_call,

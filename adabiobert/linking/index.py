@@ -19,7 +19,8 @@ installed with gensim; it is now named in pyproject.toml because this module imp
 
 The artifact is a folder::
 
-    manifest.json                       format and linker versions, vocabularies' sha256, counts
+    manifest.json                       format and linker versions, vocabularies' sha256, counts,
+                                        every other file's sha256 (``files``)
     types/<Type>/concept_curies.{blob,offsets}.npy, concept_names.{blob,offsets}.npy
                  keys.{blob,offsets}.npy            unique normalised names (UTF-8)
                  key_hashes.npy, key_hash_rows.npy  sorted hashes and the key each belongs to
@@ -114,6 +115,13 @@ def vocabulary_hashes(config: LinkingConfig) -> dict[str, str]:
     """Vocabulary name -> sha256 of its file, for every file ``config`` names: what a run passes to
     :func:`load_index` as ``expected_vocab_hashes``."""
     return {v.name: file_sha256(v.path) for v in config.vocabularies}
+
+
+def index_hash(manifest_bytes: bytes) -> str:
+    """The hash of an index: the sha256 of its ``manifest.json`` as stored, which lists the sha256
+    of every other file of the folder (``files``) beside the vocabularies' and the versions. Two
+    builds differ in it (``built_at``), so a run that records it names the exact artifact."""
+    return hashlib.sha256(manifest_bytes).hexdigest()
 
 
 def combined_hash(hashes: Mapping[str, str]) -> str:
@@ -318,7 +326,7 @@ def _with_extra_names(selected: dict[str, TypeConcepts], extra: Sequence[ExtraNa
     return added, counts
 
 
-def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraName] = ()) -> dict:
+def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraName] = (), release: str | None = None) -> dict:
     """Read the configured vocabularies and write the index folder ``output`` (local or ``s3://``).
 
     The folder is written aside and published whole (``storage.publish_dir``, ``manifest.json``
@@ -328,6 +336,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
         config: which vocabularies serve which type.
         output: the index folder; replaced if it exists.
         extra_names: names added to the dictionaries (:class:`ExtraName`); their sha256 is recorded.
+        release: a label recorded in the manifest (``2026-12``), for people; the index hash is the identity.
 
     Returns:
         The manifest written.
@@ -345,6 +354,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
         "linker_version": LINKER_VERSION,
         "normalisation_version": NORMALISATION_VERSION,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "release": release,
         "tfidf": {"analyzer": "char_wb", "n": NGRAM, "tf": "raw counts", "idf": "ln((1+n)/(1+df))+1", "norm": "l2"},
         "vocabularies": {},
         "extra_names": None,
@@ -368,6 +378,8 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
                                  extra.get(entity.entity_type, ()))
             manifest["types"][entity.entity_type] = {"type_aliases": list(entity.aliases), **counts,
                                                      "left_out": dict(selected[entity.entity_type].left_out)}
+        manifest["files"] = {path.relative_to(folder).as_posix(): file_sha256(path)
+                             for path in sorted(folder.rglob("*")) if path.is_file()}
         manifest["build_seconds"] = round(time.perf_counter() - began, 2)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         storage.publish_dir(folder, output, last=MANIFEST)
@@ -538,9 +550,11 @@ def _load_csr(folder: Path, name: str, shape: tuple[int, int]) -> sparse.csr_mat
 class LinkingIndex:
     """A loaded index: its manifest and one :class:`TypeIndex` per configured type."""
 
-    def __init__(self, folder: Path, manifest: dict, keep_alive=None) -> None:
+    def __init__(self, folder: Path, manifest: dict, keep_alive=None, index_hash: str | None = None) -> None:
         self.folder = folder
         self.manifest = manifest
+        self.index_hash = index_hash
+        """:func:`index_hash` of the manifest loaded (None when built from a dict)."""
         self.types = {name: TypeIndex(name, folder / "types" / name) for name in manifest["types"]}
         self._by_name = {n.casefold(): t for t, v in manifest["types"].items() for n in (t, *v["type_aliases"])}
         self._keep_alive = keep_alive  # a downloaded copy's temporary folder lives as long as the index
@@ -575,7 +589,22 @@ def load_index(path: str, expected_vocab_hashes: Mapping[str, str] | str | None 
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise LinkingIndexError(f"{path}: no {MANIFEST}; not a linking index (build one with build_index)")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    data = manifest_path.read_bytes()
+    manifest = check_manifest(path, data, expected_vocab_hashes)
+    return LinkingIndex(folder, manifest, keep_alive=copy, index_hash=index_hash(data))
+
+
+def check_manifest(path: str, data: bytes, expected_vocab_hashes: Mapping[str, str] | str | None = None) -> dict:
+    """The manifest of the index at ``path`` (its bytes ``data``), checked as :func:`load_index`
+    checks it (format, normalisation version, vocabularies).
+
+    Raises:
+        LinkingIndexError: see :func:`load_index`.
+    """
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:
+        raise LinkingIndexError(f"{path}: {MANIFEST} is not JSON ({error})") from None
     if manifest.get("format") != INDEX_FORMAT or manifest.get("format_version") != INDEX_FORMAT_VERSION:
         raise LinkingIndexError(f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
                                 f"this code reads {INDEX_FORMAT!r} version {INDEX_FORMAT_VERSION}: rebuild the index")
@@ -585,7 +614,7 @@ def load_index(path: str, expected_vocab_hashes: Mapping[str, str] | str | None 
     found = {n: v["sha256"] for n, v in manifest["vocabularies"].items()}
     if expected_vocab_hashes is not None:
         _check_hashes(path, found, expected_vocab_hashes)
-    return LinkingIndex(folder, manifest, keep_alive=copy)
+    return manifest
 
 
 def _check_hashes(path: str, found: dict[str, str], expected: Mapping[str, str] | str) -> None:

@@ -1,0 +1,257 @@
+"""Re-linking committed shards: new concept columns from a new index, without the encoder.
+
+A shard's entity rows say where the tagger found mentions; which concept each one names is the
+linker's answer, and a new vocabulary release, threshold or linker version changes only that. A
+re-link reads the shard's committed entity file, the article text from the input shard (for the
+in-document abbreviations; not needed when the shard has no mention or there is no linker), links
+every article's mentions (``annotation.concepts``) and commits the rewritten files through
+:meth:`AnnotationStore.relink <adabiobert.annotation.commit.AnnotationStore.relink>`: atomic per
+shard, a marker as the commit point, so a run killed anywhere and run again ends with the rows of
+a run that was not killed.
+
+The same rewrite upgrades files of tables version 2 to the current version (the concept columns
+added; null without an index), so a new tables version costs a re-link, not a tagging run.
+
+Two callers: the annotation job, for shards whose tagging is current but whose links are not
+(``planner.RunPlan.relink``), and ``jobs/relink.py`` (:func:`relink_output`), for every committed
+shard of an output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from adabiobert import storage
+from adabiobert.annotation.commit import STAGING_DIR, AnnotationStore, Hook, ShardCommit
+from adabiobert.annotation.concepts import link_article
+from adabiobert.annotation.counts import linked
+from adabiobert.annotation.tables import ENTITY_SCHEMA, TABLES_VERSION, UPGRADABLE_VERSIONS
+from adabiobert.errors import InputNotFoundError, RelinkError
+from adabiobert.linking.artifact import IndexArtifact
+from adabiobert.linking.linker import Linker
+from adabiobert.pmc.shards import article_sections, read_articles
+
+LINK_COLUMNS = ("pmcid", "section_index", "start_offset", "end_offset", "mention", "label")
+
+
+@dataclass(frozen=True)
+class Linking:
+    """What a run links with: a linker and what it records of it, or nothing (concept columns null)."""
+
+    linker: Linker | None = None
+    artifact: IndexArtifact | None = None
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        assert (self.linker is None) == (self.artifact is None) == (self.threshold is None)
+
+    @property
+    def linker_id(self) -> str:
+        """``IndexArtifact.linker_id``; ``""`` without a linker."""
+        return self.artifact.linker_id(self.threshold) if self.artifact is not None else ""
+
+    def to_dict(self) -> dict[str, Any] | None:
+        """What a run summary records (None: the run linked nothing)."""
+        if self.artifact is None:
+            return None
+        return {**self.artifact.to_dict(), "threshold": self.threshold, "linker_id": self.linker_id}
+
+
+def relinked_entities(entities: pa.Table, linking: Linking,
+                      sections_of: Callable[[set[str]], Mapping[str, Mapping[int, str]]]) -> pa.Table:
+    """``entities`` (:data:`ENTITY_SCHEMA`) with the concept columns of ``linking``.
+
+    Args:
+        sections_of: ``pmcids -> {pmcid: {section_index: text}}``, called once, with the articles
+            that have rows, only when there is a linker.
+
+    Raises:
+        RelinkError: an article missing from the text, or a row whose mention is not at its offsets.
+    """
+    n = entities.num_rows
+    concept = {"concept_id": [None] * n, "concept_name": [None] * n, "link_score": [None] * n}
+    if linking.linker is not None and n:
+        rows = entities.select(list(LINK_COLUMNS)).to_pylist()
+        by_article: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_article.setdefault(row["pmcid"], []).append(i)
+        texts = sections_of(set(by_article))
+        for pmcid, indexes in by_article.items():
+            if pmcid not in texts:
+                raise RelinkError(f"article {pmcid} has entity rows but is not in the shard")
+            mentions = [rows[i] for i in indexes]
+            for row in mentions:
+                found = texts[pmcid].get(row["section_index"], "")[row["start_offset"]:row["end_offset"]]
+                if found != row["mention"]:
+                    raise RelinkError(f"article {pmcid}: section {row['section_index']} has {found!r} at "
+                                      f"[{row['start_offset']}:{row['end_offset']}], the table says {row['mention']!r}")
+            link_article(linking.linker, texts[pmcid], mentions)
+            for i, row in zip(indexes, mentions):
+                for name in concept:
+                    concept[name][i] = row[name]
+    for name, values in concept.items():
+        entities = entities.set_column(ENTITY_SCHEMA.get_field_index(name), ENTITY_SCHEMA.field(name),
+                                       pa.array(values, ENTITY_SCHEMA.field(name).type))
+    linker_id = pa.array([linking.linker_id or None] * n, pa.string())
+    return entities.set_column(ENTITY_SCHEMA.get_field_index("linker_id"), ENTITY_SCHEMA.field("linker_id"), linker_id)
+
+
+def shard_texts(uri: str) -> Callable[[set[str]], dict[str, dict[int, str]]]:
+    """``sections_of`` for :func:`relinked_entities`: the articles' texts read from the shard at ``uri``.
+
+    Raises (when called):
+        RelinkError: the shard's text cannot be read.
+    """
+
+    def sections_of(pmcids: set[str]) -> dict[str, dict[int, str]]:
+        try:
+            articles = read_articles(uri)
+        except (OSError, pa.ArrowException) as error:
+            raise RelinkError(f"{uri}: its text cannot be read ({type(error).__name__}: {error})") from None
+        texts = {}
+        for row in articles.to_pylist():
+            if row["pmcid"] in pmcids:
+                pieces = article_sections(row["title"], row["abstract"], row["sections"])
+                texts[row["pmcid"]] = {p.section_index: p.text for p in pieces}
+        return texts
+
+    return sections_of
+
+
+def input_uri(commit: ShardCommit, shards: str | None = None) -> str:
+    """Where the text of a committed shard is now: ``commit.uri``, or ``<shards>/<shard name>``.
+
+    Raises:
+        RelinkError: the shard is gone, or changed since it was tagged (its size or version).
+    """
+    uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
+    found = storage.stat(uri)
+    if found is None:
+        raise RelinkError(f"shard {commit.shard} is not at {uri} any more; pass --shards with the folder it lives in now")
+    moved = shards is not None and uri != commit.uri
+    if found.size != commit.size or (not moved and found.version != commit.version):
+        raise RelinkError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ): run "
+                          "jobs/annotate.py, which tags it again")
+    return uri
+
+
+@dataclass(frozen=True)
+class Relinked:
+    """A shard re-linked: its new commit, and how many of its entity rows have an identifier."""
+
+    commit: ShardCommit
+    linked: int
+
+
+def relink_shard(store: AnnotationStore, commit: ShardCommit, linking: Linking, run_id: str,
+                 uri: str | None = None) -> Relinked | None:
+    """Re-link one committed shard (module docstring); None when there is nothing to do.
+
+    Args:
+        commit: the shard's current commit in ``store``.
+        uri: where its text is (already checked to be the content tagged); None: found by
+            :func:`input_uri`, read only when the shard has entity rows and there is a linker.
+
+    Raises:
+        RelinkError: the text is needed and gone, changed or unreadable.
+    """
+    if linking.linker is not None and commit.entities and uri is None:
+        uri = input_uri(commit)
+    sections_of = shard_texts(uri) if uri is not None else _no_text
+    count = {"linked": 0}
+
+    def rewrite(table: pa.Table) -> pa.Table:
+        new = relinked_entities(table, linking, sections_of)
+        count["linked"] = linked(new)
+        return new
+
+    new = store.relink(commit.shard, rewrite, linking.linker_id, run_id)
+    return None if new is None else Relinked(new, count["linked"])
+
+
+def _no_text(pmcids: set[str]) -> dict[str, dict[int, str]]:
+    raise AssertionError("the text was needed but no shard was given")
+
+
+@dataclass
+class RelinkSummary:
+    """What ``jobs/relink.py`` did (``runs/<run id>.json``)."""
+
+    run_id: str
+    output: str
+    linking: dict[str, Any] | None
+    shards_committed: int = 0
+    """Committed shards found (quarantined ones included)."""
+    shards_relinked: int = 0
+    shards_up_to_date: int = 0
+    """Already linked by this linker in the current tables version."""
+    shards_quarantined: int = 0
+    """Passed over: no entity rows to link (the annotation job retries them)."""
+    shards_to_tag: list[str] = field(default_factory=list)
+    """Of a tables version a re-link cannot read: ``jobs/annotate.py`` tags them again."""
+    shards_failed: list[dict[str, str]] = field(default_factory=list)
+    """``{shard, error}``: their text is gone, changed or unreadable; their rows are as they were."""
+    mentions_relinked: int = 0
+    mentions_linked: int = 0
+    recovery: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "relink", **asdict(self)}
+
+
+def relink_output(output: str, linking: Linking, run_id: str, shards: str | None = None, hook: Hook | None = None,
+                  log: Callable[[str], None] = lambda line: None) -> RelinkSummary:
+    """Re-link every committed shard of an annotation output that ``linking`` has not linked.
+
+    Recovers the output first (a killed run's debris), then commits shard by shard; writes the
+    summary to ``<output>/runs/<run_id>.json``.
+
+    Args:
+        output: the annotation job's ``--output``.
+        shards: the folder the input shards live in now, when they moved since they were tagged.
+        hook: fault injection (``annotation.commit.Hook``).
+
+    Raises:
+        InputNotFoundError: ``output`` holds no committed shard.
+    """
+    started = time.perf_counter()
+    store = AnnotationStore(output, hook)
+    recovery = store.recover()
+    if not store.current:
+        raise InputNotFoundError(f"{output}: no annotation output there (no _manifest/commits markers); pass the "
+                                 "--output folder of jobs/annotate.py")
+    summary = RelinkSummary(run_id, output, linking.to_dict(), shards_committed=len(store.current),
+                            recovery={"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
+                                      "amendments_completed": recovery.amendments_completed})
+    for commit in sorted(store.current.values(), key=lambda c: c.shard):
+        if commit.quarantined:
+            summary.shards_quarantined += 1
+        elif (commit.tables_version, commit.linker_id) == (TABLES_VERSION, linking.linker_id):
+            summary.shards_up_to_date += 1
+        elif commit.tables_version not in UPGRADABLE_VERSIONS:
+            summary.shards_to_tag.append(commit.shard)
+        else:
+            try:
+                uri = input_uri(commit, shards) if linking.linker is not None and commit.entities else None
+                new = relink_shard(store, commit, linking, run_id, uri)
+            except RelinkError as error:
+                summary.shards_failed.append({"shard": commit.shard, "error": str(error)})
+                log(f"{commit.shard}: not re-linked: {error}")
+                continue
+            if new is not None:
+                summary.shards_relinked += 1
+                summary.mentions_relinked += new.commit.entities
+                summary.mentions_linked += new.linked
+    storage.delete_tree(store.uri(f"{STAGING_DIR}/{run_id}"))  # a failed shard's staged files
+    store.write_manifest()
+    summary.seconds = {"total": round(time.perf_counter() - started, 3)}
+    storage.write_bytes(storage.join(output, "runs", f"{run_id}.json"), json.dumps(summary.to_dict(), indent=2).encode())
+    return summary
+
