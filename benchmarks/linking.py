@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adabiobert.corpora.pubtator import read_pubtator  # noqa: E402
 from adabiobert.linking.config import LinkingConfig, default_config  # noqa: E402
+from adabiobert.linking.end_to_end import gold_curie  # noqa: E402
 from adabiobert.linking.index import ExtraName, build_index, load_index  # noqa: E402
 from adabiobert.linking.linker import COMPOSITE_SEPARATOR, DEFAULT_THRESHOLD, Linker, Mention  # noqa: E402
 
@@ -61,18 +62,6 @@ EVALUATIONS = (
     ("GNormPlus_Test", "GNormPlus_Train", ("Gene",), True),
     ("BioRED_Test", "BioRED_TrainDev", ("Disease", "Chemical", "Gene", "Species"), False),
 )
-PREFIX = {"Disease": "MESH", "Chemical": "MESH", "Gene": "NCBIGene", "Species": "NCBITaxon"}
-
-
-def gold_curie(identifier: str, entity_type: str) -> str:
-    """A corpus identifier as a CURIE (``D009369`` -> ``MESH:D009369``, ``672`` -> ``NCBIGene:672``)."""
-    identifier = identifier.strip()
-    if ":" in identifier:
-        prefix, _, local = identifier.partition(":")
-        return f"{'MESH' if prefix.upper() == 'MESH' else prefix}:{local}"
-    if entity_type in ("Disease", "Chemical") and identifier[:1] in ("D", "C"):
-        return f"MESH:{identifier}"
-    return f"{PREFIX.get(entity_type, entity_type)}:{identifier}"
 
 
 def gold_mentions(path: Path, types: tuple[str, ...], human_only: bool):

@@ -1,6 +1,7 @@
 """The entity tables as other tools read them: DuckDB, Polars and Spark from the documented table
-roots, the Spark and Polars examples and the DuckDB join of docs/entity-tables.md as they stand,
-and the Athena DDL there checked by parsing against the Parquet schema the job writes.
+roots, the Spark and Polars examples, the DuckDB join and the identifier queries of
+docs/entity-tables.md as they stand, and the Athena DDL there checked by parsing against the
+Parquet schema the job writes.
 
 The output is made without Ray (the library calls the job's driver makes per shard) and tagged by a
 word list rather than a model: these tests are about the tables, not the tagger. The tools are
@@ -341,3 +342,48 @@ def test_the_athena_ddl_in_the_docs_matches_the_parquet_files_the_job_writes(mix
         for info in files:  # the projection formats each partition folder as the job names it
             folder = re.search(r"run_date=([^/\\\\]+)", info.uri).group(1)
             assert datetime.datetime.strptime(folder, pattern).strftime(pattern) == folder
+
+
+# ---- identifiers: the queries of the docs' linking section, on a linked output -----------------------
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory) -> dict:
+    """An output of the phrase tagger linked with the small index (tests/linking_data.py), and the
+    small gene-disease lexicon beside it."""
+    from tests.linking_data import PhraseTagger, linking_for, small_index, write_linked_shards
+
+    root = tmp_path_factory.mktemp("tables-linked")
+    index = small_index(root)
+    shards = write_linked_shards(root / "shards")
+    annotate_without_ray(shards, root / "annotations", PhraseTagger(), run_date=RUN_DATE, linking=linking_for(index))
+    return {"out": str(root / "annotations"), "lexicon": str(root / "vocab" / "gene_disease_associations.tsv")}
+
+
+def identifier_queries(linked) -> list[list[tuple]]:
+    """Every SQL block of the docs' linking section, run from the output root (the lexicon's path
+    set to the test's), with its result."""
+    import duckdb
+
+    queries = doc_blocks("Identifiers: entity linking (issue 23)", "sql")
+    assert len(queries) == 3
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{linked['out']}'")
+    shown = "'../shared/lexicon/gene_disease_associations.tsv'"
+    assert shown in queries[2]
+    return [con.execute(q.replace(shown, repr(linked["lexicon"]))).fetchall() for q in queries]
+
+
+def test_the_identifier_queries_of_the_docs_count_articles_per_concept_and_join_the_lexicon(linked):
+    diseases, per_label, pairs = identifier_queries(linked)
+    # by hand from tests/linking_data.py: Li-Fraumeni syndrome in all three articles; Wilson disease
+    # (and WD) three times in PMC1; the composite's two parts once each; PMC3's undefined WD unlinked
+    assert diseases == [("OMIM:151623", "Li-Fraumeni syndrome", 3, 3),
+                        ("MESH:D006527", "Hepatolenticular Degeneration", 1, 4),
+                        ("MESH:D001943", "Breast Neoplasms", 1, 1), ("MESH:D010051", "Ovarian Neoplasms", 1, 1)]
+    labels = {}  # label -> (mentions, with an ID, abstained), counted from the rows one by one
+    rows = duckdb_rows(linked["out"], ENTITIES, ("label", "concept_id", "link_score"))
+    for label, concept, score in rows:
+        mentions, found, abstained = labels.get(label, (0, 0, 0))
+        labels[label] = (mentions + 1, found + (concept is not None), abstained + (concept is None and score is not None))
+    assert {label: (n, linked_, abstained) for label, n, linked_, abstained, _ in per_label} == labels
+    assert labels["CellLine"] == (1, 0, 0) and labels["Disease"][2] == 3  # HeLa: no vocabulary; Thalassemia, WD twice
+    assert pairs == [("TP53", "Li-Fraumeni syndrome", 3)]  # NCBIGene:7157 with OMIM:151623 in PMC1, PMC2, PMC3

@@ -13,14 +13,17 @@ from adabiobert.cli import command as cli
 from adabiobert.distributed import annotation, training
 from adabiobert.distributed import sync as sync_on_ray
 from jobs import annotate as annotate_job
+from jobs import build_linking_index as linking_index_job
 from jobs import build_word2vec as word2vec_job
 from jobs import ingest_pmc as ingest_job
+from jobs import relink as relink_job
 from jobs import sync_pmc as sync_job
 from jobs import train as train_job
 from tests.annotation_data import corpus_articles, write_shard
 
 MAINS = {"train": train_job.main, "annotate": annotate_job.main, "build_word2vec": word2vec_job.main,
-         "ingest_pmc": ingest_job.main, "sync_pmc": sync_job.main, "adabiobert": cli.main}
+         "ingest_pmc": ingest_job.main, "sync_pmc": sync_job.main, "adabiobert": cli.main,
+         "build_linking_index": linking_index_job.main, "relink": relink_job.main}
 
 
 class NoRay:
@@ -112,6 +115,24 @@ def test_annotate_refuses_a_location_without_a_shard(shards, tmp_path, tiny_bund
                                            "--output", str(tmp_path / "entities"), "--no-progress"], capsys)
     assert_refused(code, err, f"{shards}: no shard there", "jobs/ingest_pmc.py")
     assert not (tmp_path / "entities").exists()
+
+
+def test_annotate_refuses_a_folder_that_is_no_linking_index_before_touching_the_output(tmp_path, shards, tiny_bundle,
+                                                                                       capsys):
+    code, _, err = run(annotate_job.main, ["--shards", str(shards), "--model", str(tiny_bundle), "--output",
+                                           str(tmp_path / "entities"), "--linking-index", str(tmp_path / "nope"),
+                                           "--no-progress"], capsys)
+    assert_refused(code, err, "nope: no manifest.json; not a linking index", "jobs/build_linking_index.py")
+    assert not (tmp_path / "entities").exists()
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["--linking-threshold", "1.5"], "linking_threshold must be in [0, 1], got 1.5"),
+    (["--linking-vocabulary-hash", "abc"], "linking_vocabulary_hash is set but linking_index is not"),
+])
+def test_annotate_refuses_a_bad_linking_setting_while_parsing(argv, fragment, capsys):
+    code, _, err = run(annotate_job.main, ["--shards", "s", "--model", "m", "--output", "o", *argv], capsys)
+    assert_refused(code, err, "jobs/annotate.py: error:", fragment)
 
 
 def test_annotate_refuses_a_bad_run_date_while_parsing(tmp_path, capsys):
@@ -216,3 +237,21 @@ def test_sync_refuses_an_unknown_licence_and_a_source_without_inventory_before_w
                                        "--workers", "2"], capsys)
     assert_refused(code, err, "no inventory")
     assert not (tmp_path / "root").exists()
+
+
+# ---- jobs/build_linking_index.py and jobs/relink.py -------------------------------------------------
+def test_relink_refuses_a_folder_that_is_not_an_annotation_output(tmp_path, capsys):
+    code, _, err = run(relink_job.main, ["--annotations", str(tmp_path / "empty"), "--no-index"], capsys)
+    assert_refused(code, err, "no annotation output there", "--output folder of jobs/annotate.py")
+    assert not (tmp_path / "empty").exists()
+
+
+def test_relink_needs_an_index_or_no_index_while_parsing(tmp_path, capsys):
+    code, _, err = run(relink_job.main, ["--annotations", str(tmp_path)], capsys)
+    assert_refused(code, err, "jobs/relink.py: error:", "--linking-index")
+
+
+def test_build_linking_index_refuses_a_shared_folder_without_the_vocabularies(tmp_path, capsys):
+    code, _, err = run(linking_index_job.main, ["--out", str(tmp_path / "index"), "--shared", str(tmp_path)], capsys)
+    assert_refused(code, err, "jobs/build_linking_index.py: error:", "no such file")
+    assert not (tmp_path / "index").exists()

@@ -223,10 +223,10 @@ def relink_output(output: str, linking: Linking, run_id: str, shards: str | None
     """
     started = time.perf_counter()
     store = AnnotationStore(output, hook)
-    recovery = store.recover()
-    if not store.current:
+    if not store.markers():  # read only: a wrong path is refused before anything is written there
         raise InputNotFoundError(f"{output}: no annotation output there (no _manifest/commits markers); pass the "
                                  "--output folder of jobs/annotate.py")
+    recovery = store.recover()
     summary = RelinkSummary(run_id, output, linking.to_dict(), shards_committed=len(store.current),
                             recovery={"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
                                       "amendments_completed": recovery.amendments_completed})
