@@ -450,6 +450,56 @@ def test_a_damaged_shard_on_s3_is_quarantined_and_the_healthy_one_committed(ray_
     assert row["detail"].startswith(f"{damaged}: OSError: ZSTD decompression failed")
 
 
+# ---- entity linking ------------------------------------------------------------------------------
+def test_the_actors_link_as_a_relink_does_and_a_new_index_relinks_without_tagging(first_run, shard_rows, tiny_bundle,
+                                                                                   tmp_path):
+    """A run with an index links in the tagger actors (from the sentences); the same index given
+    to a run over the unlinked output re-links on the driver (from the shards' text): the same
+    rows, each what the linker gives on its article's text. A second index re-links, tags nothing."""
+    from adabiobert.annotation.concepts import link_article
+    from adabiobert.distributed.annotation import run_annotation
+    from adabiobert.job_configs import AnnotateConfig
+    from adabiobert.linking.artifact import inspect_index
+    from adabiobert.linking.index import load_index
+    from adabiobert.linking.linker import Linker
+    from tests.linking_data import small_index
+    from tests.test_linking_tables import THALASSEMIA
+
+    index, new_index = small_index(tmp_path / "release-1"), small_index(tmp_path / "release-2", extra=[THALASSEMIA])
+    linked = run_annotation(job_config(first_run["shards"], str(tmp_path / "linked"), tiny_bundle,
+                                       annotate=AnnotateConfig(linking_index=index)), log=lambda line: None)
+    artifact = inspect_index(index)
+    assert linked["linking"]["index_hash"] == artifact.index_hash and linked["shards_committed"] == 4
+    assert linked["seconds"]["link_busy"] > 0
+
+    relinked_out = shutil.copytree(first_run["out"], tmp_path / "relinked")  # tagged by the same model, no links
+    relinked = run_annotation(job_config(first_run["shards"], str(relinked_out), tiny_bundle,
+                                         annotate=AnnotateConfig(linking_index=index)), log=lambda line: None)
+    assert (relinked["shards_relinked"], relinked["shards_committed"], relinked["documents_in"]) == (4, 0, 0)
+    rows = read_rows(str(tmp_path / "linked"), "entities")
+    assert same_rows(rows, read_rows(str(relinked_out), "entities"))
+    assert linked["mentions_linked"] == relinked["mentions_linked"] == sum(r["concept_id"] is not None for r in rows)
+
+    texts, linker = section_texts(shard_rows), Linker(load_index(index))
+    by_article = {}
+    for row in rows:
+        by_article.setdefault(row["pmcid"], []).append(row)
+    for pmcid, found in by_article.items():
+        expected = [dict(r) for r in found]
+        link_article(linker, {i: t for i, t in enumerate(texts[pmcid]) if t}, expected)
+        assert [(r["concept_id"], r["link_score"]) for r in found] == [
+            (e["concept_id"], pytest.approx(e["link_score"])) for e in expected]
+    assert {r["linker_id"] for r in rows} == {artifact.linker_id(0.7)} and all(r["link_score"] is not None for r in rows)
+
+    again = run_annotation(job_config(first_run["shards"], str(relinked_out), tiny_bundle,
+                                      annotate=AnnotateConfig(linking_index=new_index)), log=lambda line: None)
+    assert (again["shards_relinked"], again["shards_committed"], again["documents_in"]) == (4, 0, 0)
+    assert again["linking"]["index_hash"] == inspect_index(new_index).index_hash
+    unchanged = run_annotation(job_config(first_run["shards"], str(relinked_out), tiny_bundle,
+                                          annotate=AnnotateConfig(linking_index=new_index)), log=lambda line: None)
+    assert (unchanged["shards_up_to_date"], unchanged["shards_relinked"]) == (4, 0)
+
+
 # ---- the documented queries -------------------------------------------------------------------
 def test_the_duckdb_queries_in_the_docs_run_on_real_output(first_run):
     import duckdb

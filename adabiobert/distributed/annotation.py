@@ -315,6 +315,7 @@ def _relink(store: AnnotationStore, shards: list[Shard], model_id: str, index: V
     linker_id = artifact.linker_id(threshold) if artifact else ""
     for shard in shards:
         if not store.needs_relink(shard, model_id, index.excluded(shard.name), linker_id):
+            counts.shards_up_to_date += 1  # an amendment of this run brought it to the current version
             continue
         commit = store.committed(shard.name)
         if linking is None:
@@ -327,7 +328,9 @@ def _relink(store: AnnotationStore, shards: list[Shard], model_id: str, index: V
             log(f"{shard.name}: not re-linked: {error}")
             failed.append({"shard": shard.name, "error": str(error)})
             continue
-        if done is not None:
+        if done is None:
+            counts.shards_committed_elsewhere += 1
+        else:
             counts.add_relinked(done.commit.entities, done.linked, time.perf_counter() - mark)
     return failed
 
