@@ -100,8 +100,8 @@ def read_rows(output: str, table: str, drop=("run_id",), uris: bool = False) -> 
 
 def same_rows(left: list[dict], right: list[dict]) -> bool:
     """Equal multisets of rows, confidences within 1e-3 (batching may move the 4th decimal)."""
-    def key(row):
-        return tuple(sorted((k, v) for k, v in row.items() if k != "confidence"))
+    def key(row):  # None sorts before any value of its column (concept columns are null when not linked)
+        return tuple(sorted((k, (v is not None, v if v is not None else 0)) for k, v in row.items() if k != "confidence"))
 
     left, right = sorted(left, key=key), sorted(right, key=key)
     return len(left) == len(right) and all(

@@ -336,3 +336,16 @@ def test_linking_records_the_index_and_says_when_nothing_was_linked(index):
     assert linking.linker_id == f"linker1:{inspect_index(index).index_hash[:16]}@0.8"
     assert linking.to_dict()["threshold"] == 0.8 and linking.to_dict()["index"] == index
     assert (Linking().linker_id, Linking().to_dict()) == ("", None)
+
+
+def test_an_output_of_tables_version_2_is_exported_with_no_identifiers(made, tmp_path):
+    from bioc import pubtator
+
+    from adabiobert.cli.command import main
+
+    out = copy_of(made["unlinked"], tmp_path)
+    as_version_2(out)
+    assert main(["export", str(out), "--out", str(tmp_path / "exports"), "--format", "pubtator"]) == 0
+    found = [a for path in (tmp_path / "exports").rglob("*.pubtator")
+             for document in pubtator.loads(path.read_text(encoding="utf-8")) for a in document.annotations]
+    assert len(found) == 19 and {a.id for a in found} == {"-"}
