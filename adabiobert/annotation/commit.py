@@ -535,6 +535,9 @@ class AnnotationStore:
                              f"cannot be rewritten (only {UPGRADABLE_VERSIONS}): tag it again")
         counts, files = {}, []
         name = shard_file_name(previous.shard, shard_id(previous.shard), f"{run_id}-{tag}")
+        if any(relative.rsplit("/", 1)[-1] == name for relative in previous.files):
+            # placing the new files would overwrite the old ones, which the commit then deletes
+            raise ValueError(f"{previous.shard}: its files are named for run {run_id} already; give this run another id")
         for relative in previous.files:
             table_name = relative.split("/", 1)[0]
             filesystem, path = storage.filesystem_for(self.uri(relative))
