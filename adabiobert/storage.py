@@ -77,6 +77,19 @@ _CREDENTIAL_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS
 """Settings of the default credential chain that name where credentials come from (not secrets)."""
 
 
+PUBLIC_BUCKETS_ENV = "ADABIOBERT_PUBLIC_BUCKETS"
+"""Buckets read with unsigned requests whatever the credentials (comma-separated); default
+``pmc-oa-opendata``. A signed request to another account's public bucket is allowed only if the
+signer's own IAM policy allows it too (a pod's role, say), while an unsigned one needs nothing.
+Set it to an empty string to sign every request."""
+
+
+def public_buckets() -> frozenset[str]:
+    """The buckets of :data:`PUBLIC_BUCKETS_ENV` (PMC's Cloud Service bucket by default)."""
+    value = os.environ.get(PUBLIC_BUCKETS_ENV, "pmc-oa-opendata")
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
 def s3_unsigned() -> bool:
     """True when S3 requests are sent unsigned (anonymous), as for a public bucket.
 
@@ -133,7 +146,8 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
-    return pafs.S3FileSystem(anonymous=s3_unsigned(), **options), f"{bucket}/{key}".rstrip("/")
+    anonymous = s3_unsigned() or bucket in public_buckets()
+    return pafs.S3FileSystem(anonymous=anonymous, **options), f"{bucket}/{key}".rstrip("/")
 
 
 def absolute(uri: str) -> str:
@@ -172,7 +186,7 @@ def read_bytes(uri: str) -> bytes:
     if not is_s3(uri):
         return Path(uri).read_bytes()
     bucket, key = _split_s3(uri)
-    client = boto3_client()
+    client = boto3_client(bucket)
     try:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey as error:
@@ -211,7 +225,7 @@ def exists(uri: str) -> bool:
     if not is_s3(uri):
         return os.path.exists(uri)
     bucket, key = _split_s3(uri)
-    client = boto3_client()
+    client = boto3_client(bucket)
     try:
         client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as error:
@@ -270,7 +284,7 @@ def _list_s3(prefix_uri: str) -> list[FileInfo]:
     bucket, key = _split_s3(prefix_uri)
     prefix = key.rstrip("/") + "/" if key.strip("/") else ""
     found = []
-    for page in boto3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for page in boto3_client(bucket).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             if item["Key"].endswith("/"):  # a "folder" marker object, not a file
                 continue
@@ -427,17 +441,18 @@ def staged_output(uri: str) -> Iterator[str]:
 def _download(uri: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     bucket, key = _split_s3(uri)
-    boto3_client().download_file(bucket, key, str(target))
+    boto3_client(bucket).download_file(bucket, key, str(target))
 
 
-def boto3_client():
+def boto3_client(bucket: str | None = None):
     """A boto3 S3 client for ``AWS_ENDPOINT_URL`` when set, with the default credential chain,
-    or unsigned when :func:`s3_unsigned` says so.
+    or unsigned when :func:`s3_unsigned` says so, or when ``bucket`` is a public dataset
+    (:func:`public_buckets`) that is read.
 
     Clients are cached per endpoint and signing (boto3 clients are thread-safe), so a test that
     points the variable at a new server, or unsets the credentials, gets a new client.
     """
-    return _client_for(_endpoint(), s3_unsigned())
+    return _client_for(_endpoint(), s3_unsigned() or bucket in public_buckets())
 
 
 @functools.lru_cache(maxsize=8)
