@@ -38,7 +38,17 @@ from adabiobert import storage
 from adabiobert.distributed.session import init_ray, worker_runtime_env
 from adabiobert.errors import ConfigError
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
+from adabiobert.output_lease import OutputLease
+from adabiobert.pmc.ingest import (
+    IngestStats,
+    Reject,
+    find_run_inputs,
+    ingest,
+    open_batch,
+    root_lease,
+    start_batch,
+    write_run_summary,
+)
 from adabiobert.pmc.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -80,22 +90,33 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
 
     Raises:
         ConfigError: fewer than 2 workers.
-        OutputExistsError, InputNotFoundError: as :func:`adabiobert.pmc.ingest.ingest`, before Ray starts.
+        OutputLeasedError, OutputExistsError, InputNotFoundError: as
+            :func:`adabiobert.pmc.ingest.ingest`, before Ray starts.
     """
     if workers < 2:
         raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.pmc.ingest.ingest")
+    with root_lease(config) as lease:  # the root, with append
+        return _ingest_parallel(config, workers, files_per_unit, unit_retries, unit_hook, lease)
+
+
+def _ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int, unit_retries: int,
+                     unit_hook: UnitHook | None, lease: OutputLease) -> IngestStats:
+    """:func:`ingest_parallel` under the output's lease."""
     started = time.perf_counter()
     config, prior = open_batch(config)
     files, input_rejects = find_run_inputs(config)
     units = plan_units(files, files_per_unit)
     if len(units) < 2:
-        return ingest(config, prior)
+        return ingest(config, prior, lease)
+    resumed = start_batch(config)
     init_ray()  # $RAY_ADDRESS when set, else a local instance
     runtime_env = worker_runtime_env()
     results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
     plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard, prior)
     articles = _write_all(plan.shards, config, workers, runtime_env)
     storage.delete_tree(storage.join(config.output, STAGING))
+    lease.check()  # a run whose lease was taken over commits nothing
+    plan.counts["resumed"] = resumed
     return write_run_summary(config, len(files), articles, list(plan.rejects), [s.name for s in plan.shards],
                              plan.counts, started, workers)
 
