@@ -169,11 +169,13 @@ def stale_reason(holder: LeaseRecord, now: datetime | None = None, host: str | N
 class OutputLease:
     """A lease this process holds (made by :func:`acquire`)."""
 
-    def __init__(self, uri: str, record: LeaseRecord, version: str, took_over: str | None) -> None:
+    def __init__(self, uri: str, record: LeaseRecord, version: str, took_over: str | None,
+                 created_output: bool = False) -> None:
         self.uri = uri
         self.record = record
         self.took_over = took_over
         """Why the lease was taken over from another holder (None: it was free)."""
+        self._created_output = created_output
         self._version = version
         self._lost: LeaseRecord | None = None
         self._released = False
@@ -209,12 +211,16 @@ class OutputLease:
         return self._lost is not None
 
     def release(self) -> bool:
-        """Delete the lease if it is still this holder's; True when it was. Idempotent."""
+        """Delete the lease if it is still this holder's; True when it was. Idempotent. A local
+        output folder that the lease created and the run left empty (it was refused) goes too."""
         with self._lock:
             if self._released:
                 return False
             self._released = True
-            return self._lost is None and storage.delete_if_version(self.uri, self._version)
+            deleted = self._lost is None and storage.delete_if_version(self.uri, self._version)
+        if deleted and self._created_output:
+            storage.remove_empty_folder(self.record.output)
+        return deleted
 
 
 def _read_holder(uri: str) -> LeaseRecord | None:
@@ -250,9 +256,10 @@ def acquire(output: str, job: str, stale_after: float = STALE_AFTER_S, log: Call
                          float(stale_after), uuid.uuid4().hex)
     data = record.to_json()
     holder = None
+    created_output = not storage.exists(output)
     for _ in range(attempts):
         if storage.write_bytes_if_absent(uri, data):
-            return OutputLease(uri, record, storage.read_versioned(uri)[1], None)
+            return OutputLease(uri, record, storage.read_versioned(uri)[1], None, created_output)
         try:
             content, version = storage.read_versioned(uri)
         except FileNotFoundError:  # released in between: try the create again

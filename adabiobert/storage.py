@@ -571,6 +571,15 @@ def delete(uris: list[str]) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
 
 
+def remove_empty_folder(uri: str) -> None:
+    """Remove the local folder ``uri`` if it is empty; nothing otherwise (S3 has no folders)."""
+    if not is_s3(uri):
+        try:
+            os.rmdir(uri)
+        except OSError:  # not empty, or not there
+            pass
+
+
 def delete_tree(uri: str) -> None:
     """Delete a folder (local) or every object under a prefix (S3); nothing happens if it is absent."""
     if is_s3(uri):

@@ -109,6 +109,15 @@ def test_the_lease_is_released_when_the_work_fails(output):
         assert lease.took_over is None
 
 
+def test_a_local_folder_the_lease_made_goes_with_it_when_the_run_wrote_nothing(tmp_path):
+    with output_lease(str(tmp_path / "new"), job="ingest", renew_every=None):
+        assert (tmp_path / "new" / LEASE_FILE).is_file()
+    assert not (tmp_path / "new").exists()
+    with output_lease(str(tmp_path / "new"), job="ingest", renew_every=None):
+        (tmp_path / "new" / "part-00000.parquet").write_bytes(b"work")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["part-00000.parquet"]
+
+
 def test_a_renewal_moves_the_renewed_time_and_keeps_the_lease(output):
     with output_lease(output, job="ingest", renew_every=None) as lease:
         first = read_lease(output)
