@@ -174,6 +174,18 @@ def test_another_batch_id_is_refused_while_a_batch_is_unfinished(packages, base_
     assert [p.name for p in root.iterdir() if p.name.startswith("batch=")] == [unfinished.name]
 
 
+def test_an_unfinished_batch_is_not_finished_with_another_package(packages, base_root, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(base_root, root)
+    assert killed_run(append_argv(packages, root), "4").returncode == CRASH_STATUS
+    before = sorted(p.name for p in batch_of(root).iterdir())
+    status, err = run_job([str(packages["baseline"]), "--output", str(root), "--append", *PER_SHARD])
+    assert status == 2 and err.count("\n") == 1
+    assert "left unfinished by a run of other inputs" in err and str(packages["incremental"]) in err
+    assert sorted(p.name for p in batch_of(root).iterdir()) == before  # nothing deleted
+    assert run_job(append_argv(packages, root))[0] == 0  # the right package finishes it
+
+
 def test_a_batch_written_before_markers_is_read_as_committed_and_not_overwritten(packages, clean, tmp_path):
     """A root from before this change: its batch folders have no marker; readers take them whole,
     and an append to the same batch id is still refused."""

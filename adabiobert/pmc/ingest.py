@@ -234,15 +234,25 @@ def start_batch(config: IngestConfig) -> bool:
 
     Returns:
         True when it cleared an unfinished batch (the run then *resumes* it).
+
+    Raises:
+        OutputExistsError: the unfinished batch was started with other inputs (another package:
+            finishing it with these would drop that one's articles unseen).
     """
     if not config.append:
         return False
+    inputs = [storage.absolute(uri) for uri in config.inputs]
     found = storage.list_files(config.output)
     names = {storage.relative_to(f.uri, config.output) for f in found}
     if is_unfinished(names):
+        marker = storage.join(config.output, STARTED_MARKER)
+        earlier = json.loads(storage.read_bytes(marker)).get("inputs")
+        if earlier != inputs:
+            raise OutputExistsError(f"{config.output}: left unfinished by a run of other inputs ({', '.join(earlier or [])}); "
+                                    "finish it by running that ingest again, or delete the folder")
         storage.delete([f.uri for f in found if storage.relative_to(f.uri, config.output) != STARTED_MARKER])
         return True
-    started = {"batch": config.batch, "inputs": list(config.inputs),
+    started = {"batch": config.batch, "inputs": inputs,
                "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     storage.write_bytes(storage.join(config.output, STARTED_MARKER), json.dumps(started, indent=1).encode())
     return False
