@@ -203,8 +203,8 @@ class OutputLease:
         if self._lost is not None:
             taker = self._lost.describe() if self._lost.token != self.record.token else "the lease file is gone"
             raise LeaseLostError(self.uri, self._lost,
-                                 f"{self.uri}: this run's lease was taken over ({taker}); it stops before its next "
-                                 f"commit. It had not renewed its lease for {self.record.stale_after_s:g} s")
+                                 f"{self.uri}: this run's lease was taken over ({taker}), so this run commits nothing "
+                                 f"more; a lease not renewed for {self.record.stale_after_s:g} s may be taken over")
 
     @property
     def lost(self) -> bool:

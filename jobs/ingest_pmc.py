@@ -60,12 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     try:
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         if args.workers == 1:
-            stats = ingest(config)
+            stats = ingest(config, log=log)
         else:
             from adabiobert.distributed.ingest import ingest_parallel  # Ray is imported only here
 
-            stats = ingest_parallel(config, args.workers)
+            stats = ingest_parallel(config, args.workers, log=log)
     except AdaBioBertError as error:  # an --output that holds shards already, no input at all, a held lease (4)
         return refuse(error)
     except Exception as error:

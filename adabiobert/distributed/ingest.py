@@ -75,7 +75,8 @@ T = TypeVar("T")
 
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
-                    unit_retries: int = 2, unit_hook: UnitHook | None = None) -> IngestStats:
+                    unit_retries: int = 2, unit_hook: UnitHook | None = None,
+                    log: Callable[[str], None] | None = None) -> IngestStats:
     """Ingest on Ray (starting it when needed): the files :func:`adabiobert.pmc.ingest.ingest`
     writes for the same inputs, byte for byte; only ``seconds`` and ``workers`` in the stats differ.
 
@@ -87,6 +88,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
         unit_retries: times a unit's task is started again after its worker died (a crash, or
             killed for memory); then each of the unit's files is a reject.
         unit_hook: see :data:`UnitHook` (None: nothing is called).
+        log: told when the run takes over a stale lease (None: silent).
 
     Raises:
         ConfigError: fewer than 2 workers.
@@ -95,7 +97,7 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
     """
     if workers < 2:
         raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.pmc.ingest.ingest")
-    with root_lease(config) as lease:  # the root, with append
+    with root_lease(config, log) as lease:  # the root, with append
         return _ingest_parallel(config, workers, files_per_unit, unit_retries, unit_hook, lease)
 
 

@@ -111,7 +111,7 @@ class Reject:
 
 
 def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None,
-           lease: OutputLease | None = None) -> IngestStats:
+           lease: OutputLease | None = None, log: Callable[[str], None] | None = None) -> IngestStats:
     """Read every input article and write shards, rejects and stats to ``config.output``, in this
     process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray.
 
@@ -123,6 +123,7 @@ def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = N
         prior: what :func:`open_batch` returned for a config it already resolved, under a lease
             the caller holds (``lease``); None: take the lease and resolve.
         lease: with ``prior``, the caller's lease, checked before the batch is committed.
+        log: told when the run takes over a stale lease (None: silent).
 
     Raises:
         OutputLeasedError: another run holds the output (or the root).
@@ -133,23 +134,24 @@ def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = N
             the others become rejects and the run goes on).
     """
     if prior is None:
-        with root_lease(config) as held:
+        with root_lease(config, log) as held:
             opened, prior = open_batch(config)
             return _ingest(opened, prior, held)
     return _ingest(config, prior, lease)
 
 
 @contextmanager
-def root_lease(config: IngestConfig) -> Iterator[OutputLease]:
+def root_lease(config: IngestConfig, log: Callable[[str], None] | None = None) -> Iterator[OutputLease]:
     """The lease of a run's output (the root, with ``append``), held for the block; a bad batch id
-    is refused first (``ConfigError``), before the lease creates the root.
+    is refused first (``ConfigError``), before the lease creates the root. ``log`` is told of a
+    takeover (``adabiobert.output_lease.output_lease``).
 
     Raises:
         OutputLeasedError: another run holds it.
     """
     if config.append and config.batch:
         batch_folder(config.output, config.batch)
-    with output_lease(config.output, job="ingest") as lease:
+    with output_lease(config.output, job="ingest", log=log) as lease:
         yield lease
 
 
