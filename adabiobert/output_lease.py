@@ -306,7 +306,12 @@ def output_lease(output: str, job: str, stale_after: float = STALE_AFTER_S, rene
         stop.set()
         if heartbeat is not None:
             heartbeat.join()
-        lease.release()
+        try:
+            lease.release()
+        except Exception as error:  # noqa: BLE001 - storage unreachable: the lease goes stale by itself
+            if log is not None:
+                log(f"{lease.uri}: the lease could not be released ({type(error).__name__}: {error}); the next run "
+                    f"takes it over once it is stale")
     lease.check()
 
 

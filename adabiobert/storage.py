@@ -486,8 +486,9 @@ def replace_if_version(uri: str, data: bytes, version: str) -> str | None:
 def delete_if_version(uri: str, version: str) -> bool:
     """Delete ``uri`` only if the file there is still at ``version``; True when this call deleted it.
 
-    S3: a conditional DELETE (``IfMatch``, which S3 general purpose buckets take since 2025-09).
-    Local: under the folder lock of :func:`replace_if_version`.
+    S3: a conditional DELETE (``IfMatch``, which S3 general purpose buckets take since 2025-09);
+    on an S3-compatible store that does not implement it, a HEAD then a plain DELETE (not atomic:
+    a write between the two is lost). Local: under the folder lock of :func:`replace_if_version`.
     """
     if is_s3(uri):
         bucket, key = _split_s3(uri)
@@ -497,7 +498,12 @@ def delete_if_version(uri: str, version: str) -> bool:
         except client.exceptions.ClientError as error:
             if _lost_race(error):
                 return False
-            raise
+            if error.response.get("Error", {}).get("Code") not in ("NotImplemented", "501"):
+                raise
+            found = stat(uri)
+            if found is None or found.version != version:
+                return False
+            client.delete_object(Bucket=bucket, Key=key)
         return True
     target = Path(uri)
     with _folder_lock(target.parent):
