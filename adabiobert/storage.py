@@ -19,7 +19,9 @@ then (boto3 then fails with its own "Unable to locate credentials"). See :func:`
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -497,6 +499,120 @@ def write_bytes_if_absent(uri: str, data: bytes) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------
+# Compare-and-swap on one small file (the output lease, adabiobert/output_lease.py)
+# ---------------------------------------------------------------------------------------------
+def read_versioned(uri: str) -> tuple[bytes, str]:
+    """The content of one small file and its version, for :func:`replace_if_version` and
+    :func:`delete_if_version`: the ETag (quotes removed) for S3, the MD5 of the content locally
+    (what S3's ETag is for a single-part PUT).
+
+    Raises:
+        FileNotFoundError: when the file or object does not exist.
+    """
+    if not is_s3(uri):
+        data = Path(uri).read_bytes()
+        return data, _content_version(data)
+    bucket, key = _split_s3(uri)
+    client = boto3_client()
+    try:
+        found = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey as error:
+        raise FileNotFoundError(uri) from error
+    return found["Body"].read(), found["ETag"].strip('"')
+
+
+def replace_if_version(uri: str, data: bytes, version: str) -> str | None:
+    """Write ``data`` over ``uri`` only if the file there is still at ``version``
+    (:func:`read_versioned`); the new version when this call replaced it, None when the file
+    changed or is gone.
+
+    S3: a conditional PUT (``IfMatch``). Local: the check and the rename are done holding an
+    exclusive ``flock`` on the file's folder, which :func:`delete_if_version` takes too, so of two
+    writers that read the same version exactly one replaces it.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = boto3_client()
+        try:
+            written = client.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=f'"{version}"')
+        except client.exceptions.ClientError as error:
+            if _lost_race(error):
+                return None
+            raise
+        return written["ETag"].strip('"')
+    target = Path(uri)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    try:
+        with _folder_lock(target.parent):
+            if _local_version(target) != version:
+                return None
+            os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return _content_version(data)
+
+
+def delete_if_version(uri: str, version: str) -> bool:
+    """Delete ``uri`` only if the file there is still at ``version``; True when this call deleted it.
+
+    S3: a conditional DELETE (``IfMatch``, which S3 general purpose buckets take since 2025-09);
+    on an S3-compatible store that does not implement it, a HEAD then a plain DELETE (not atomic:
+    a write between the two is lost). Local: under the folder lock of :func:`replace_if_version`.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = boto3_client()
+        try:
+            client.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{version}"')
+        except client.exceptions.ClientError as error:
+            if _lost_race(error):
+                return False
+            if error.response.get("Error", {}).get("Code") not in ("NotImplemented", "501"):
+                raise
+            found = stat(uri)
+            if found is None or found.version != version:
+                return False
+            client.delete_object(Bucket=bucket, Key=key)
+        return True
+    target = Path(uri)
+    with _folder_lock(target.parent):
+        if _local_version(target) != version:
+            return False
+        target.unlink()
+    return True
+
+
+def _lost_race(error) -> bool:
+    """True for the S3 answers of a condition that no longer holds: the ETag differs (412), the
+    object is gone (404), or another conditional write to the key was in flight (409)."""
+    code = error.response.get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "NoSuchKey", "404", "NotFound", "ConditionalRequestConflict", "409")
+
+
+def _content_version(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _local_version(path: Path) -> str | None:
+    try:
+        return _content_version(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on a local folder, released when the block ends (or the process dies)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
 def move(source_uri: str, target_uri: str) -> None:
     """Move one file, replacing the target; both on the same side (local or the same S3 endpoint).
 
@@ -530,6 +646,15 @@ def delete(uris: list[str]) -> None:
         for first in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             objects = [{"Key": key} for key in keys[first:first + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def remove_empty_folder(uri: str) -> None:
+    """Remove the local folder ``uri`` if it is empty; nothing otherwise (S3 has no folders)."""
+    if not is_s3(uri):
+        try:
+            os.rmdir(uri)
+        except OSError:  # not empty, or not there
+            pass
 
 
 def delete_tree(uri: str) -> None:

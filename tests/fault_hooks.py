@@ -12,6 +12,12 @@ driver's working directory, the repository root, is on the workers' path).
 
 runs the annotation job as ``jobs/annotate.py`` does and exits with its status; joins
 ``$RAY_ADDRESS`` when set.
+
+    python tests/fault_hooks.py --ingest-dies-at-write N[:half] -- <jobs/ingest_pmc.py arguments>
+
+runs the ingest job, which dies just before its N-th file write (``storage.write_bytes``: a
+batch marker, a shard, the rejects, the stats), or, with ``:half``, in the middle of it (half the
+bytes in the write's temporary file).
 """
 
 from __future__ import annotations
@@ -94,6 +100,28 @@ class CrashAfterEpoch:
         os._exit(1)
 
 
+@dataclass
+class DieAtWrite:
+    """Stands in for ``adabiobert.storage.write_bytes``: the process dies just before the ``nth``
+    write, or, with ``half``, after writing half its bytes to the temporary file a local write
+    makes first (what a kill in the middle of a write leaves)."""
+
+    nth: int
+    write: Callable[[str, bytes], None]
+    half: bool = False
+    done: int = field(default=0, init=False)
+
+    def __call__(self, uri: str, data: bytes) -> None:
+        self.done += 1
+        if self.done == self.nth:
+            if self.half and "://" not in uri:
+                target = Path(uri)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.with_name(f".{target.name}.killed.tmp").write_bytes(data[: len(data) // 2])
+            os._exit(CRASH_STATUS)
+        self.write(uri, data)
+
+
 def die_reading(file_name: str) -> Callable[[], None]:
     """A Ray ``worker_process_setup_hook`` (Ray wants a function): in every worker of the job, the
     annotation job's read task dies on the shard named ``file_name``, every time it is tried."""
@@ -117,8 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crash-at", default=None, help="STEP:N, see CrashAtCommitStep")
     parser.add_argument("--die-reading", default=None, help="a shard's file name, see die_reading")
+    parser.add_argument("--ingest-dies-at-write", default=None, help="N or N:half: run jobs/ingest_pmc.py, see DieAtWrite")
     parser.add_argument("job", nargs=argparse.REMAINDER, help="-- then jobs/annotate.py's arguments")
     args = parser.parse_args(argv)
+    job = args.job[1:] if args.job[:1] == ["--"] else args.job
+    if args.ingest_dies_at_write:
+        from adabiobert import storage
+        from jobs import ingest_pmc
+
+        nth, _, half = args.ingest_dies_at_write.partition(":")
+        storage.write_bytes = DieAtWrite(int(nth), storage.write_bytes, half == "half")
+        return ingest_pmc.main(job)
     import ray
 
     from adabiobert.distributed.annotation import run_annotation
@@ -129,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(address=os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False,
                  runtime_env={"worker_process_setup_hook": die_reading(args.die_reading)})
         quiet_ray_data()
-    job = args.job[1:] if args.job[:1] == ["--"] else args.job
     if not args.crash_at:
         return annotate_job.main(job)
     config, _ = annotate_job.parse_args(job)

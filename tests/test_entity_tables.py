@@ -9,6 +9,7 @@ real; Spark runs one local session for the module and is skipped only where Java
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -92,25 +93,50 @@ def mixed(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    """One local Spark session (1 core, small heap, no UI) for the module. Reserved keywords are
-    enforced, so SQL over the tables shows that no column needs quoting even in Spark's strictest mode."""
+def checkout(tmp_path_factory, mixed) -> Path:
+    """A folder standing for the checkout after the quick start: the quick start's annotation
+    output (scripts/demo.sh's) is there, a link to the ``mixed`` output, so that the doc's examples
+    run exactly as pasted from it."""
+    folder = tmp_path_factory.mktemp("checkout")
+    path = folder / quick_start_annotations()
+    path.parent.mkdir(parents=True)
+    path.symlink_to(Path(mixed["out"]).resolve(), target_is_directory=True)
+    return folder
+
+
+@contextlib.contextmanager
+def working_directory(folder: Path):
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory, checkout):
+    """One local Spark session (1 core, small heap, no UI) for the module, its JVM started in
+    :func:`checkout` (Spark resolves a relative path against the JVM's working directory). Reserved
+    keywords are enforced, so SQL over the tables shows that no column needs quoting even in Spark's
+    strictest mode."""
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java on this machine (neither `java` on PATH nor JAVA_HOME): Spark needs a JVM, 17 or later")
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.master("local[1]").appName("adabiobert-tests")
-        .config("spark.driver.memory", "512m")
-        # a short-lived JVM on few cores: C1 only and one GC thread start faster than the defaults
-        .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
-        .config("spark.sql.ansi.enabled", "true").config("spark.sql.ansi.enforceReservedKeywords", "true")
-        .getOrCreate()
-    )
+    with working_directory(checkout):
+        session = (
+            SparkSession.builder.master("local[1]").appName("adabiobert-tests")
+            .config("spark.driver.memory", "512m")
+            # a short-lived JVM on few cores: C1 only and one GC thread start faster than the defaults
+            .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+            .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.shuffle.partitions", "1")
+            .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
+            .config("spark.sql.ansi.enabled", "true").config("spark.sql.ansi.enforceReservedKeywords", "true")
+            .getOrCreate()
+        )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -222,20 +248,42 @@ def test_the_documented_join_finds_every_mention_in_the_article_text(mixed):
 
 
 # ---- the examples of the doc, run as they stand ------------------------------------------------
-def run_doc_example(heading: str, output: str, **names) -> dict:
+REPO = Path(__file__).resolve().parents[1]
+
+
+def quick_start_annotations() -> str:
+    """Where the README's quick start (scripts/demo.sh) writes the annotation output, relative
+    to the checkout: ``$OUT/annotations`` with ``OUT``'s default."""
+    demo = (REPO / "scripts" / "demo.sh").read_text()
+    out = re.search(r"^OUT=\$\{DEMO_OUTPUT:-([^}]+)\}$", demo, re.M).group(1)
+    assert re.search(r'jobs/annotate\.py .*--output "\$OUT/annotations"', demo), "the demo's annotate step moved"
+    return f"{out}/annotations"
+
+
+def run_doc_example(heading: str, checkout: Path, **names) -> dict:
+    """Run the doc's block exactly as pasted, from :func:`checkout`."""
     (code,) = doc_blocks(heading, "python")
-    assert '"runs/annotations"' in code, "the example names the output root as the doc's commands do"
+    assert f'output = "{quick_start_annotations()}"' in code, "the example must name the quick start's output"
     namespace = dict(names)
-    exec(compile(code.replace('"runs/annotations"', repr(output)), f"docs/entity-tables.md ({heading})", "exec"), namespace)
+    with working_directory(checkout):
+        exec(compile(code, f"docs/entity-tables.md ({heading})", "exec"), namespace)
     return namespace
+
+
+def test_every_local_path_in_the_docs_is_one_the_quick_start_makes_or_an_output():
+    """The doc's commands and examples, pasted after the quick start, find their inputs."""
+    text = (REPO / "docs" / "entity-tables.md").read_text(encoding="utf-8")
+    paths = set(re.findall(r"(?<![\w/:.])runs/[\w./-]*\w", text))
+    inputs = {"runs/demo/pmc-shards", "runs/demo/ncbi-minilm/model", quick_start_annotations()}
+    assert paths and paths <= inputs | {"runs/demo/exports"}, sorted(paths - inputs)
 
 
 def duckdb_counts(output: str, table: str, column: str) -> dict:
     return Counter(row[0] for row in duckdb_rows(output, table, (column,)))
 
 
-def test_the_spark_example_in_the_docs_runs_and_agrees_with_duckdb(mixed, spark):
-    example = run_doc_example("Spark", mixed["out"])
+def test_the_spark_example_in_the_docs_runs_and_agrees_with_duckdb(mixed, spark, checkout):
+    example = run_doc_example("Spark", checkout)
     assert example["spark"] is spark  # getOrCreate() found the session
     columns = ("pmcid", "section_index", "start_offset", "end_offset", "label", "mention", "run_date")
     assert sorted(tuple(r) for r in example["mentions"].collect()) == sorted(duckdb_rows(mixed["out"], ENTITIES, columns))
@@ -244,8 +292,8 @@ def test_the_spark_example_in_the_docs_runs_and_agrees_with_duckdb(mixed, spark)
         mixed["out"], REJECTIONS, "reason")
 
 
-def test_the_polars_example_in_the_docs_runs_and_agrees_with_duckdb(mixed):
-    example = run_doc_example("Polars", mixed["out"])
+def test_the_polars_example_in_the_docs_runs_and_agrees_with_duckdb(mixed, checkout):
+    example = run_doc_example("Polars", checkout)
     assert dict(example["by_label"].select("label", "mentions").rows()) == duckdb_counts(mixed["out"], ENTITIES, "label")
     assert dict(example["why_not_tagged"].rows()) == duckdb_counts(mixed["out"], REJECTIONS, "reason")
 

@@ -185,6 +185,13 @@ def test_an_output_of_an_older_tables_version_is_refused(small_run, capsys):
     assert "layout version 1" in one_error_line(capsys)
 
 
+def test_an_out_that_is_a_file_is_refused_in_one_line(small_run, capsys):
+    (small_run / "exports.txt").write_text("in the way")
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "exports.txt")]) == 2
+    assert f"{small_run / 'exports.txt'} is a file: --out names a folder" in one_error_line(capsys)
+    assert (small_run / "exports.txt").read_text() == "in the way"
+
+
 def test_a_folder_that_is_not_an_annotation_output_is_refused(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "no annotation output there" in one_error_line(capsys)

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore, ShardCommit
 from adabiobert.annotation.tables import TABLES_VERSION
-from adabiobert.errors import ConfigError, ExportError, InputNotFoundError
+from adabiobert.errors import ConfigError, ExportError, InputNotFoundError, OutputExistsError
 from adabiobert.pmc.shards import SectionText, article_sections, read_articles
 
 FORMATS = {"bioc-xml": ".bioc.xml", "bioc-json": ".bioc.json", "pubtator": ".pubtator"}
@@ -351,11 +351,15 @@ def export_run(output: str, dest: str, formats: Sequence[str] = tuple(FORMATS), 
 
     Raises:
         InputNotFoundError: ``output`` is not an annotation output.
+        OutputExistsError: ``dest`` is a file (before anything is read or written).
         ExportError: a shard is gone or changed since it was tagged.
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown export formats {unknown}; expected some of {sorted(FORMATS)}")
+    if storage.stat(dest) is not None:
+        raise OutputExistsError(f"{dest} is a file: --out names a folder for the exports (one file per shard and "
+                                "format); choose another path, or remove the file")
     for commit in committed_shards(output):
         if commit.quarantined or (commit.entities == 0 and commit.rejections >= commit.documents):
             # quarantined, unreadable, bad_schema, or every article rejected: no tagged article

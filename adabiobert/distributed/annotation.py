@@ -63,7 +63,8 @@ from adabiobert.labels import require_known_types
 from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_entity_types, bundle_model_id, load_bundle_encoder
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.precision import DEFAULT_TAG_PRECISION
-from adabiobert.pmc.shards import ShardCheck, check_shard, list_shards, read_failure
+from adabiobert.output_lease import OutputLease, output_lease
+from adabiobert.pmc.shards import Shard, ShardCheck, check_shard, find_shards, list_shards, read_failure
 from adabiobert.pmc.versions import VersionIndex
 from adabiobert.progress import Progress
 
@@ -168,6 +169,10 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     ``quarantined`` rejection row for it and goes on. It is tried again by the next run, then held
     (skipped) while its content and the model stay the same (``AnnotationStore.is_held``).
 
+    One run at a time per output: after the model and the shards are checked, and before the
+    output is touched, the run takes the output's lease (``adabiobert.output_lease``), and checks
+    it is still its own before each commit step.
+
     Args:
         config: the run (``resolved()`` is applied here).
         hook: called after each commit step (``annotation.commit.Hook``; the crash tests pass one
@@ -181,13 +186,14 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     Raises:
         InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
             (``pmc.shards.list_shards``; raised before the output is touched or Ray starts).
+        OutputLeasedError: another run holds the output (before it is touched or Ray starts);
+            ``LeaseLostError`` when this run's lease was taken over (it commits nothing more).
         ConfigError: ``use_gpu`` without a GPU in the cluster; ``annotate.types`` names a type the
             bundle does not tag (before the output is touched).
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
     config = config.resolved()
-    started, seconds = time.perf_counter(), {}
-    counts = RunCounts()
+    started = time.perf_counter()
     # The model and the input first: a wrong path is refused before the output is touched.
     with storage.local_folder(config.model) as bundle:
         try:
@@ -198,9 +204,33 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if config.annotate.types is not None:
             require_known_types(config.annotate.types, bundle_entity_types(bundle.path), f"the bundle {config.model}")
             model_id = model_id_for_types(model_id, config.annotate.types)
-    listed = list_shards(config.shards)
-    seconds["list"] = time.perf_counter() - started
+    listing = find_shards(config.shards)
+    if not listing.shards:
+        list_shards(config.shards)  # raises InputNotFoundError (naming any unfinished ingest batch)
+    if listing.unfinished:
+        log(f"{config.shards}: left out the shards of {len(listing.unfinished)} unfinished ingest "
+            f"batch{'es' if len(listing.unfinished) > 1 else ''} ({', '.join(f or '.' for f in listing.unfinished)}): "
+            "no commit marker yet")
+    with output_lease(config.output, job="annotate", log=log) as lease:
+        return _annotate(config, model_id, listing.shards, _guarded(hook, lease), log, started)
 
+
+def _guarded(hook: Hook | None, lease: OutputLease) -> Hook:
+    """The commit hook, preceded by the lease check: a run whose lease was taken over stops at its
+    next commit step (``LeaseLostError``)."""
+    def guarded(step: str, shard: str) -> None:
+        lease.check()
+        if hook is not None:
+            hook(step, shard)
+
+    return guarded
+
+
+def _annotate(config: AnnotationJobConfig, model_id: str, listed: list[Shard], hook: Hook,
+              log: Callable[[str], None], started: float) -> dict:
+    """:func:`run_annotation` once the output's lease is held."""
+    seconds = {"list": time.perf_counter() - started}
+    counts = RunCounts()
     mark = time.perf_counter()
     store = AnnotationStore(config.output, hook)
     recovery = store.recover()
