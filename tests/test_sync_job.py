@@ -214,3 +214,26 @@ def test_bounds_leave_the_rest_pending_for_the_next_run(clean, bucket, tmp_path)
     assert (rest["fetched"], rest["pending"], rest["batch"]) == (9, 0, "batch=pmc-2026-09-02T01-00Z.2")  # PMC11 again
     assert run(bucket["root"], tmp_path / "root") == {"up_to_date": "2026-09-02T01-00Z"}
     assert len(versions_in(tmp_path / "root")) == 10  # every version but the malformed and the missing one
+
+
+def test_a_second_sync_of_a_root_another_run_holds_is_refused_before_it_writes(clean, bucket, tmp_path):
+    from adabiobert.output_lease import OutputLeasedError, output_lease
+
+    root = tmp_path / "root"
+    with output_lease(str(root), job="sync", renew_every=None):
+        with pytest.raises(OutputLeasedError, match="sync"):
+            run(bucket["root"], root)
+        assert sorted(p.name for p in root.iterdir()) == ["_lease.json"]
+    assert run(bucket["root"], root)["ingested"] == 10  # once it is free
+
+
+def test_annotation_leaves_out_a_sync_batch_that_has_not_committed(clean, bucket, tmp_path):
+    from adabiobert.pmc.shards import find_shards
+
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(clean["root"]), str(root)], check=True)
+    (root / BATCH2 / "_committed.json").unlink()
+    listing = find_shards(str(root))
+    assert listing.unfinished == (BATCH2,)
+    assert not any(s.name.startswith(BATCH2) for s in listing.shards)
+    assert all(not s.name.startswith("_") and "/_" not in s.name for s in listing.shards)
