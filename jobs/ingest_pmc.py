@@ -1,8 +1,11 @@
-"""Turn PMC OA JATS files into Parquet shards (local or s3://).
+"""Turn PMC OA JATS files, or archives of PMC's legacy bulk packages, into Parquet shards (local or s3://).
+
+Today's PMC is read by jobs/sync_pmc.py (PMC's Cloud Service); PMC removed the bulk packages
+and their file lists in August 2026, and this job reads the copies you hold.
 
     python jobs/ingest_pmc.py ../shared/pmc-sample --output runs/pmc-shards
     python jobs/ingest_pmc.py s3://bucket/oa/ --output s3://bucket/shards --articles-per-shard 1000
-    python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # PMC bulk packages + file lists
+    python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards   # archived bulk packages + file lists
     python jobs/ingest_pmc.py mirror/oa_bulk/oa_comm/xml/ --output runs/pmc-shards --workers 16   # on Ray
     python jobs/ingest_pmc.py oa_comm_xml.incr.2024-06-19.tar.gz --output runs/pmc-shards --append --batch 2024-06-19
 

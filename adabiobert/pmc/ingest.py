@@ -1,7 +1,8 @@
 """PMC OA files to Parquet shards: the library side of ``jobs/ingest_pmc.py``.
 
 Inputs are ``.nxml`` files, PMC OA ``.tar.gz`` packages, or folders of them, local or on S3.
-A package read with the ``.filelist.csv`` PMC puts beside its bulk packages takes each
+A package read with the ``.filelist.csv`` PMC put beside its bulk packages (legacy archives:
+PMC removed them in August 2026; the nightly source is ``adabiobert/pmc/sync.py``) takes each
 article's version (``LastUpdated``) and retraction status from it (``adabiobert/pmc/filelist.py``).
 Articles are written in input order to ``part-00000.parquet``, ``part-00001.parquet``, ... with
 ``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
