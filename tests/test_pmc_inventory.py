@@ -185,7 +185,7 @@ def oracle(previous: list[tuple], current: list[tuple]) -> tuple[list, list, lis
     """Added, changed and removed by dictionaries, sorted as the diff sorts."""
     before = {(p, v): (e, m) for p, v, e, m in previous}
     now = {(p, v): (e, m) for p, v, e, m in current}
-    pick = lambda keys, source: sorted((p, v, source[p, v][0]) for p, v in keys)  # noqa: E731
+    pick = lambda keys, source: sorted(((p, v, source[p, v][0]) for p, v in keys), key=lambda r: (int(r[0][3:]), r[1]))  # noqa: E731
     return (pick(now.keys() - before.keys(), now),
             pick({k for k in now.keys() & before.keys() if now[k] != before[k]}, now),
             pick(before.keys() - now.keys(), before))
@@ -206,6 +206,10 @@ def test_the_diff_equals_a_dictionary_oracle_on_random_days(seed):
 def test_tables_of_another_schema_are_refused():
     with pytest.raises(ValueError, match="current inventory has schema"):
         diff_inventories(None, pa.table({"pmcid": ["PMC1"]}))
+    with pytest.raises(ValueError, match="previous inventory has a pmcid that is not PMC<digits>"):
+        diff_inventories(table([("PMCX", 1, "e", 0)]), table([("PMC1", 1, "e", 0)]))
+    with pytest.raises(ValueError, match="current inventory has a version outside"):
+        diff_inventories(table([("PMC1", 1, "e", 0)]), table([("PMC1", 1_000_000, "e", 0)]))
 
 
 # --- the snapshot of the last sync -----------------------------------------------------------
