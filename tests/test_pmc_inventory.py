@@ -178,7 +178,7 @@ def table(entries: list[tuple[str, int, str, int]]) -> pa.Table:
 
 def test_a_new_date_with_the_same_etag_is_a_change():
     diff = diff_inventories(table([("PMC1", 1, "e", 0)]), table([("PMC1", 1, "e", 5)]))
-    assert rows(diff.changed) == [("PMC1", 1, "e")] and diff.changed.column("last_modified")[0].as_py() == LATER - timedelta(days=1, minutes=-5)
+    assert rows(diff.changed) == [("PMC1", 1, "e")] and diff.changed.column("last_modified")[0].as_py() == DEFAULT_TIME + timedelta(minutes=5)
 
 
 def oracle(previous: list[tuple], current: list[tuple]) -> tuple[list, list, list]:
@@ -254,3 +254,11 @@ def test_a_bucket_on_s3_is_synced_from_without_credentials(s3_bucket, anonymous_
         inventory.write_snapshot(current.table, f"{root}/sync/inventory.parquet")
     assert inventory.read_snapshot(f"{root}/sync/inventory.parquet").equals(current.table)
     assert storage.read_bytes(f"{root}/PMC20000005.1/PMC20000005.1.xml") == v["e"].xml
+
+
+def test_an_empty_side_makes_everything_added_or_removed():
+    some = table([("PMC1", 1, "e", 0), ("PMC12", 2, "f", 0)])
+    empty = INVENTORY_SCHEMA.empty_table()
+    assert rows(diff_inventories(empty, some).added) == [("PMC1", 1, "e"), ("PMC12", 2, "f")]
+    gone = diff_inventories(some, empty)
+    assert rows(gone.removed) == [("PMC1", 1, "e"), ("PMC12", 2, "f")] and gone.added.num_rows == 0
