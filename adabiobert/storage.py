@@ -222,6 +222,15 @@ def write_bytes(uri: str, data: bytes) -> None:
         raise
 
 
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a local file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def exists(uri: str) -> bool:
     """True when ``uri`` is an existing file or folder (for S3: an object with that key)."""
     if not is_s3(uri):

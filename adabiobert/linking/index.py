@@ -101,19 +101,10 @@ class Candidate:
 
 
 # ---- hashing of files and keys ----------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def vocabulary_hashes(config: LinkingConfig) -> dict[str, str]:
     """Vocabulary name -> sha256 of its file, for every file ``config`` names: what a run passes to
     :func:`load_index` as ``expected_vocab_hashes``."""
-    return {v.name: file_sha256(v.path) for v in config.vocabularies}
+    return {v.name: storage.file_sha256(v.path) for v in config.vocabularies}
 
 
 def combined_hash(hashes: Mapping[str, str]) -> str:
@@ -354,7 +345,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
     for vocabulary in config.vocabularies:
         read = reads[vocabulary.name]
         manifest["vocabularies"][vocabulary.name] = {
-            "format": vocabulary.format, "path": str(Path(vocabulary.path).resolve()), "sha256": file_sha256(vocabulary.path),
+            "format": vocabulary.format, "path": str(Path(vocabulary.path).resolve()), "sha256": storage.file_sha256(vocabulary.path),
             "concepts": len(read.concepts), "rejected": dict(read.rejected), "filtered": dict(read.filtered), "examples": read.examples}
     if extra_names:
         lines = "".join(f"{e.entity_type}\t{e.name}\t{e.curie}\n" for e in extra_names)
