@@ -38,24 +38,10 @@ CRASH_STATUS = 3
 
 @dataclass
 class CrashAtCommitStep:
-    """Annotation commit hook (``annotation.commit.Hook``): the process exits when the ``nth``
-    shard reaches commit step ``step`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
-
-    step: str
-    nth: int = 1
-    reached: int = field(default=0, init=False)
-
-    def __call__(self, step: str, shard: str) -> None:
-        if step == self.step:
-            self.reached += 1
-            if self.reached == self.nth:
-                os._exit(CRASH_STATUS)
-
-
-@dataclass
-class CrashAtSyncStep:
-    """The PMC sync's hook (``adabiobert.pmc.sync.Hook``): the process exits the ``nth`` time the
-    run reaches ``step`` (``unit``: a unit's shard and marker written; ``tombstones``; ``state``)."""
+    """A ``hook(step, detail)`` that ends the process the ``nth`` time ``step`` is reached: the
+    annotation commit's (``annotation.commit.Hook``: ``staged``, ``placed``, ``marked``,
+    ``superseded`` of a shard) and the PMC sync's (``adabiobert.pmc.sync.Hook``: ``unit``,
+    ``tombstones``, ``state``)."""
 
     step: str
     nth: int = 1

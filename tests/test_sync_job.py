@@ -179,9 +179,9 @@ def test_the_second_day_killed_at_each_step_and_run_again_ends_as_the_clean_run(
         "import sys; sys.path.insert(0, '.')\n"
         "from adabiobert.job_configs import SyncConfig\n"
         "from adabiobert.pmc.sync import sync\n"
-        "from tests.fault_hooks import CrashAtSyncStep\n"
+        "from tests.fault_hooks import CrashAtCommitStep\n"
         f"config = SyncConfig({str(root)!r}, {bucket['root']!r}, articles_per_shard=2, workers=1, show_progress=False)\n"
-        f"sync(config, hook=CrashAtSyncStep({step!r}, {nth}), log=lambda line: None)\n"
+        f"sync(config, hook=CrashAtCommitStep({step!r}, {nth}), log=lambda line: None)\n"
     )
     killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert killed.returncode == CRASH_STATUS, killed.stderr
