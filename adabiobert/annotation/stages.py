@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-
 from adabiobert.annotation.status import OK, QUARANTINED
 from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
 from adabiobert.annotation.tables import (
@@ -51,11 +50,11 @@ from adabiobert.text import TextSentence, Word, split_sentences
 TEXT_INPUT_COLUMNS = ARTICLE_COLUMNS
 """Shard columns the job reads for the text."""
 
-ROW_FIELDS = [
+ROW_FIELDS = (
     pa.field("row_index", pa.int64()),  # the article's row in its shard
     pa.field("version", ARTICLE_SCHEMA.field("version").type),  # the shard row's version (schema 1: last_updated)
     pa.field("pmc_version", pa.int32()),  # PMC's version number (Cloud Service rows), else null
-]
+)
 """Which version of the article a row is, carried from the read to the articles table."""
 
 SENTENCE_TYPE = pa.struct(
@@ -223,11 +222,11 @@ def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEnc
             stage tokenizes.
     """
     started = time.perf_counter()
-    columns = {name: batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")}
+    columns = [batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")]
     found = {f.name: batch.column(f.name).to_pylist() if f.name in batch.column_names else [None] * batch.num_rows
              for f in ROW_FIELDS}
     rows = []
-    for i, (pmcid, title, abstract, sections, path) in enumerate(zip(*(columns[n] for n in (*TEXT_INPUT_COLUMNS, "path")))):
+    for i, (pmcid, title, abstract, sections, path) in enumerate(zip(*columns)):
         if pmcid is None:
             continue
         row = {"path": path, "pmcid": pmcid, **{name: values[i] for name, values in found.items()}}

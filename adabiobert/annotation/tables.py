@@ -206,21 +206,29 @@ def article_table(shard: str, documents: pa.Table, rejected_rows: Sequence[tuple
             (``bad_schema``, ``null_pmcid``): rows that never became documents.
         left_out: ``{pmcid: status}`` of the shard's articles that are not current
             (``pmc.versions.VersionIndex.left_out`` of the shard): the status they take.
+
+    Raises:
+        ValueError: a document without its ``row_index`` (split from rows not read by
+            ``stages.read_shard_rows``).
     """
+    if documents.column("row_index").null_count:
+        raise ValueError(f"{shard}: {documents.column('row_index').null_count} documents without a row_index; "
+                         "split the shard with annotation.stages.split_shard")
     statuses = [left_out.get(pmcid) or (TAGGED if status == OK else REJECTED)
                 for pmcid, status in zip(*(documents.column(n).to_pylist() for n in ("pmcid", "status")))]
     counts = pc.list_value_length(documents.column("entities")).to_pylist()
     mentions = [n if status == TAGGED else 0 for n, status in zip(counts, statuses)]
-    n = documents.num_rows + len(rejected_rows)
+    n, checked = documents.num_rows + len(rejected_rows), len(rejected_rows)
+    version = ARTICLE_SCHEMA.field("version").type
     table = pa.table(
         {
             "pmcid": documents.column("pmcid").to_pylist() + [pmcid for _, pmcid in rejected_rows],
             "row_index": documents.column("row_index").to_pylist() + [row for row, _ in rejected_rows],
-            "version": pa.concat_arrays([documents.column("version").combine_chunks().cast(ARTICLE_SCHEMA.field("version").type),
-                                         pa.nulls(len(rejected_rows), ARTICLE_SCHEMA.field("version").type)]),
-            "pmc_version": documents.column("pmc_version").to_pylist() + [None] * len(rejected_rows),
-            "status": statuses + [REJECTED] * len(rejected_rows),
-            "mention_count": mentions + [0] * len(rejected_rows),
+            "version": pa.concat_arrays([documents.column("version").combine_chunks().cast(version),
+                                         pa.nulls(checked, version)]),
+            "pmc_version": documents.column("pmc_version").to_pylist() + [None] * checked,
+            "status": statuses + [REJECTED] * checked,
+            "mention_count": mentions + [0] * checked,
             "model_id": [model_id] * n,
             "run_id": [run_id] * n,
             "shard": [shard] * n,
