@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,6 +153,27 @@ def test_the_tables_hold_the_current_version_of_each_article_once_and_nothing_re
     assert "PMC10" not in relative and "PMC11" not in relative
     summary = clean["summaries"][1]
     assert summary["articles_retracted"] >= 1 and summary["articles_removed"] >= 1
+
+
+def test_the_articles_table_gives_each_pmc_version_and_tombstone_its_status(clean):
+    from adabiobert.pmc.shards import list_shards
+
+    con = duckdb.connect()
+    rows = con.execute(f"""SELECT pmcid, pmc_version, status, mention_count, shard LIKE '%/removed-%' AS tombstone
+                           FROM read_parquet('{clean["out"]}/articles/*/*.parquet', hive_partitioning = true)""").fetchall()
+    by_article: dict[str, list[tuple]] = {}
+    for pmcid, version, status, _, tombstone in rows:
+        by_article.setdefault(pmcid, []).append((version, status, tombstone))
+    assert sorted(by_article["PMC7"]) == [(1, "tagged", False), (2, "removed", False), (2, "removed", True)]
+    assert sorted(by_article["PMC4"]) == [(1, "retracted", False), (1, "superseded", False)]
+    assert sorted(by_article["PMC2"]) == [(1, "superseded", False), (2, "tagged", False)]
+    assert "PMC10" not in by_article and "PMC11" not in by_article  # never ingested
+    ingested = sum(pq.read_metadata(shard.uri).num_rows for shard in list_shards(str(clean["root"])))
+    assert len(rows) == ingested  # tagged + rejected + superseded + retracted + removed
+    assert all(n == 1 for n in Counter(p for p, _, s, _, _ in rows if s in ("tagged", "rejected", "retracted")).values())
+    mentions = Counter(p for (p,) in entities(clean["out"], "SELECT pmcid FROM e"))
+    assert {p: n for p, _, s, n, _ in rows if s == "tagged"} == {p: mentions.get(p, 0) for p, _, s, _, _ in rows
+                                                                 if s == "tagged"}
 
 
 def test_a_sync_to_the_inventory_it_has_does_nothing_and_a_missing_object_is_fetched_once_it_exists(clean, bucket,

@@ -5,7 +5,7 @@ Layout under the output root (local or ``s3://``):
     _manifest/commits/<shard id>/<work key>.json   one marker per committed shard (the truth)
     _manifest/manifest.json                        all markers in one file (a cache, rewritten)
     _staging/<run id>/...                          files being written (never read by queries)
-    entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet   the two table roots
+    entities/run_date=.../*.parquet, rejections/..., articles/...       the three table roots
 
 ``shard id`` hashes the shard's name (its path under the input root); ``work key`` hashes (size,
 version, model id, tables version): what was tagged, and how it was written.
@@ -15,7 +15,7 @@ every shard like a new model does. Committing one shard (:meth:`AnnotationStore.
 
 1. write its tables under ``_staging/<run id>/`` (temporary keys): one file per table, even with
    no rows, so that each table root exists, with its schema, once anything is committed;
-2. move them into ``entities/`` and ``rejections/`` (names unique per shard and run);
+2. move them into ``entities/``, ``rejections/`` and ``articles/`` (names unique per shard and run);
 3. create the marker with a conditional put (``IfNoneMatch="*"``; a hard link locally): the
    commit point. If the key exists, another run committed the same work: our files are deleted;
 4. for each shard this commit *amends* (below): write its new marker, delete its old files and
@@ -24,10 +24,12 @@ every shard like a new model does. Committing one shard (:meth:`AnnotationStore.
 
 Amending (article versions, ``docs/pmc-shards.md``): when the shard being committed holds the
 current version (or a retraction) of an article whose rows another committed shard holds, the
-commit also rewrites that shard's files without the article (new names, staged and placed with
-its own files in 1-2) and embeds that shard's new commit in its own marker, so the one put of
-step 3 commits the new rows and the removal of the old ones together. A marker records the
-pmcids its files leave out (``excluded``); its name then carries their hash
+commit also rewrites that shard's files without the article's entity and rejection rows, and
+with its articles row set to the status it now has (``superseded``, ``retracted``, ``removed``;
+no mention), under new names, staged and placed with its own files in 1-2, and embeds that
+shard's new commit in its own marker, so the one put of step 3 commits the new rows, the removal
+of the old ones and the old version's new status together. A marker records the pmcids its
+entity and rejection files leave out (``excluded``); its name then carries their hash
 (``<work key>.excluded-<hash>.json``).
 
 A shard whose read or split failed is committed the same way with one ``quarantined`` rejection
@@ -59,8 +61,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotation.tables import TABLE_SCHEMAS, TABLES, TABLES_VERSION, partition_folder, shard_file_name
+from adabiobert.annotation.tables import (
+    ARTICLES,
+    TABLE_SCHEMAS,
+    TABLES,
+    TABLES_VERSION,
+    partition_folder,
+    shard_file_name,
+    with_statuses,
+)
 from adabiobert.pmc.shards import Shard
+from adabiobert.pmc.versions import SUPERSEDED
 
 MANIFEST_FILE = "_manifest/manifest.json"
 COMMITS_DIR = "_manifest/commits"
@@ -302,13 +313,14 @@ class AnnotationStore:
         error: str = "",
         excluded: frozenset[str] = frozenset(),
         amend: Mapping[str, frozenset[str]] | None = None,
+        statuses: Mapping[str, Mapping[str, str]] | None = None,
     ) -> ShardCommit | None:
         """Publish one shard's tables atomically and record them (steps 1-5 of the module docstring).
 
         Args:
             shard: the input as listed at the start of the run.
-            tables: ``{"entities": ..., "rejections": ...}``; a table left out or empty gets a
-                file with no rows (every committed shard has one file in each table).
+            tables: ``{"entities": ..., "rejections": ..., "articles": ...}``; a table left out or
+                empty gets a file with no rows (every committed shard has one file in each table).
             documents: articles in the shard (for the marker).
             quarantined: 0 for a tagged shard, else the number of runs that failed on this work
                 (this one included); ``error`` says why.
@@ -316,6 +328,8 @@ class AnnotationStore:
             amend: ``{other shard's name: pmcids}``: committed shards whose rows of these
                 articles leave the tables in this same commit (a shard not committed, or already
                 leaving them out, is passed over).
+            statuses: ``{other shard's name: {pmcid: status}}`` (``VersionIndex.left_out``): the
+                status each amended article's articles row takes; ``superseded`` when not given.
 
         Returns:
             The commit, or None when another run had already committed this exact work.
@@ -339,7 +353,8 @@ class AnnotationStore:
             previous = self.current.get(shard_id(other))
             if not _needs_amending(previous, pmcids):
                 continue
-            amended, files = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
+            amended, files = self._stage_amendment(previous, pmcids, run_id, key, committed_at,
+                                                   (statuses or {}).get(other, {}))
             amendments.append((previous, amended))
             staged.extend(files)
         self.hook("staged", shard.name)
@@ -386,16 +401,18 @@ class AnnotationStore:
             self.write_manifest()
         return commit
 
-    def amend(self, name: str, pmcids: frozenset[str], run_id: str) -> ShardCommit | None:
+    def amend(self, name: str, pmcids: frozenset[str], run_id: str,
+              statuses: Mapping[str, str] | None = None) -> ShardCommit | None:
         """Commit the shard named ``name`` again without the rows of ``pmcids``, on its own (for an
         article whose current version's shard is not committed by this run); None when there is
-        nothing to do (the shard is not committed, or leaves them out already)."""
+        nothing to do (the shard is not committed, or leaves them out already). ``statuses``:
+        ``{pmcid: status}`` their articles rows take (``superseded`` when not given)."""
         key = shard_id(name)
         previous = self.current.get(key)
         if not _needs_amending(previous, pmcids):
             return None
         committed_at = _now()
-        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
+        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, committed_at, statuses or {})
         self.hook("staged", name)
         for staging, relative in staged:
             storage.move(staging, self.uri(relative))
@@ -416,8 +433,9 @@ class AnnotationStore:
         return staging
 
     def _stage_amendment(self, previous: ShardCommit, pmcids: frozenset[str], run_id: str, by: str,
-                         committed_at: str) -> tuple[ShardCommit, list[tuple[str, str]]]:
-        """``previous`` without the rows of ``pmcids``: its files rewritten to the staging area
+                         committed_at: str, statuses: Mapping[str, str]) -> tuple[ShardCommit, list[tuple[str, str]]]:
+        """``previous`` without the entity and rejection rows of ``pmcids``, their articles rows
+        set to ``statuses`` (``superseded`` by default): its files rewritten to the staging area
         (each to be placed beside the file it replaces, under a name unique to this run and the
         amending shard ``by``), and the commit that lists them."""
         counts = {}
@@ -428,7 +446,10 @@ class AnnotationStore:
             table_name = relative.split("/", 1)[0]
             filesystem, path = storage.filesystem_for(self.uri(relative))
             table = pq.read_table(path, filesystem=filesystem)
-            kept = table.filter(pc.invert(pc.is_in(table.column("pmcid"), value_set=value_set)))
+            if table_name == ARTICLES:  # every version keeps its row: only its status changes
+                kept = with_statuses(table, {pmcid: statuses.get(pmcid, SUPERSEDED) for pmcid in pmcids})
+            else:
+                kept = table.filter(pc.invert(pc.is_in(table.column("pmcid"), value_set=value_set)))
             counts[table_name] = kept.num_rows
             folder = relative.rsplit("/", 1)[0]
             files.append((self._stage(kept, run_id, table_name, name), f"{folder}/{name}"))

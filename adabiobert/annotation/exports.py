@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore, ShardCommit
-from adabiobert.annotation.tables import TABLES_VERSION
+from adabiobert.annotation.tables import ENTITIES, REJECTIONS, TABLES_VERSION
 from adabiobert.errors import ConfigError, ExportError, InputNotFoundError, OutputExistsError
 from adabiobert.pmc.shards import SectionText, article_sections, read_articles
 
@@ -45,6 +45,10 @@ FORMATS = {"bioc-xml": ".bioc.xml", "bioc-json": ".bioc.json", "pubtator": ".pub
 
 BIOC_KEY = "adabiobert.key: passages laid end to end, one separator character apart; annotation offsets are document offsets in code points"
 """The collection's ``key``: where a BioC reader learns what the offsets mean."""
+
+OLDEST_TABLES_VERSION = 2
+"""The oldest tables version an export reads: its entities and rejections are those of today's
+(version 3 only added the articles table, which an export does not need)."""
 
 NO_CONCEPT = "-"
 """PubTator's concept-id column: the tagger finds mentions, it does not link them to concepts."""
@@ -271,12 +275,13 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
 
     Raises:
         ExportError: the shard is gone, or changed since it was tagged (the offsets would not
-            point into it any more), or its files are of an older tables version.
+            point into it any more), or its files are of a tables version older than
+            :data:`OLDEST_TABLES_VERSION` (or newer than this code's).
     """
-    if commit.tables_version != TABLES_VERSION:
+    if not OLDEST_TABLES_VERSION <= commit.tables_version <= TABLES_VERSION:
         raise ExportError(f"shard {commit.shard}: its tables are of layout version {commit.tables_version}, this "
-                          f"export reads version {TABLES_VERSION}; run jobs/annotate.py again (it re-tags every "
-                          "shard into the new layout), then export")
+                          f"export reads versions {OLDEST_TABLES_VERSION} to {TABLES_VERSION}; run jobs/annotate.py "
+                          "again (it re-tags every shard into the new layout), then export")
     uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
     found = storage.stat(uri)
     if found is None:
@@ -285,9 +290,10 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
     if found.size != commit.size or (not moved and found.version != commit.version):
         raise ExportError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ), so the "
                           "offsets no longer point into its text; run jobs/annotate.py again, then export")
-    tables = [_read(storage.join(output, *f.split("/"))) for f in commit.files]
-    entity_files = [t for t in tables if "label" in t.column_names]
-    rejection_files = [t for t in tables if "reason" in t.column_names]
+    tables = {f: _read(storage.join(output, *f.split("/"))) for f in commit.files
+              if f.split("/", 1)[0] in (ENTITIES, REJECTIONS)}
+    entity_files = [t for f, t in tables.items() if f.startswith(f"{ENTITIES}/")]
+    rejection_files = [t for f, t in tables.items() if f.startswith(f"{REJECTIONS}/")]
     rejected = {p for t in rejection_files for p in t.column("pmcid").to_pylist() if p is not None}
     by_article: dict[str, list[dict]] = {}
     for table in entity_files:

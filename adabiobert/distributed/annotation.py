@@ -14,9 +14,10 @@
              tensor work only: it never calls the tokenizer
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
          back, its entity and rejection tables are committed (AnnotationStore.commit) without
-         its articles that are not current, and amending the committed shards that still hold
-         rows of articles whose current version it holds; a QUARANTINED row commits the shard's
-         quarantine instead
+         its articles that are not current, with its articles table (one row per shard row and
+         its status), amending the committed shards that still hold rows of articles whose
+         current version it holds (their articles rows turn superseded, retracted or removed);
+         a QUARANTINED row commits the shard's quarantine instead
       -> amendments whose current version's shard was not tagged by this run, committed alone
 
 Why a Ray task per shard rather than one ``read_parquet`` over all shards: there, one damaged
