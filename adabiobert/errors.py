@@ -7,11 +7,12 @@ class AdaBioBertError(Exception):
     """Base class for every error this library raises on purpose."""
 
 
-class CorpusError(AdaBioBertError):
-    """A corpus file that cannot be used: unreadable, or unfit to train on as a whole.
+class FileLineError(AdaBioBertError):
+    """A file (or object, or URI) that cannot be used, and where in it: the message starts
+    ``<path>:<line>: `` or ``<path>: ``.
 
     Attributes:
-        path: the file.
+        path: the file, key or URI.
         line: 1-based line number, or ``None`` when the problem is the file as a whole.
         reason: the message without the location.
     """
@@ -22,6 +23,15 @@ class CorpusError(AdaBioBertError):
         self.reason = message
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
+
+    @property
+    def source(self) -> str:
+        """The same as :attr:`path` (the name the PMC errors use)."""
+        return self.path
+
+
+class CorpusError(FileLineError):
+    """A corpus file that cannot be used: unreadable, or unfit to train on as a whole."""
 
 
 class CorpusFormatError(CorpusError):
@@ -75,53 +85,20 @@ class ExportError(AdaBioBertError):
     since it was tagged, so the offsets no longer point into it)."""
 
 
-class MetadataError(AdaBioBertError):
+class MetadataError(FileLineError):
     """A PMC Cloud Service metadata record (``metadata/PMC13901.1.json``) or object key that cannot
-    be read: not JSON, not an object, ``pmcid`` or ``version`` missing, a field of the wrong type.
-
-    Attributes:
-        source: the key or URI of the record.
-        reason: the message without the location.
-    """
-
-    def __init__(self, source: str, message: str) -> None:
-        self.source = str(source)
-        self.reason = message
-        super().__init__(f"{self.source}: {message}")
+    be read: not JSON, not an object, ``pmcid`` or ``version`` missing, a field of the wrong type."""
 
 
-class InventoryError(AdaBioBertError):
+class InventoryError(FileLineError):
     """An S3 Inventory of PMC's bucket that cannot be read: no manifest, a manifest without the
     columns the sync needs, a data file that is missing, corrupt or not the size and MD5 its
-    manifest gives.
-
-    Attributes:
-        source: the manifest or data file.
-        reason: the message without the location.
-    """
-
-    def __init__(self, source: str, message: str) -> None:
-        self.source = str(source)
-        self.reason = message
-        super().__init__(f"{self.source}: {message}")
+    manifest gives."""
 
 
-class VocabularyError(AdaBioBertError):
+class VocabularyError(FileLineError):
     """A vocabulary file (MeSH, HGNC, NCBI ``gene_info``, the OMIM lexicon) that cannot be read as
-    one: a missing column, a row that breaks the format in strict mode, bytes that are not UTF-8.
-
-    Attributes:
-        path: the file.
-        line: 1-based line number, or ``None`` when the problem is the file as a whole.
-        reason: the message without the location.
-    """
-
-    def __init__(self, path: str, message: str, line: int | None = None) -> None:
-        self.path = str(path)
-        self.line = line
-        self.reason = message
-        where = self.path if line is None else f"{self.path}:{line}"
-        super().__init__(f"{where}: {message}")
+    one: a missing column, a row that breaks the format in strict mode, bytes that are not UTF-8."""
 
 
 class LinkingIndexError(AdaBioBertError):

@@ -19,7 +19,9 @@ then (boto3 then fails with its own "Unable to locate credentials"). See :func:`
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -75,6 +77,19 @@ _CREDENTIAL_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS
                    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_EC2_METADATA_DISABLED")
 """Settings of the default credential chain that name where credentials come from (not secrets)."""
+
+
+PUBLIC_BUCKETS_ENV = "ADABIOBERT_PUBLIC_BUCKETS"
+"""Buckets read with unsigned requests whatever the credentials (comma-separated); default
+``pmc-oa-opendata``. A signed request to another account's public bucket is allowed only if the
+signer's own IAM policy allows it too (a pod's role, say), while an unsigned one needs nothing.
+Set it to an empty string to sign every request."""
+
+
+def public_buckets() -> frozenset[str]:
+    """The buckets of :data:`PUBLIC_BUCKETS_ENV` (PMC's Cloud Service bucket by default)."""
+    value = os.environ.get(PUBLIC_BUCKETS_ENV, "pmc-oa-opendata")
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
 
 
 def s3_unsigned() -> bool:
@@ -133,7 +148,8 @@ def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
-    return pafs.S3FileSystem(anonymous=s3_unsigned(), **options), f"{bucket}/{key}".rstrip("/")
+    anonymous = s3_unsigned() or bucket in public_buckets()
+    return pafs.S3FileSystem(anonymous=anonymous, **options), f"{bucket}/{key}".rstrip("/")
 
 
 def absolute(uri: str) -> str:
@@ -172,7 +188,7 @@ def read_bytes(uri: str) -> bytes:
     if not is_s3(uri):
         return Path(uri).read_bytes()
     bucket, key = _split_s3(uri)
-    client = boto3_client()
+    client = boto3_client(bucket)
     try:
         return client.get_object(Bucket=bucket, Key=key)["Body"].read()
     except client.exceptions.NoSuchKey as error:
@@ -206,12 +222,21 @@ def write_bytes(uri: str, data: bytes) -> None:
         raise
 
 
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a local file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def exists(uri: str) -> bool:
     """True when ``uri`` is an existing file or folder (for S3: an object with that key)."""
     if not is_s3(uri):
         return os.path.exists(uri)
     bucket, key = _split_s3(uri)
-    client = boto3_client()
+    client = boto3_client(bucket)
     try:
         client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as error:
@@ -270,7 +295,7 @@ def _list_s3(prefix_uri: str) -> list[FileInfo]:
     bucket, key = _split_s3(prefix_uri)
     prefix = key.rstrip("/") + "/" if key.strip("/") else ""
     found = []
-    for page in boto3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for page in boto3_client(bucket).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             if item["Key"].endswith("/"):  # a "folder" marker object, not a file
                 continue
@@ -462,17 +487,18 @@ def staged_output(uri: str) -> Iterator[str]:
 def _download(uri: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     bucket, key = _split_s3(uri)
-    boto3_client().download_file(bucket, key, str(target))
+    boto3_client(bucket).download_file(bucket, key, str(target))
 
 
-def boto3_client():
+def boto3_client(bucket: str | None = None):
     """A boto3 S3 client for ``AWS_ENDPOINT_URL`` when set, with the default credential chain,
-    or unsigned when :func:`s3_unsigned` says so.
+    or unsigned when :func:`s3_unsigned` says so, or when ``bucket`` is a public dataset
+    (:func:`public_buckets`) that is read.
 
     Clients are cached per endpoint and signing (boto3 clients are thread-safe), so a test that
     points the variable at a new server, or unsets the credentials, gets a new client.
     """
-    return _client_for(_endpoint(), s3_unsigned())
+    return _client_for(_endpoint(), s3_unsigned() or bucket in public_buckets())
 
 
 @functools.lru_cache(maxsize=8)
@@ -517,6 +543,120 @@ def write_bytes_if_absent(uri: str, data: bytes) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------------------------
+# Compare-and-swap on one small file (the output lease, adabiobert/output_lease.py)
+# ---------------------------------------------------------------------------------------------
+def read_versioned(uri: str) -> tuple[bytes, str]:
+    """The content of one small file and its version, for :func:`replace_if_version` and
+    :func:`delete_if_version`: the ETag (quotes removed) for S3, the MD5 of the content locally
+    (what S3's ETag is for a single-part PUT).
+
+    Raises:
+        FileNotFoundError: when the file or object does not exist.
+    """
+    if not is_s3(uri):
+        data = Path(uri).read_bytes()
+        return data, _content_version(data)
+    bucket, key = _split_s3(uri)
+    client = boto3_client()
+    try:
+        found = client.get_object(Bucket=bucket, Key=key)
+    except client.exceptions.NoSuchKey as error:
+        raise FileNotFoundError(uri) from error
+    return found["Body"].read(), found["ETag"].strip('"')
+
+
+def replace_if_version(uri: str, data: bytes, version: str) -> str | None:
+    """Write ``data`` over ``uri`` only if the file there is still at ``version``
+    (:func:`read_versioned`); the new version when this call replaced it, None when the file
+    changed or is gone.
+
+    S3: a conditional PUT (``IfMatch``). Local: the check and the rename are done holding an
+    exclusive ``flock`` on the file's folder, which :func:`delete_if_version` takes too, so of two
+    writers that read the same version exactly one replaces it.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = boto3_client()
+        try:
+            written = client.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=f'"{version}"')
+        except client.exceptions.ClientError as error:
+            if _lost_race(error):
+                return None
+            raise
+        return written["ETag"].strip('"')
+    target = Path(uri)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    temporary.write_bytes(data)
+    try:
+        with _folder_lock(target.parent):
+            if _local_version(target) != version:
+                return None
+            os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return _content_version(data)
+
+
+def delete_if_version(uri: str, version: str) -> bool:
+    """Delete ``uri`` only if the file there is still at ``version``; True when this call deleted it.
+
+    S3: a conditional DELETE (``IfMatch``, which S3 general purpose buckets take since 2025-09);
+    on an S3-compatible store that does not implement it, a HEAD then a plain DELETE (not atomic:
+    a write between the two is lost). Local: under the folder lock of :func:`replace_if_version`.
+    """
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = boto3_client()
+        try:
+            client.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{version}"')
+        except client.exceptions.ClientError as error:
+            if _lost_race(error):
+                return False
+            if error.response.get("Error", {}).get("Code") not in ("NotImplemented", "501"):
+                raise
+            found = stat(uri)
+            if found is None or found.version != version:
+                return False
+            client.delete_object(Bucket=bucket, Key=key)
+        return True
+    target = Path(uri)
+    with _folder_lock(target.parent):
+        if _local_version(target) != version:
+            return False
+        target.unlink()
+    return True
+
+
+def _lost_race(error) -> bool:
+    """True for the S3 answers of a condition that no longer holds: the ETag differs (412), the
+    object is gone (404), or another conditional write to the key was in flight (409)."""
+    code = error.response.get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "NoSuchKey", "404", "NotFound", "ConditionalRequestConflict", "409")
+
+
+def _content_version(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _local_version(path: Path) -> str | None:
+    try:
+        return _content_version(path.read_bytes())
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on a local folder, released when the block ends (or the process dies)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
 def move(source_uri: str, target_uri: str) -> None:
     """Move one file, replacing the target; both on the same side (local or the same S3 endpoint).
 
@@ -550,6 +690,15 @@ def delete(uris: list[str]) -> None:
         for first in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             objects = [{"Key": key} for key in keys[first:first + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+
+
+def remove_empty_folder(uri: str) -> None:
+    """Remove the local folder ``uri`` if it is empty; nothing otherwise (S3 has no folders)."""
+    if not is_s3(uri):
+        try:
+            os.rmdir(uri)
+        except OSError:  # not empty, or not there
+            pass
 
 
 def delete_tree(uri: str) -> None:

@@ -13,11 +13,15 @@ a relative --shards, --model or --output is refused (adabiobert/submission.py).
 S3 credentials come from the standard AWS chain; ``--endpoint-url`` (or AWS_ENDPOINT_URL) names
 another S3 endpoint such as MinIO.
 
+One run at a time per --output: a run holds <output>/_lease.json from before it touches the
+output (docs/operations.md, "One writer per output").
+
 Exit status: 0 every listed shard is committed; 3 completed with quarantined shards, or shards
 whose text could not be read to re-link them (every other shard is committed; the run summary
 lists them); 2 refused before any work (a bad argument, no bundle at --model, no --shards, a
 --types the bundle does not tag, no index at --linking-index or one of other vocabularies; one
-line on stderr);
+line on stderr); 4 refused because another run holds the output (one line naming it: host, pid or
+Ray job, start time);
 75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
 """
 
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         summary = run_annotation(config, log=lambda line: print(line, file=sys.stderr, flush=True))
-    except AdaBioBertError as error:  # no bundle at --model, no shard at --shards, --gpu without a GPU
+    except AdaBioBertError as error:  # no bundle at --model, no shard at --shards, --gpu without a GPU, a held lease (4)
         return refuse(error)
     except Exception as error:
         return report_startup_timeout(error)

@@ -9,9 +9,11 @@ The lexicon that decides which sentences are kept: --lexicon files or folders (D
 ../shared/lexicon beside the checkout. Ray: connects to $RAY_ADDRESS when set, else starts a
 local instance (or uses the one already started in this process). Under ``ray job submit`` a
 relative --shards, --out or --lexicon is refused (adabiobert/submission.py).
-Writes <out>/vectors.kv and <out>/word2vec_stats.json. Exit status: 0 done; 2 refused (one line
-on stderr: no shard, a missing lexicon, a bad argument, a corpus too small for --min-count);
-75 Ray did not start in time (one line names the setting that gives it longer); 1 failed.
+Writes <out>/vectors.kv and <out>/word2vec_stats.json, one build at a time per --out (it holds
+<out>/_lease.json, docs/operations.md). Exit status: 0 done; 2 refused (one line on stderr: no
+shard, a missing lexicon, a bad argument, a corpus too small for --min-count); 4 another build
+holds --out (one line naming it); 75 Ray did not start in time (one line names the setting that
+gives it longer); 1 failed.
 """
 
 from __future__ import annotations

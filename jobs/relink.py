@@ -9,13 +9,14 @@ rewritten with new ``concept_id``, ``concept_name``, ``link_score`` and ``linker
 (the article text is read from the input shard for in-document abbreviations), and committed
 atomically per shard like every commit of the annotation job; the encoder never runs. A run
 killed anywhere is simply run again: its recovery and the shards already re-linked are skipped,
-and it ends with the rows of a run that was not killed. Shards written in tables version 2 are
-upgraded the same way (with --no-index: the concept columns added, null). Writes
+and it ends with the rows of a run that was not killed. Shards written in an older tables version
+(2: no articles table) are not re-linked: only jobs/annotate.py, which tags them again, brings them
+to the current version; the run names them and ends with status 3. Writes
 ``<annotations>/runs/<run id>.json``. One run at a time per output root, as for jobs/annotate.py.
 
 Exit status: 0 every tagged shard is linked by the index (or was); 3 completed, but some shards
-could not be re-linked (their input shard is gone or changed: jobs/annotate.py tags them again; or
-their tables version is older than 2); 2 refused before any work (one line on stderr: a bad
+could not be re-linked (their input shard is gone or changed, or their tables version is older
+than the current one: jobs/annotate.py tags them again); 2 refused before any work (one line on stderr: a bad
 argument, no index or an index of other vocabularies, no annotation output); 1 failed.
 """
 
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None):
     index = parser.add_mutually_exclusive_group(required=True)
     index.add_argument("--linking-index", default=None, help="the index folder (jobs/build_linking_index.py)")
     index.add_argument("--no-index", action="store_true",
-                       help="no links: clear the concept columns (and upgrade tables of version 2)")
+                       help="no links: clear the concept columns")
     parser.add_argument("--linking-threshold", type=_threshold, default=0.7, help="below it the linker abstains")
     parser.add_argument("--linking-vocabulary-hash", default=None,
                         help="refuse an index not built from these vocabularies (the hash the build job prints)")
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None, hook=None) -> int:
           f"{summary.seconds['total']:.1f} s")
     if summary.shards_failed or summary.shards_to_tag:
         print(f"completed without {len(summary.shards_failed)} shards whose text is gone or changed and "
-              f"{len(summary.shards_to_tag)} of an older tables version: run jobs/annotate.py (runs/{run_id}.json "
-              "lists them)", file=sys.stderr)
+              f"{len(summary.shards_to_tag)} of an older tables version (a re-link does not upgrade them: version 2 "
+              f"has no articles table): run jobs/annotate.py, which tags them again (runs/{run_id}.json lists them)",
+              file=sys.stderr)
         return EXIT_INCOMPLETE
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install AdaBioBERT with its test extra. Idempotent: a second run only checks.
 #
-# torch is installed first, on its own, so that the package's `torch>=2.3` requirement is
+# torch is installed first, on its own, so that the package's `torch>=2.3,<2.14` requirement is
 # already met: on a machine without an NVIDIA GPU a bare `torch` from PyPI is a multi-GB CUDA
 # build. Elsewhere, point TORCH_INDEX_URL at PyTorch's CPU wheels
 # (https://download.pytorch.org/whl/cpu) or set TORCH_SPEC to the build you want.

@@ -13,9 +13,13 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore
-from adabiobert.annotation.stages import TAGGED_SCHEMA, shard_tables, split_shard, tag_documents
-from adabiobert.job_configs import AnnotateConfig
-from adabiobert.pmc.shards import PMC_SHARD_SCHEMA, check_shard, list_shards
+from adabiobert.annotation.counts import RunCounts
+from adabiobert.annotation.planner import amendments_alone, plan_run, version_index
+from adabiobert.annotation.relink import Linking, relink_shard
+from adabiobert.annotation.shard_commits import commit_amendment, commit_quarantine, commit_tagged
+from adabiobert.annotation.stages import TAGGED_SCHEMA, split_shard, tag_documents
+from adabiobert.job_configs import AnnotateConfig, AnnotationJobConfig
+from adabiobert.pmc.shards import PMC_SHARD_SCHEMA, check_shard, list_shards, read_failure
 from adabiobert.text import split_sentences
 
 ENTITY_TABLES_DOC = Path(__file__).resolve().parents[1] / "docs" / "entity-tables.md"
@@ -110,21 +114,41 @@ def expected_mentions(tagger, source: dict) -> list[tuple]:
 
 
 def annotate_without_ray(shards: str | Path, output: str | Path, tagger, run_id: str = "run1",
-                         run_date: str = "2026-11-25", linking=None) -> None:
-    """Tag and commit every shard under ``shards`` with the library calls the job's driver makes
-    per shard (check, split, tag, shard_tables, commit), in this process. ``tagger`` needs
-    ``tag_words`` and ``model_id``; ``linking`` (``annotation.relink.Linking``) links the mentions
-    as the tagger actors do."""
-    linker, linker_id = (linking.linker, linking.linker_id) if linking is not None else (None, "")
+                         run_date: str = "2026-11-25", linking=None) -> RunCounts:
+    """Tag and commit the shards under ``shards`` that are not up to date with the library calls
+    the job's driver makes (recover, versions, plan; per shard check, split, tag, commit_tagged
+    or commit_quarantine; the amendments left; the re-links), in this process, shard by shard.
+    ``tagger`` needs ``tag_words`` and ``model_id``; ``linking`` (``annotation.relink.Linking``)
+    links the mentions as the tagger actors do. Returns the run's counts."""
+    config = AnnotationJobConfig(str(shards), str(output), "no-model", run_date=run_date, run_id=run_id)
+    linking = linking if linking is not None else Linking()
+    linker_id = linking.linker_id
     store = AnnotationStore(str(output))
     store.recover()
-    for shard in list_shards(str(shards)):
+    listed = list_shards(str(shards))
+    index = version_index(listed)
+    counts = RunCounts()
+    plan = plan_run(store, listed, tagger.model_id, index, counts, linker_id)
+    for shard in plan.pending:
         check = check_shard(shard)
-        documents = (tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64), linker=linker) if check.expected
-                     else TAGGED_SCHEMA.empty_table())
-        tables = shard_tables(check, documents, tagger.model_id, run_id, linker_id or None)
-        store.commit(shard, tagger.model_id, run_id, run_date, tables, check.documents, linker_id=linker_id)
+        if check.failure is not None:
+            commit_quarantine(store, check, check.failure, config, tagger.model_id, counts)
+            continue
+        try:
+            documents = (tag_documents(tagger, split_shard(shard.uri, AnnotateConfig(), 64), linker=linking.linker)
+                         if check.expected else TAGGED_SCHEMA.empty_table())
+        except (OSError, pa.ArrowException) as error:
+            commit_quarantine(store, check, read_failure(shard.uri, error), config, tagger.model_id, counts)
+            continue
+        commit_tagged(store, check, documents, config, tagger.model_id, counts, index, plan.amendments, linker_id)
+    for name, pmcids in amendments_alone(store, plan.amendments, listed, plan.pending):
+        commit_amendment(store, name, pmcids, index, config, counts)
+    for shard in plan.relink:
+        done = relink_shard(store, store.committed(shard.name), linking, run_id, shard.uri)
+        if done is not None:
+            counts.add_relinked(done.commit.entities, done.linked, 0.0)
     store.write_manifest()
+    return counts
 
 
 def doc_blocks(heading: str, language: str) -> list[str]:

@@ -13,6 +13,12 @@ driver's working directory, the repository root, is on the workers' path).
 
 runs the annotation job as ``jobs/annotate.py`` does (or the re-link job, without Ray) and exits
 with its status; joins ``$RAY_ADDRESS`` when set.
+
+    python tests/fault_hooks.py --ingest-dies-at-write N[:half] -- <jobs/ingest_pmc.py arguments>
+
+runs the ingest job, which dies just before its N-th file write (``storage.write_bytes``: a
+batch marker, a shard, the rejects, the stats), or, with ``:half``, in the middle of it (half the
+bytes in the write's temporary file).
 """
 
 from __future__ import annotations
@@ -33,24 +39,10 @@ CRASH_STATUS = 3
 
 @dataclass
 class CrashAtCommitStep:
-    """Annotation commit hook (``annotation.commit.Hook``): the process exits when the ``nth``
-    shard reaches commit step ``step`` (``staged``, ``placed``, ``marked``, ``superseded``)."""
-
-    step: str
-    nth: int = 1
-    reached: int = field(default=0, init=False)
-
-    def __call__(self, step: str, shard: str) -> None:
-        if step == self.step:
-            self.reached += 1
-            if self.reached == self.nth:
-                os._exit(CRASH_STATUS)
-
-
-@dataclass
-class CrashAtSyncStep:
-    """The PMC sync's hook (``adabiobert.pmc.sync.Hook``): the process exits the ``nth`` time the
-    run reaches ``step`` (``unit``: a unit's shard and marker written; ``tombstones``; ``state``)."""
+    """A ``hook(step, detail)`` that ends the process the ``nth`` time ``step`` is reached: the
+    annotation commit's (``annotation.commit.Hook``: ``staged``, ``placed``, ``marked``,
+    ``superseded`` of a shard) and the PMC sync's (``adabiobert.pmc.sync.Hook``: ``unit``,
+    ``tombstones``, ``state``)."""
 
     step: str
     nth: int = 1
@@ -95,6 +87,28 @@ class CrashAfterEpoch:
         os._exit(1)
 
 
+@dataclass
+class DieAtWrite:
+    """Stands in for ``adabiobert.storage.write_bytes``: the process dies just before the ``nth``
+    write, or, with ``half``, after writing half its bytes to the temporary file a local write
+    makes first (what a kill in the middle of a write leaves)."""
+
+    nth: int
+    write: Callable[[str, bytes], None]
+    half: bool = False
+    done: int = field(default=0, init=False)
+
+    def __call__(self, uri: str, data: bytes) -> None:
+        self.done += 1
+        if self.done == self.nth:
+            if self.half and "://" not in uri:
+                target = Path(uri)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.with_name(f".{target.name}.killed.tmp").write_bytes(data[: len(data) // 2])
+            os._exit(CRASH_STATUS)
+        self.write(uri, data)
+
+
 def die_reading(file_name: str) -> Callable[[], None]:
     """A Ray ``worker_process_setup_hook`` (Ray wants a function): in every worker of the job, the
     annotation job's read task dies on the shard named ``file_name``, every time it is tried."""
@@ -119,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crash-at", default=None, help="STEP:N, see CrashAtCommitStep")
     parser.add_argument("--die-reading", default=None, help="a shard's file name, see die_reading")
     parser.add_argument("--relink", action="store_true", help="run jobs/relink.py instead of jobs/annotate.py")
+    parser.add_argument("--ingest-dies-at-write", default=None, help="N or N:half: run jobs/ingest_pmc.py, see DieAtWrite")
     parser.add_argument("job", nargs=argparse.REMAINDER, help="-- then jobs/annotate.py's arguments")
     args = parser.parse_args(argv)
     job = args.job[1:] if args.job[:1] == ["--"] else args.job
@@ -127,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
 
         step, _, nth = (args.crash_at or "").partition(":")
         return relink_job.main(job, hook=CrashAtCommitStep(step, int(nth or 1)) if step else None)
+    if args.ingest_dies_at_write:
+        from adabiobert import storage
+        from jobs import ingest_pmc
+
+        nth, _, half = args.ingest_dies_at_write.partition(":")
+        storage.write_bytes = DieAtWrite(int(nth), storage.write_bytes, half == "half")
+        return ingest_pmc.main(job)
     import ray
 
     from adabiobert.distributed.annotation import run_annotation

@@ -92,6 +92,12 @@ def kill_processes_under(folder: Path, timeout_s: float = 30) -> None:
         time.sleep(0.2)  # let the kernel reap them before looking again
 
 
+PORT_FLAGS = ("--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
+              "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
+"""Every port a head listens on that has a fixed default (6379, 8265, 10001, 52365) or could
+collide: each is given a free one, as the README's Ray Jobs block does."""
+
+
 @dataclass
 class LocalHead:
     """A Ray head started with `ray start --head` on loopback, with the dashboard (Ray Jobs)."""
@@ -114,15 +120,8 @@ class LocalHead:
         return env
 
     def start(self) -> "LocalHead":
-        ports = {
-            "--port": self.port,
-            "--dashboard-port": self.dashboard_port,
-            "--ray-client-server-port": free_port(),
-            "--dashboard-agent-listen-port": free_port(),
-            "--dashboard-agent-grpc-port": free_port(),
-            "--metrics-export-port": free_port(),
-            "--runtime-env-agent-port": free_port(),
-        }
+        ports = {flag: free_port() for flag in PORT_FLAGS}
+        ports.update({"--port": self.port, "--dashboard-port": self.dashboard_port})
         command = [
             RAY_CLI, "start", "--head", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
             "--include-dashboard=true", f"--num-cpus={self.num_cpus}", f"--temp-dir={self.temp_dir}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,8 +15,11 @@ from adabiobert.annotation.counts import RunCounts
 from adabiobert.annotation.stages import check_article, shard_tables, split_documents, split_shard, tag_documents
 from adabiobert.annotation.status import OK
 from adabiobert.annotation.tables import (
+    ARTICLE_SCHEMA,
     ENTITY_SCHEMA,
     REJECTION_SCHEMA,
+    TABLE_SCHEMAS,
+    TABLES,
     TABLES_VERSION,
     TABLES_VERSION_KEY,
     entity_table,
@@ -268,6 +272,39 @@ def test_shard_tables_carry_the_input_uri_and_every_rejection(tmp_path, articles
     assert keys == sorted(keys) and keys
 
 
+def test_shard_tables_give_one_articles_row_per_shard_row_with_its_version(tmp_path, articles, tagger):
+    import datetime
+
+    day = datetime.datetime(2024, 6, 18, tzinfo=datetime.timezone.utc)
+    rows = [{**a, "version": day, "pmc_version": 3} for a in articles[:2]] + bad_articles("B")
+    uri = write_shard(str(tmp_path / "part-0.parquet"), rows)
+    (shard,) = list_shards(uri)
+    documents = tag_documents(tagger, split_shard(uri, AnnotateConfig(), 4))
+    tables = shard_tables(check_shard(shard), documents, "m", "r", left_out={"Bhuge": "superseded"})
+    found = tables["articles"].to_pylist()
+    assert [(r["row_index"], r["pmcid"], r["status"]) for r in found] == [
+        (0, "PMC0", "tagged"), (1, "PMC1", "tagged"), (2, "Bempty", "rejected"), (3, "Bhuge", "superseded"),
+        (4, "Bctrl", "rejected"), (5, None, "rejected")]
+    assert [(r["version"], r["pmc_version"]) for r in found] == [(day, 3)] * 2 + [(None, None)] * 4
+    mentions = Counter(tables["entities"].column("pmcid").to_pylist())
+    assert [r["mention_count"] for r in found] == [mentions.get("PMC0", 0), mentions.get("PMC1", 0), 0, 0, 0, 0]
+    assert {(r["row_index"], r["pmcid"], r["reason"]) for r in tables["rejections"].to_pylist()} == {
+        (2, "Bempty", "no_text"), (4, "Bctrl", "control_characters"), (5, None, "null_pmcid")}  # Bhuge left out
+
+
+def test_a_schema_1_shard_is_versioned_by_last_updated(tmp_path, articles, tagger):
+    import datetime
+
+    day = datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc)
+    rows, schema = without_column([{**a, "last_updated": day} for a in articles[:1]], "version")
+    rows, schema = [{k: v for k, v in r.items() if k != "pmc_version"} for r in rows], pa.schema(
+        [f for f in schema if f.name != "pmc_version"])
+    uri = write_shard(str(tmp_path / "old.parquet"), rows, schema)
+    (shard,) = list_shards(uri)
+    tables = shard_tables(check_shard(shard), tag_documents(tagger, split_shard(uri, AnnotateConfig(), 4)), "m", "r")
+    assert [(r["version"], r["pmc_version"], r["status"]) for r in tables["articles"].to_pylist()] == [(day, None, "tagged")]
+
+
 def test_model_id_is_the_taggers(tiny_bundle, tagger):
     assert bundle_model_id(tiny_bundle) == tagger.model_id
 
@@ -328,7 +365,14 @@ def tables(pmcids, run_id="r"):
         "concept_id": [None] * len(pmcids), "concept_name": [None] * len(pmcids), "link_score": [None] * len(pmcids),
         "linker_id": [None] * len(pmcids),
     }, schema=ENTITY_SCHEMA)
-    return {"entities": entities, "rejections": rejection_table("s", [(0, None, "null_pmcid", "x")], "m", run_id)}
+    articles = pa.table({
+        "pmcid": pmcids + [None], "row_index": list(range(len(pmcids) + 1)), "version": [None] * (len(pmcids) + 1),
+        "pmc_version": [None] * (len(pmcids) + 1), "status": ["tagged"] * len(pmcids) + ["rejected"],
+        "mention_count": [1] * len(pmcids) + [0], "model_id": ["m"] * (len(pmcids) + 1),
+        "run_id": [run_id] * (len(pmcids) + 1), "shard": ["s"] * (len(pmcids) + 1),
+    }, schema=ARTICLE_SCHEMA)
+    return {"entities": entities, "rejections": rejection_table("s", [(len(pmcids), None, "null_pmcid", "x")], "m", run_id),
+            "articles": articles}
 
 
 def table_rows(output: str, table: str) -> list[tuple]:
@@ -346,7 +390,7 @@ def test_a_commit_publishes_files_and_a_new_version_replaces_them(tmp_path):
     first = store.commit(S("s", 10, "v1"), "m", "r1", "2026-11-24", tables(["A", "B"], "r1"), documents=3)
     assert store.is_current(S("s", 10, "v1"), "m") and not store.is_current(S("s", 10, "v2"), "m")
     assert not store.is_current(S("s", 10, "v1"), "other-model")
-    assert all(f.startswith(("entities/run_date=2026-11-24/", "rejections/run_date=2026-11-24/")) for f in first.files)
+    assert [f.rsplit("/", 1)[0] for f in first.files] == [f"{t}/run_date=2026-11-24" for t in TABLES]
     second = store.commit(S("s", 11, "v2"), "m", "r2", "2026-11-25", tables(["C"], "r2"), documents=1)
     assert [r[0] for r in table_rows(out, "entities")] == ["C"]
     assert not any(os.path.exists(os.path.join(out, f)) for f in first.files)
@@ -364,12 +408,12 @@ def test_every_commit_writes_one_file_per_table_even_without_rows(tmp_path):
                                {"rejections": rejection_table("/in/t", [(None, None, "quarantined", "boom")], "m", "r1")},
                                documents=0, quarantined=1, error="boom")
     for commit in (tagged, quarantined):
-        assert [f.split("/")[0] for f in commit.files] == ["entities", "rejections"]
+        assert [f.split("/")[0] for f in commit.files] == ["entities", "rejections", "articles"]
         assert commit.tables_version == TABLES_VERSION
     files = {f: pq.read_table(os.path.join(out, f)) for c in (tagged, quarantined) for f in c.files}
-    assert [t.num_rows for t in files.values()] == [1, 0, 0, 1]
+    assert [t.num_rows for t in files.values()] == [1, 0, 0, 0, 1, 0]  # a quarantined shard has no articles rows
     for name, table in files.items():
-        assert table.schema.equals(ENTITY_SCHEMA if name.startswith("entities/") else REJECTION_SCHEMA)
+        assert table.schema.equals(TABLE_SCHEMAS[name.split("/")[0]])
         assert table.schema.metadata[TABLES_VERSION_KEY] == str(TABLES_VERSION).encode()
 
 
@@ -448,11 +492,12 @@ def test_an_amending_commit_is_atomic_whatever_step_it_dies_at(tmp_path, step):
     crash = crash_at(step)
 
     out = str(tmp_path / "out")
-    AnnotationStore(out).commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", tables(["X", "Y"], "r1"), documents=2)
+    AnnotationStore(out).commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", shard_tables_of("a", ["X", "Y"], "r1"),
+                                documents=3)
     crashing = AnnotationStore(out, hook=crash)
     crashing.recover()
     with pytest.raises(Crash):
-        crashing.commit(S("b", 10, "v1"), "m", "r2", "2026-11-25", tables(["X"], "r2"), documents=1,
+        crashing.commit(S("b", 10, "v1"), "m", "r2", "2026-11-25", shard_tables_of("b", ["X"], "r2"), documents=2,
                         amend={"a": frozenset({"X"})})
     store = AnnotationStore(out)
     recovery = store.recover()
@@ -462,12 +507,44 @@ def test_an_amending_commit_is_atomic_whatever_step_it_dies_at(tmp_path, step):
         for pmcid in pq.read_table(info.uri).column("pmcid").to_pylist():
             where.setdefault(pmcid, []).append(info.uri.split("run_date=")[1][:10])
     assert where == {"X": ["2026-11-25" if committed else "2026-11-24"], "Y": ["2026-11-24"]}
+    statuses = {(r[-1], r[0]): (r[4], r[5]) for r in article_rows(out)}  # (shard, pmcid) -> (status, mention_count)
+    assert statuses == {("a", "X"): ("superseded", 0) if committed else ("tagged", 1), ("a", "Y"): ("tagged", 1),
+                        ("a", None): ("rejected", 0), **({("b", "X"): ("tagged", 1), ("b", None): ("rejected", 0)}
+                                                         if committed else {})}
     assert store.is_current(S("b", 10, "v1"), "m") == committed
     assert store.committed("a").excluded == (("X",) if committed else ())
     assert recovery.amendments_completed == (step == "marked")
     markers = [m for ms in store.markers().values() for m in ms]
     assert len(markers) == 1 + committed and all(os.path.exists(os.path.join(out, m.marker)) for m in markers)
     assert store.recover().amendments_completed == 0  # nothing left to finish
+
+
+def article_rows(output: str) -> list[tuple]:
+    """The articles rows, run id aside: ``(pmcid, row_index, version, pmc_version, status,
+    mention_count, model_id, shard)``."""
+    return table_rows(output, "articles")
+
+
+def shard_tables_of(name: str, pmcids: list[str], run_id: str) -> dict:
+    """:func:`tables` whose ``shard`` column names the shard, so rows tell which shard they are of."""
+    found = tables(pmcids, run_id)
+    return {t: table.set_column(table.schema.get_field_index("shard"), table.schema.field("shard"),
+                                pa.array([name] * table.num_rows, pa.string()))
+            for t, table in found.items()}
+
+
+def test_an_amendment_gives_each_left_out_row_its_status_and_keeps_every_other(tmp_path):
+    out = str(tmp_path / "out")
+    store = AnnotationStore(out)
+    store.commit(S("a", 10, "v1"), "m", "r1", "2026-11-24", shard_tables_of("a", ["X", "Y", "Z"], "r1"), documents=4)
+    store.commit(S("b", 10, "v1"), "m", "r2", "2026-11-25", shard_tables_of("b", [], "r2"), documents=1,
+                 amend={"a": frozenset({"X", "Y"})}, statuses={"a": {"X": "retracted"}})
+    store.amend("a", frozenset({"Z"}), "r3", {"Z": "removed"})
+    statuses = {(r[-1], r[0]): (r[4], r[5]) for r in article_rows(out)}
+    assert statuses == {("a", "X"): ("retracted", 0), ("a", "Y"): ("superseded", 0), ("a", "Z"): ("removed", 0),
+                        ("a", None): ("rejected", 0), ("b", None): ("rejected", 0)}
+    assert table_rows(out, "entities") == []
+    assert [f.split("/")[1] for f in store.committed("a").files] == ["run_date=2026-11-24"] * 3  # the rows keep their date
 
 
 def test_an_amendment_of_an_amendment_keeps_both_removals(tmp_path):

@@ -69,6 +69,25 @@ def test_a_missing_file_is_an_error_not_a_traceback(tmp_path, tiny_bundle, capsy
     assert "nope.txt" in capsys.readouterr().err
 
 
+def test_a_file_that_is_not_utf8_is_refused_naming_it(tmp_path, tiny_bundle, capsys):
+    (tmp_path / "good.txt").write_text("Asthma .", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("Morbus Crohn in Zürich .".encode("latin-1"))
+    assert main(["tag", "--model", str(tiny_bundle), str(tmp_path / "good.txt"), str(tmp_path / "latin1.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'latin1.txt'}: not UTF-8 text (invalid start byte at byte 17)" in err
+
+
+def test_the_summary_counts_one_text_as_one_and_two_as_two(tmp_path, texts, tiny_bundle, capsys):
+    for i, text in enumerate(texts):
+        (tmp_path / f"doc{i}.txt").write_text(text, encoding="utf-8")
+    assert main(["tag", "--model", str(tiny_bundle), "--no-progress", str(tmp_path / "doc0.txt")]) == 0
+    assert " in 1 text (" in capsys.readouterr().err
+    assert main(["tag", "--model", str(tiny_bundle), "--no-progress", str(tmp_path / "doc0.txt"),
+                 str(tmp_path / "doc1.txt")]) == 0
+    assert " in 2 texts (" in capsys.readouterr().err
+
+
 def test_the_console_script_reads_stdin(tiny_bundle, texts):
     script = Path(sys.executable).parent / "adabiobert"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "adabiobert.cli.command"]

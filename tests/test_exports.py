@@ -177,12 +177,42 @@ def test_a_shard_changed_since_it_was_tagged_is_refused(small_run, ncbi, capsys)
     assert not (small_run / "out").exists()
 
 
+def test_an_output_of_tables_version_2_without_articles_exports_as_version_3(small_run):
+    """Version 3 added the articles table and left entities and rejections as they were: an output
+    written by version 2 (its marker of version 2, no articles file) still exports, the same."""
+    from dataclasses import replace
+
+    from adabiobert.annotation.commit import AnnotationStore
+
+    out = small_run / "annotations"
+    assert main(["export", str(out), "--out", str(small_run / "v3")]) == 0
+    (commit,) = [c[-1] for c in AnnotationStore(str(out)).markers().values()]
+    old = replace(commit, tables_version=2, files=tuple(f for f in commit.files if not f.startswith("articles/")))
+    (out / commit.marker).unlink()
+    (out / "_manifest" / "manifest.json").unlink()
+    storage.write_bytes(str(out / old.marker), old.to_json())
+    storage.delete_tree(str(out / "articles"))
+    assert main(["export", str(out), "--out", str(small_run / "v2")]) == 0
+    v3 = sorted(p.relative_to(small_run / "v3") for p in (small_run / "v3").rglob("*") if p.is_file())
+    assert v3 and v3 == sorted(p.relative_to(small_run / "v2") for p in (small_run / "v2").rglob("*") if p.is_file())
+    assert all((small_run / "v3" / f).read_bytes() == (small_run / "v2" / f).read_bytes() for f in v3)
+
+
 def test_an_output_of_an_older_tables_version_is_refused(small_run, capsys):
+    from adabiobert.annotation.tables import TABLES_VERSION
+
     (marker,) = (small_run / "annotations" / "_manifest" / "commits").rglob("*.json")
-    marker.write_text(marker.read_text().replace('"tables_version": 3', '"tables_version": 1'))
+    marker.write_text(marker.read_text().replace(f'"tables_version": {TABLES_VERSION}', '"tables_version": 1'))
     (small_run / "annotations" / "_manifest" / "manifest.json").unlink()  # the markers are the truth
     assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "out")]) == 2
     assert "layout version 1" in one_error_line(capsys)
+
+
+def test_an_out_that_is_a_file_is_refused_in_one_line(small_run, capsys):
+    (small_run / "exports.txt").write_text("in the way")
+    assert main(["export", str(small_run / "annotations"), "--out", str(small_run / "exports.txt")]) == 2
+    assert f"{small_run / 'exports.txt'} is a file: --out names a folder" in one_error_line(capsys)
+    assert (small_run / "exports.txt").read_text() == "in the way"
 
 
 def test_a_folder_that_is_not_an_annotation_output_is_refused(tmp_path, capsys):

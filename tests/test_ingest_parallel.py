@@ -11,7 +11,7 @@ import pytest
 
 from adabiobert import storage
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc.ingest import find_run_inputs, ingest, open_batch, write_run_summary
+from adabiobert.pmc.ingest import find_run_inputs, ingest, open_batch, start_batch, write_run_summary
 from adabiobert.pmc.ingest_units import STAGING, Unit, ingest_unit, plan_shards, plan_units, write_planned_shard
 from adabiobert.pmc.shards import read_shard
 from tests.fault_hooks import DieOnUnit
@@ -91,6 +91,7 @@ def test_an_appending_run_in_units_writes_what_one_process_writes(shared_root, t
                                             batch="b1"))
     assert prior and config.output == str(tmp_path / "units" / "batch=b1")
     files, missing = find_run_inputs(config)
+    assert not start_batch(config)  # a new batch: marked started
     results = [ingest_unit(unit, config.output, 2) for unit in reversed(plan_units(files, 3))]
     plan = plan_shards(results, missing, config.output, 2, prior)
     articles = sum(write_planned_shard(shard, config.output) for shard in plan.shards)

@@ -1,6 +1,6 @@
 """Identifiers in the entity tables (issue 23): the index build job, linked rows, re-linking with a
-new index (killed at every commit step and run again), the upgrade of tables version 2, the
-refusal of an index of other vocabularies, identifiers in the exports, and the node-local copy
+new index (killed at every commit step and run again), an output of tables version 2 (tagged
+again, never re-linked: it has no articles table), the refusal of an index of other vocabularies, identifiers in the exports, and the node-local copy
 of an index on S3.
 
 The outputs are made without Ray (the library calls the job's driver makes per shard), tagged by a
@@ -24,8 +24,8 @@ import pytest
 
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore, ShardCommit
-from adabiobert.annotation.relink import Linking, relink_output, relink_shard
-from adabiobert.annotation.tables import CONCEPT_COLUMNS, ENTITY_SCHEMA, TABLES_VERSION_KEY
+from adabiobert.annotation.relink import Linking, relink_output
+from adabiobert.annotation.tables import ARTICLE_SCHEMA, ARTICLES, CONCEPT_COLUMNS, ENTITY_SCHEMA, TABLES, TABLES_VERSION_KEY
 from adabiobert.errors import LinkingIndexError
 from adabiobert.linking.artifact import inspect_index, node_local_index, open_linker
 from adabiobert.linking.index import MANIFEST, index_hash
@@ -86,7 +86,15 @@ def markers(out: Path) -> list[ShardCommit]:
 
 
 def table_files(out: Path) -> set[str]:
-    return {str(p.relative_to(out)) for table in ("entities", "rejections") for p in (out / table).rglob("*.parquet")}
+    return {str(p.relative_to(out)) for table in TABLES for p in (out / table).rglob("*.parquet")}
+
+
+def article_rows(out: Path) -> list[tuple]:
+    """Every articles row, all columns, the file's run_date folder last; in a fixed order."""
+    found = []
+    for path in (out / ARTICLES).rglob("*.parquet"):
+        found += [(*row.values(), path.parent.name) for row in pq.read_table(path, partitioning=None).to_pylist()]
+    return sorted(found, key=repr)
 
 
 def run(main, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -153,6 +161,8 @@ def test_relinking_an_unlinked_output_gives_the_rows_of_a_run_linked_from_the_st
     assert (summary.mentions_relinked, summary.mentions_linked) == (19, 15)  # PMC3's undefined WD twice, unlinked
     assert rows(out) == rows(made["linked"])
     assert not before & table_files(out) and all("-relink1-link.parquet" in f for f in table_files(out))
+    assert len(table_files(out)) == 3 * 2  # every table's file of each shard, the articles carried over as they were
+    assert article_rows(out) == article_rows(made["unlinked"]) and len(article_rows(out)) == 3
     assert {c.linker_id for c in markers(out)} == {inspect_index(index).linker_id(0.7)} and len(markers(out)) == 2
     assert json.loads((out / "runs" / "relink1.json").read_text())["linking"]["index_hash"] == inspect_index(index).index_hash
 
@@ -211,69 +221,76 @@ def test_a_relink_killed_at_any_commit_step_and_run_again_ends_as_the_clean_run(
     assert not any((out / "_staging").rglob("*")) if (out / "_staging").exists() else True
 
 
-# ---- the upgrade of tables version 2 -----------------------------------------------------------------
+# ---- an output of tables version 2 ------------------------------------------------------------------
 def as_version_2(out: Path) -> None:
     """Rewrite an unlinked output as tables version 2 wrote it: entity files without the concept
-    columns, version 2 in every file's metadata and marker (keyed as version 2 keyed it)."""
+    columns, no articles files, version 2 in every file's metadata and marker (keyed as version 2
+    keyed it)."""
     for path in (out / "entities").rglob("*.parquet"):
         table = pq.read_table(path, partitioning=None).drop_columns(list(CONCEPT_COLUMNS))
         pq.write_table(table.replace_schema_metadata({TABLES_VERSION_KEY: b"2"}), path)
     for path in (out / "rejections").rglob("*.parquet"):
         pq.write_table(pq.read_table(path, partitioning=None).replace_schema_metadata({TABLES_VERSION_KEY: b"2"}), path)
+    shutil.rmtree(out / ARTICLES)
     for commit in markers(out):
         os.remove(out / commit.marker)
         old = json.loads(commit.to_json())
         old["tables_version"] = 2
+        old["files"] = [f for f in old["files"] if not f.startswith(f"{ARTICLES}/")]
         del old["linker_id"]  # version-2 markers lack the field
         old_commit = ShardCommit.from_json(old)
         storage.write_bytes(str(out / old_commit.marker), json.dumps(old).encode())
     (out / "_manifest" / "manifest.json").unlink()
 
 
-def duckdb_rows(out: Path, union: bool = False, columns: str = "pmcid, section_index, mention, concept_id") -> list[tuple]:
+def duckdb_rows(out: Path | list[Path], union: bool = False,
+                columns: str = "pmcid, section_index, mention, concept_id") -> list[tuple]:
     option = ", union_by_name = true" if union else ""
+    globs = [f"'{o}/entities/*/*.parquet'" for o in (out if isinstance(out, list) else [out])]
     return duckdb.connect().execute(
-        f"SELECT {columns} FROM read_parquet('{out}/entities/*/*.parquet', hive_partitioning = true{option}) "
+        f"SELECT {columns} FROM read_parquet([{', '.join(globs)}], hive_partitioning = true{option}) "
         "ORDER BY ALL").fetchall()
 
 
-def test_an_output_of_tables_version_2_is_upgraded_by_a_relink_and_stays_readable_by_duckdb(made, index, tmp_path):
+def test_an_output_of_tables_version_2_is_tagged_again_not_relinked(made, index, tmp_path, capsys):
     out = copy_of(made["unlinked"], tmp_path)
     as_version_2(out)
-    assert {c.tables_version for c in markers(out)} == {2}
+    assert {c.tables_version for c in markers(out)} == {2} and not (out / ARTICLES).exists()
     mentions = sorted((p, s, m) for (p, s, m) in EXPECTED_LINKS for _ in range(1 + (m == "WD" and p == "PMC3")))
     assert duckdb_rows(out, columns="pmcid, section_index, mention") == mentions  # version 2 alone: as it always read
+    mixed = duckdb_rows([out, made["linked"]], union=True)  # versions 2 and 3 side by side, as while a run tags it again
+    assert [r[:3] for r in mixed] == sorted(mentions * 2)
+    assert sorted(r for r in mixed if r[3] is not None) == sorted(
+        (*k, v) for k, v in EXPECTED_LINKS.items() if v is not None)  # version 2's rows: their concept columns null
+    with pytest.raises(duckdb.InvalidInputException, match="union_by_name"):
+        duckdb_rows([made["linked"], out])  # a version-3 file first: why the docs' queries say union_by_name = true
 
     store = AnnotationStore(str(out))
     store.recover()
     listed = list_shards(str(made["shards"]))
-    assert all(store.needs_relink(s, "phrases@test", linker_id="x") and not store.is_current(s, "phrases@test")
-               for s in listed)  # the annotation job re-links them: it does not tag them again
-    first = store.committed("part-00000.parquet")
     linking = linking_for(index)
-    assert relink_shard(store, first, linking, "up1").commit.tables_version == 3
-    mixed = duckdb_rows(out, union=True)  # versions 2 and 3 side by side, as during an upgrade
-    assert [r[:3] for r in mixed] == mentions
-    assert {r[3] for r in mixed if r[0] == "PMC3"} == {None}  # not re-linked yet: its new columns read as null
-    assert {(r[0], r[1], r[2]): r[3] for r in mixed if r[0] != "PMC3"} == {
-        k: v for k, v in EXPECTED_LINKS.items() if k[0] != "PMC3"}
-    with pytest.raises(duckdb.InvalidInputException, match="union_by_name"):
-        duckdb_rows(out)  # why the docs' queries say union_by_name = true
+    assert not any(store.needs_relink(s, "phrases@test", linker_id=linking.linker_id) or store.is_current(s, "phrases@test")
+                   for s in listed)  # no articles file to carry over: the annotation job tags them again
+    with pytest.raises(ValueError, match="tables version 2.*run jobs/annotate.py"):
+        store.relink("part-00000.parquet", lambda table: table, linking.linker_id, "r0")
+    before, files = rows(out), table_files(out)
+    code, _, err = run(relink_job.main, ["--annotations", str(out), "--linking-index", index, "--run-id", "r1"], capsys)
+    assert code == 3 and "no articles table" in err and "run jobs/annotate.py" in err
+    summary = json.loads((out / "runs" / "r1.json").read_text())
+    assert sorted(summary["shards_to_tag"]) == sorted(s.name for s in listed) and summary["shards_relinked"] == 0
+    assert rows(out) == before and table_files(out) == files and {c.tables_version for c in markers(out)} == {2}
+    code, _, err = run(relink_job.main, ["--annotations", str(out), "--no-index", "--run-id", "r2"], capsys)
+    assert code == 3 and "run jobs/annotate.py" in err and rows(out) == before  # without an index alike
 
-    summary = relink_output(str(out), linking, "up2")
-    assert (summary.shards_relinked, summary.shards_up_to_date) == (1, 1)
+    counts = annotate_without_ray(made["shards"], out, PhraseTagger(), run_id="run2", linking=linking)
+    assert (counts.shards_committed, counts.shards_relinked) == (len(listed), 0)
     assert {(c.tables_version, c.linker_id) for c in markers(out)} == {(3, linking.linker_id)}
-    assert {(r[0], r[1], r[2]): r[3] for r in duckdb_rows(out)} == EXPECTED_LINKS
-    assert rows(out) == rows(made["linked"])
-
-
-def test_without_an_index_a_relink_upgrades_version_2_with_null_concepts(made, tmp_path, capsys):
-    out = copy_of(made["unlinked"], tmp_path)
-    as_version_2(out)
-    code, _, err = run(relink_job.main, ["--annotations", str(out), "--no-index"], capsys)
-    assert code == 0, err
-    assert {(c.tables_version, c.linker_id) for c in markers(out)} == {(3, "")}
-    assert rows(out) == rows(made["unlinked"])
+    assert len(table_files(out)) == 3 * len(listed) and all("-run2.parquet" in f for f in table_files(out))
+    entity_run, article_run = ENTITY_SCHEMA.names.index("run_id"), ARTICLE_SCHEMA.names.index("run_id")
+    assert ([r[:entity_run] + r[entity_run + 1:] for r in rows(out)]
+            == [r[:entity_run] + r[entity_run + 1:] for r in rows(made["linked"])])  # as a run linked from the start
+    assert ([r[:article_run] + r[article_run + 1:] for r in article_rows(out)]
+            == [r[:article_run] + r[article_run + 1:] for r in article_rows(made["linked"])])
 
 
 # ---- exports -----------------------------------------------------------------------------------------

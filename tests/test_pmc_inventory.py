@@ -178,14 +178,14 @@ def table(entries: list[tuple[str, int, str, int]]) -> pa.Table:
 
 def test_a_new_date_with_the_same_etag_is_a_change():
     diff = diff_inventories(table([("PMC1", 1, "e", 0)]), table([("PMC1", 1, "e", 5)]))
-    assert rows(diff.changed) == [("PMC1", 1, "e")] and diff.changed.column("last_modified")[0].as_py() == LATER - timedelta(days=1, minutes=-5)
+    assert rows(diff.changed) == [("PMC1", 1, "e")] and diff.changed.column("last_modified")[0].as_py() == DEFAULT_TIME + timedelta(minutes=5)
 
 
 def oracle(previous: list[tuple], current: list[tuple]) -> tuple[list, list, list]:
     """Added, changed and removed by dictionaries, sorted as the diff sorts."""
     before = {(p, v): (e, m) for p, v, e, m in previous}
     now = {(p, v): (e, m) for p, v, e, m in current}
-    pick = lambda keys, source: sorted((p, v, source[p, v][0]) for p, v in keys)  # noqa: E731
+    pick = lambda keys, source: sorted(((p, v, source[p, v][0]) for p, v in keys), key=lambda r: (int(r[0][3:]), r[1]))  # noqa: E731
     return (pick(now.keys() - before.keys(), now),
             pick({k for k in now.keys() & before.keys() if now[k] != before[k]}, now),
             pick(before.keys() - now.keys(), before))
@@ -206,6 +206,10 @@ def test_the_diff_equals_a_dictionary_oracle_on_random_days(seed):
 def test_tables_of_another_schema_are_refused():
     with pytest.raises(ValueError, match="current inventory has schema"):
         diff_inventories(None, pa.table({"pmcid": ["PMC1"]}))
+    with pytest.raises(ValueError, match="previous inventory has a pmcid that is not PMC<digits>"):
+        diff_inventories(table([("PMCX", 1, "e", 0)]), table([("PMC1", 1, "e", 0)]))
+    with pytest.raises(ValueError, match="current inventory has a version outside"):
+        diff_inventories(table([("PMC1", 1, "e", 0)]), table([("PMC1", 1_000_000, "e", 0)]))
 
 
 # --- the snapshot of the last sync -----------------------------------------------------------
@@ -250,3 +254,11 @@ def test_a_bucket_on_s3_is_synced_from_without_credentials(s3_bucket, anonymous_
         inventory.write_snapshot(current.table, f"{root}/sync/inventory.parquet")
     assert inventory.read_snapshot(f"{root}/sync/inventory.parquet").equals(current.table)
     assert storage.read_bytes(f"{root}/PMC20000005.1/PMC20000005.1.xml") == v["e"].xml
+
+
+def test_an_empty_side_makes_everything_added_or_removed():
+    some = table([("PMC1", 1, "e", 0), ("PMC12", 2, "f", 0)])
+    empty = INVENTORY_SCHEMA.empty_table()
+    assert rows(diff_inventories(empty, some).added) == [("PMC1", 1, "e"), ("PMC12", 2, "f")]
+    gone = diff_inventories(some, empty)
+    assert rows(gone.removed) == [("PMC1", 1, "e"), ("PMC12", 2, "f")] and gone.added.num_rows == 0

@@ -126,6 +126,20 @@ def test_int8_keeps_the_down_projections_fp32_and_quantises_the_rest_per_channel
             assert int8[name].weight().qscheme() == torch.per_channel_affine, name
 
 
+def test_torch_is_capped_below_the_release_that_may_drop_quantize_dynamic():
+    """The int8 path's API is deprecated for torchao (docs/operations.md, "Tagging precision");
+    the package pins torch below 2.14 while it uses it, and the installed torch still has it."""
+    import re
+    from pathlib import Path
+
+    import torch
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert re.findall(r'"(torch[<>=!~][^"]*)"', pyproject) == ["torch>=2.3,<2.14"]
+    assert callable(torch.ao.quantization.quantize_dynamic)
+    assert tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) < (2, 14)
+
+
 def test_int8_entities_keep_offsets_into_the_text(tiny_bundle):
     from adabiobert.model.tagger import Tagger
 

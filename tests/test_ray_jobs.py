@@ -14,12 +14,13 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.local_ray import RAY_CLI, REPO, LocalHead
+from tests.local_ray import PORT_FLAGS, RAY_CLI, REPO, LocalHead
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -64,6 +65,25 @@ def test_the_readme_block_sets_up_the_head_as_these_tests_do():
     assert any(c[:3] == ["ray", "job", "logs"] for c in commands)
 
 
+def test_the_readme_head_takes_free_ports_for_every_port_these_tests_do_and_stops_alone():
+    """Beside another Ray: every port LocalHead sets (52365, the dashboard agent's, among them) is
+    a free one in the README too; the head has a folder of its own; and the block stops it by its
+    own process (``--block``), never with ``ray stop``, which stops every Ray of the machine."""
+    commands = readme_commands()
+    start = next(c for c in commands if c[:3] == ["ray", "start", "--head"])
+    flags = dict(word.partition("=")[::2] for word in start if word.startswith("--"))
+    assert set(PORT_FLAGS) <= set(flags) and all(flags[flag].startswith("$") for flag in PORT_FLAGS)
+    [read] = [c for c in commands if c[:2] == ["read", "-r"]]
+    assert read[2:-2] == [flags[flag][1:] for flag in PORT_FLAGS] and read[-1] == f"$(python scripts/free_ports.py {len(PORT_FLAGS)})"
+    assert flags["--temp-dir"] == "$HEAD" and "--block" in start and start[-1] == "&"
+    assert ["HEAD_PID=$!"] in commands and commands[-1] == ["kill", "$HEAD_PID"]
+    assert [f"JOBS=http://127.0.0.1:{flags['--dashboard-port']}"] in commands
+    assert not any(c[:2] == ["ray", "stop"] for c in commands)
+    printed = subprocess.run([sys.executable, "scripts/free_ports.py", str(len(PORT_FLAGS))], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert len(set(printed)) == len(PORT_FLAGS) and all(1024 < int(port) < 65536 for port in printed)
+
+
 def test_the_readme_submits_each_job_as_these_tests_do_with_absolute_paths():
     """Same submit options as `submit` below; entrypoints that each job's own parser accepts; every
     path flag absolute once the shell has expanded $PWD (what a Ray Job requires)."""
@@ -72,7 +92,7 @@ def test_the_readme_submits_each_job_as_these_tests_do_with_absolute_paths():
     submits = [split_submit(c) for c in readme_commands() if c[:3] == ["ray", "job", "submit"]]
     assert [entry[:2] for _, entry in submits] == [["python", "jobs/train.py"], ["python", "jobs/annotate.py"]]
     for options, entry in submits:
-        assert options.get("--address") == "http://127.0.0.1:8265" and options.get("--working-dir") == "."
+        assert options.get("--address") == "$JOBS" and options.get("--working-dir") == "."
         assert set(options) <= {"--address", "--working-dir", "--submission-id"}
         argv = [word.replace("$PWD", str(REPO)) for word in entry[2:]]
         job = importlib.import_module(f"jobs.{Path(entry[1]).stem}")

@@ -290,3 +290,18 @@ def test_without_credentials_a_public_bucket_is_read_unsigned(s3_bucket, anonymo
     assert storage.stat(f"s3://{s3_bucket}/PMC1.1/PMC1.1.xml").size == len(b"<article/>")
     filesystem, path = storage.filesystem_for(f"s3://{s3_bucket}/t.parquet")
     assert pq.read_table(path, filesystem=filesystem).column("x").to_pylist() == [1, 2]
+
+
+def test_pmcs_public_bucket_is_read_unsigned_even_with_credentials(monkeypatch):
+    """A pod's IAM role may not grant another account's public bucket; unsigned reads need nothing."""
+    from botocore import UNSIGNED
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mine")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "mine")
+    monkeypatch.delenv("AWS_NO_SIGN_REQUEST", raising=False)
+    monkeypatch.delenv(storage.PUBLIC_BUCKETS_ENV, raising=False)
+    assert storage.boto3_client("pmc-oa-opendata").meta.config.signature_version is UNSIGNED
+    assert storage.boto3_client("my-bucket").meta.config.signature_version is not UNSIGNED
+    assert storage.filesystem_for("s3://pmc-oa-opendata/metadata/PMC1.1.json")[0] is not None
+    monkeypatch.setenv(storage.PUBLIC_BUCKETS_ENV, "")
+    assert storage.boto3_client("pmc-oa-opendata").meta.config.signature_version is not UNSIGNED

@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -154,6 +155,27 @@ def test_the_tables_hold_the_current_version_of_each_article_once_and_nothing_re
     assert summary["articles_retracted"] >= 1 and summary["articles_removed"] >= 1
 
 
+def test_the_articles_table_gives_each_pmc_version_and_tombstone_its_status(clean):
+    from adabiobert.pmc.shards import list_shards
+
+    con = duckdb.connect()
+    rows = con.execute(f"""SELECT pmcid, pmc_version, status, mention_count, shard LIKE '%/removed-%' AS tombstone
+                           FROM read_parquet('{clean["out"]}/articles/*/*.parquet', hive_partitioning = true)""").fetchall()
+    by_article: dict[str, list[tuple]] = {}
+    for pmcid, version, status, _, tombstone in rows:
+        by_article.setdefault(pmcid, []).append((version, status, tombstone))
+    assert sorted(by_article["PMC7"]) == [(1, "tagged", False), (2, "removed", False), (2, "removed", True)]
+    assert sorted(by_article["PMC4"]) == [(1, "retracted", False), (1, "superseded", False)]
+    assert sorted(by_article["PMC2"]) == [(1, "superseded", False), (2, "tagged", False)]
+    assert "PMC10" not in by_article and "PMC11" not in by_article  # never ingested
+    ingested = sum(pq.read_metadata(shard.uri).num_rows for shard in list_shards(str(clean["root"])))
+    assert len(rows) == ingested  # tagged + rejected + superseded + retracted + removed
+    assert all(n == 1 for n in Counter(p for p, _, s, _, _ in rows if s in ("tagged", "rejected", "retracted")).values())
+    mentions = Counter(p for (p,) in entities(clean["out"], "SELECT pmcid FROM e"))
+    assert {p: n for p, _, s, n, _ in rows if s == "tagged"} == {p: mentions.get(p, 0) for p, _, s, _, _ in rows
+                                                                 if s == "tagged"}
+
+
 def test_a_sync_to_the_inventory_it_has_does_nothing_and_a_missing_object_is_fetched_once_it_exists(clean, bucket,
                                                                                                     tmp_path):
     root = tmp_path / "root"
@@ -179,9 +201,9 @@ def test_the_second_day_killed_at_each_step_and_run_again_ends_as_the_clean_run(
         "import sys; sys.path.insert(0, '.')\n"
         "from adabiobert.job_configs import SyncConfig\n"
         "from adabiobert.pmc.sync import sync\n"
-        "from tests.fault_hooks import CrashAtSyncStep\n"
+        "from tests.fault_hooks import CrashAtCommitStep\n"
         f"config = SyncConfig({str(root)!r}, {bucket['root']!r}, articles_per_shard=2, workers=1, show_progress=False)\n"
-        f"sync(config, hook=CrashAtSyncStep({step!r}, {nth}), log=lambda line: None)\n"
+        f"sync(config, hook=CrashAtCommitStep({step!r}, {nth}), log=lambda line: None)\n"
     )
     killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert killed.returncode == CRASH_STATUS, killed.stderr
@@ -214,3 +236,26 @@ def test_bounds_leave_the_rest_pending_for_the_next_run(clean, bucket, tmp_path)
     assert (rest["fetched"], rest["pending"], rest["batch"]) == (9, 0, "batch=pmc-2026-09-02T01-00Z.2")  # PMC11 again
     assert run(bucket["root"], tmp_path / "root") == {"up_to_date": "2026-09-02T01-00Z"}
     assert len(versions_in(tmp_path / "root")) == 10  # every version but the malformed and the missing one
+
+
+def test_a_second_sync_of_a_root_another_run_holds_is_refused_before_it_writes(clean, bucket, tmp_path):
+    from adabiobert.output_lease import OutputLeasedError, output_lease
+
+    root = tmp_path / "root"
+    with output_lease(str(root), job="sync", renew_every=None):
+        with pytest.raises(OutputLeasedError, match="sync"):
+            run(bucket["root"], root)
+        assert sorted(p.name for p in root.iterdir()) == ["_lease.json"]
+    assert run(bucket["root"], root)["ingested"] == 10  # once it is free
+
+
+def test_annotation_leaves_out_a_sync_batch_that_has_not_committed(clean, bucket, tmp_path):
+    from adabiobert.pmc.shards import find_shards
+
+    root = tmp_path / "root"
+    subprocess.run(["cp", "-a", str(clean["root"]), str(root)], check=True)
+    (root / BATCH2 / "_committed.json").unlink()
+    listing = find_shards(str(root))
+    assert listing.unfinished == (BATCH2,)
+    assert not any(s.name.startswith(BATCH2) for s in listing.shards)
+    assert all(not s.name.startswith("_") and "/_" not in s.name for s in listing.shards)

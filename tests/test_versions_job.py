@@ -1,13 +1,15 @@
 """Appends and versions end to end (issue 10, item 3): a baseline and two incrementals (a new
 article, a corrected one, a retracted one and the retraction of one never seen) ingested as
 batches of one shard root, annotated after each; the same with the annotation runs killed at
-commit steps and run again; compared with a clean run by DuckDB queries over the tables."""
+commit steps and run again; compared with a clean run by DuckDB queries over the tables, the
+articles table reconciled with the shards and the other two after each run."""
 
 from __future__ import annotations
 
 import json
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -16,6 +18,7 @@ import pytest
 from adabiobert import storage
 from adabiobert.job_configs import AnnotationJobConfig, IngestConfig
 from adabiobert.pmc.ingest import ingest
+from tests.annotation_data import doc_blocks
 from tests.fault_hooks import CRASH_STATUS
 from tests.versions_data import baseline, incremental_1, incremental_2, pmcid
 
@@ -76,6 +79,12 @@ def entity_rows(out: Path) -> list[tuple]:
                       "end_offset, label, round(confidence, 2) FROM t ORDER BY ALL")
 
 
+def article_rows(out: Path) -> list[tuple]:
+    """The articles table: one row per article version, its status and its mentions."""
+    return query(out, "SELECT pmcid, shard, CAST(run_date AS VARCHAR), row_index, status, mention_count FROM t "
+                      "ORDER BY ALL", "articles")
+
+
 def versions_per_article(out: Path) -> list[tuple]:
     """Articles whose rows come from more than one shard: two versions of one article."""
     return query(out, "SELECT pmcid, count(DISTINCT shard) FROM t GROUP BY pmcid HAVING count(DISTINCT shard) > 1")
@@ -86,14 +95,15 @@ def clean(ray_data, packages, tiny_bundle, tmp_path_factory):
     """The three stages, each ingested then annotated, nothing killed; a copy after stage 0."""
     folder = tmp_path_factory.mktemp("clean")
     root, out = folder / "root", folder / "out"
-    summaries, rows = [], []
+    summaries, rows, articles = [], [], []
     for stage in range(3):
         add_batch(packages, stage, root)
         summaries.append(annotate(root, out, tiny_bundle, stage))
         rows.append(entity_rows(out))
+        articles.append(article_rows(out))
         if stage == 0:
             stage0 = shutil.copytree(folder, tmp_path_factory.mktemp("stage0") / "copy")
-    return {"root": root, "out": out, "summaries": summaries, "rows": rows, "stage0": stage0}
+    return {"root": root, "out": out, "summaries": summaries, "rows": rows, "articles": articles, "stage0": stage0}
 
 
 def articles(rows: list[tuple]) -> dict[str, set[str]]:
@@ -132,6 +142,45 @@ def test_no_article_has_two_versions_in_the_tables_after_any_run(clean):
     assert versions_per_article(clean["out"]) == []
     assert query(clean["out"], "SELECT count(*) FROM t WHERE pmcid IN ('%s', '%s')" % (pmcid(4), pmcid(99)),
                  "rejections") == [(0,)]
+
+
+BASE0, BASE1, INCR1, INCR2 = ("part-00000.parquet", "part-00001.parquet", "batch=2024-06-19/part-00000.parquet",
+                              "batch=2024-06-20/part-00000.parquet")
+STATUSES = [
+    {(pmcid(n), BASE0 if n <= 3 else BASE1): "tagged" for n in range(1, 7)},
+    {(pmcid(2), BASE0): "superseded", (pmcid(2), INCR1): "tagged", (pmcid(7), INCR1): "tagged"},
+    {(pmcid(4), BASE1): "superseded", (pmcid(4), INCR2): "retracted", (pmcid(99), INCR2): "retracted"},
+]
+"""(pmcid, shard) -> status after each stage: what it changed, by hand from versions_data's packages."""
+
+
+@pytest.mark.parametrize("stage", range(3))
+def test_the_articles_table_gives_every_ingested_version_its_status(clean, stage):
+    expected: dict = {}
+    for changes in STATUSES[:stage + 1]:
+        expected.update(changes)
+    rows = clean["articles"][stage]
+    assert {(r[0], r[1]): r[4] for r in rows} == expected and len(rows) == len(expected)
+    ingested = (6, 8, 10)[stage]  # rows of the baseline and the incrementals ingested so far
+    assert len(rows) == ingested == sum(c for c in Counter(r[4] for r in rows).values())
+    mentions = Counter((r[0], r[1]) for r in clean["rows"][stage])
+    assert {(r[0], r[1]): r[5] for r in rows if r[4] == "tagged"} == {k: mentions.get(k, 0) for k in expected
+                                                                     if expected[k] == "tagged"}
+    assert set(mentions) <= {k for k, status in expected.items() if status == "tagged"}
+
+
+def test_a_superseded_version_keeps_its_row_and_date_and_turns_superseded_in_the_amending_run(clean):
+    before = {(r[0], r[1]): r for r in clean["articles"][0]}[(pmcid(2), BASE0)]
+    after = {(r[0], r[1]): r for r in clean["articles"][1]}[(pmcid(2), BASE0)]
+    assert (before[2], before[4]) == (RUN_DATES[0], "tagged")
+    assert after == (*before[:4], "superseded", 0)  # same shard, date and row; no mention left
+
+
+def test_the_documented_reconciliation_query_finds_nothing_amiss(clean):
+    (reconciliation,) = [q for q in doc_blocks("Queries (DuckDB)", "sql") if "ANTI JOIN" in q]
+    con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{clean['out']}'")
+    assert con.execute(reconciliation).fetchall() == [(0, 0)]
 
 
 def test_exports_hold_each_article_once_in_its_current_version(clean):
@@ -187,4 +236,5 @@ def test_runs_killed_at_commit_steps_and_run_again_end_as_the_clean_run(clean, p
         assert summary["shards_amended"] == (not after_commit_point)
         assert versions_per_article(out) == []
         assert entity_rows(out) == clean["rows"][stage]
+        assert article_rows(out) == clean["articles"][stage]
     assert query(out, "SELECT count(*) FROM t") == query(clean["out"], "SELECT count(*) FROM t")

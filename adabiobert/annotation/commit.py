@@ -5,20 +5,21 @@ Layout under the output root (local or ``s3://``):
     _manifest/commits/<shard id>/<work key>.json   one marker per committed shard (the truth)
     _manifest/manifest.json                        all markers in one file (a cache, rewritten)
     _staging/<run id>/...                          files being written (never read by queries)
-    entities/run_date=.../*.parquet, rejections/run_date=.../*.parquet   the two table roots
+    entities/run_date=.../*.parquet, rejections/..., articles/...       the three table roots
 
 ``shard id`` hashes the shard's name (its path under the input root); ``work key`` hashes (size,
 version, model id, tables version, linker id): what was tagged, how it was linked, and how it
 was written. A shard is up to date when its current marker has the key of (its listed size and
 version, the model, :data:`~adabiobert.annotation.tables.TABLES_VERSION`, the run's linker).
-A new model tags every shard again; a new linker (another index or threshold), or a tables
-version of :data:`~adabiobert.annotation.tables.UPGRADABLE_VERSIONS`, only re-links it
-(:meth:`AnnotationStore.relink`: its files rewritten with new concept columns, never tagged
-again); an older tables version is tagged again. Committing one shard (:meth:`AnnotationStore.commit`):
+A new model or an older tables version (version 2 has no articles table) tags every shard again;
+a new linker (another index or threshold) of a shard in the current tables version only re-links
+it (:meth:`AnnotationStore.relink`: its entity file rewritten with new concept columns, its
+rejections and articles files carried over as they are, never tagged again).
+Committing one shard (:meth:`AnnotationStore.commit`):
 
 1. write its tables under ``_staging/<run id>/`` (temporary keys): one file per table, even with
    no rows, so that each table root exists, with its schema, once anything is committed;
-2. move them into ``entities/`` and ``rejections/`` (names unique per shard and run);
+2. move them into ``entities/``, ``rejections/`` and ``articles/`` (names unique per shard and run);
 3. create the marker with a conditional put (``IfNoneMatch="*"``; a hard link locally): the
    commit point. If the key exists, another run committed the same work: our files are deleted;
 4. for each shard this commit *amends* (below): write its new marker, delete its old files and
@@ -27,10 +28,12 @@ again); an older tables version is tagged again. Committing one shard (:meth:`An
 
 Amending (article versions, ``docs/pmc-shards.md``): when the shard being committed holds the
 current version (or a retraction) of an article whose rows another committed shard holds, the
-commit also rewrites that shard's files without the article (new names, staged and placed with
-its own files in 1-2) and embeds that shard's new commit in its own marker, so the one put of
-step 3 commits the new rows and the removal of the old ones together. A marker records the
-pmcids its files leave out (``excluded``); its name then carries their hash
+commit also rewrites that shard's files without the article's entity and rejection rows, and
+with its articles row set to the status it now has (``superseded``, ``retracted``, ``removed``;
+no mention), under new names, staged and placed with its own files in 1-2, and embeds that
+shard's new commit in its own marker, so the one put of step 3 commits the new rows, the removal
+of the old ones and the old version's new status together. A marker records the pmcids its
+entity and rejection files leave out (``excluded``); its name then carries their hash
 (``<work key>.excluded-<hash>.json``).
 
 A shard whose read or split failed is committed the same way with one ``quarantined`` rejection
@@ -68,6 +71,7 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotation.tables import (
+    ARTICLES,
     CONCEPT_COLUMNS,
     ENTITIES,
     ENTITY_SCHEMA,
@@ -75,12 +79,13 @@ from adabiobert.annotation.tables import (
     TABLE_SCHEMAS,
     TABLES,
     TABLES_VERSION,
-    UPGRADABLE_VERSIONS,
+    TABLES_VERSION_KEY,
     partition_folder,
     shard_file_name,
-    upgrade,
+    with_statuses,
 )
 from adabiobert.pmc.shards import Shard
+from adabiobert.pmc.versions import SUPERSEDED
 
 MANIFEST_FILE = "_manifest/manifest.json"
 COMMITS_DIR = "_manifest/commits"
@@ -297,12 +302,12 @@ class AnnotationStore:
 
     def needs_relink(self, shard: Shard, model_id: str, excluded: frozenset[str] = frozenset(), linker_id: str = "") -> bool:
         """True when the shard's committed rows are its listed content tagged by this model, but
-        linked otherwise (another linker, or none) or written in an older tables version that
-        :func:`~adabiobert.annotation.tables.upgrade` reads: :meth:`relink` brings it up to date
-        without tagging it again."""
+        linked otherwise (another linker, or none), in the current tables version: :meth:`relink`
+        brings it up to date without tagging it again. A shard of an older tables version is
+        tagged again (version 2 has no articles file), so this is False for it."""
         commit = self.current.get(shard_id(shard.name))
-        return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version in UPGRADABLE_VERSIONS
-                and (commit.tables_version, commit.linker_id) != (TABLES_VERSION, linker_id))
+        return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version == TABLES_VERSION
+                and commit.linker_id != linker_id)
 
     @staticmethod
     def _tagged_as(commit: ShardCommit | None, shard: Shard, model_id: str, excluded: frozenset[str]) -> bool:
@@ -342,14 +347,15 @@ class AnnotationStore:
         error: str = "",
         excluded: frozenset[str] = frozenset(),
         amend: Mapping[str, frozenset[str]] | None = None,
+        statuses: Mapping[str, Mapping[str, str]] | None = None,
         linker_id: str = "",
     ) -> ShardCommit | None:
         """Publish one shard's tables atomically and record them (steps 1-5 of the module docstring).
 
         Args:
             shard: the input as listed at the start of the run.
-            tables: ``{"entities": ..., "rejections": ...}``; a table left out or empty gets a
-                file with no rows (every committed shard has one file in each table).
+            tables: ``{"entities": ..., "rejections": ..., "articles": ...}``; a table left out or
+                empty gets a file with no rows (every committed shard has one file in each table).
             documents: articles in the shard (for the marker).
             quarantined: 0 for a tagged shard, else the number of runs that failed on this work
                 (this one included); ``error`` says why.
@@ -357,6 +363,8 @@ class AnnotationStore:
             amend: ``{other shard's name: pmcids}``: committed shards whose rows of these
                 articles leave the tables in this same commit (a shard not committed, or already
                 leaving them out, is passed over).
+            statuses: ``{other shard's name: {pmcid: status}}`` (``VersionIndex.left_out``): the
+                status each amended article's articles row takes; ``superseded`` when not given.
             linker_id: what linked the entity rows (``""``: not linked); part of the work key.
 
         Returns:
@@ -381,7 +389,8 @@ class AnnotationStore:
             previous = self.current.get(shard_id(other))
             if not _needs_amending(previous, pmcids):
                 continue
-            amended, files = self._stage_amendment(previous, pmcids, run_id, key, committed_at)
+            amended, files = self._stage_amendment(previous, pmcids, run_id, key, committed_at,
+                                                   (statuses or {}).get(other, {}))
             amendments.append((previous, amended))
             staged.extend(files)
         self.hook("staged", shard.name)
@@ -429,21 +438,23 @@ class AnnotationStore:
             self.write_manifest()
         return commit
 
-    def amend(self, name: str, pmcids: frozenset[str], run_id: str) -> ShardCommit | None:
+    def amend(self, name: str, pmcids: frozenset[str], run_id: str,
+              statuses: Mapping[str, str] | None = None) -> ShardCommit | None:
         """Commit the shard named ``name`` again without the rows of ``pmcids``, on its own (for an
         article whose current version's shard is not committed by this run); None when there is
-        nothing to do (the shard is not committed, or leaves them out already)."""
+        nothing to do (the shard is not committed, or leaves them out already). ``statuses``:
+        ``{pmcid: status}`` their articles rows take (``superseded`` when not given)."""
         key = shard_id(name)
         previous = self.current.get(key)
         if not _needs_amending(previous, pmcids):
             return None
-        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, _now())
+        amended, staged = self._stage_amendment(previous, pmcids, run_id, key, _now(), statuses or {})
         return self._replace(previous, amended, staged)
 
     def relink(self, name: str, relinked: Callable[[pa.Table], pa.Table], linker_id: str, run_id: str) -> ShardCommit | None:
         """Commit the shard named ``name`` again with its entity rows' concept columns rewritten
-        (``relinked``: the entity table, as the current schema, to the same rows re-linked), its
-        rejections as they are, both in the current tables version; never tagged again.
+        (``relinked``: the entity table to the same rows re-linked), its rejections and articles
+        files carried over as they are; never tagged again.
 
         The files are staged and placed beside the old ones under names of this run
         (``<run id>-link``), the new marker (keyed with ``linker_id``) is the commit point, then the
@@ -455,12 +466,16 @@ class AnnotationStore:
 
         Raises:
             ValueError: ``relinked`` changed anything but the concept columns, or the shard's files
-                are of a tables version that cannot be upgraded.
+                are of an older tables version (version 2 has no articles file: only tagging the
+                shard again, ``jobs/annotate.py``, brings it to the current version).
         """
         previous = self.current.get(shard_id(name))
         if (previous is None or previous.quarantined
                 or (previous.tables_version, previous.linker_id) == (TABLES_VERSION, linker_id)):
             return None
+        if previous.tables_version != TABLES_VERSION:
+            raise ValueError(f"{name}: its files are of tables version {previous.tables_version}, not "
+                             f"{TABLES_VERSION}; a re-link does not upgrade them: run jobs/annotate.py, which tags it again")
 
         def rewrite(table_name: str, table: pa.Table) -> pa.Table:
             if table_name != ENTITIES:
@@ -495,44 +510,46 @@ class AnnotationStore:
         self.hook("superseded", name)
         return commit
 
-    def _stage(self, table: pa.Table, run_id: str, table_name: str, name: str) -> str:
-        """Write one table file to the staging area (with its schema's metadata); its URI."""
-        table = table.replace_schema_metadata(TABLE_SCHEMAS[table_name].metadata)  # the tables version, in every file
+    def _stage(self, table: pa.Table, run_id: str, table_name: str, name: str,
+               tables_version: int = TABLES_VERSION) -> str:
+        """Write one table file to the staging area (with its schema's metadata, saying
+        ``tables_version``: an amended file of an older version keeps its own); its URI."""
+        metadata = {**TABLE_SCHEMAS[table_name].metadata, TABLES_VERSION_KEY: str(tables_version).encode()}
+        table = table.replace_schema_metadata(metadata)  # the tables version, in every file
         staging = self.uri(f"{STAGING_DIR}/{run_id}/{table_name}/{name}")
         with storage.open_output(staging) as sink:
             pq.write_table(table, sink)
         return staging
 
     def _stage_amendment(self, previous: ShardCommit, pmcids: frozenset[str], run_id: str, by: str,
-                         committed_at: str) -> tuple[ShardCommit, list[tuple[str, str]]]:
-        """``previous`` without the rows of ``pmcids``: its files rewritten to the staging area
+                         committed_at: str, statuses: Mapping[str, str]) -> tuple[ShardCommit, list[tuple[str, str]]]:
+        """``previous`` without the entity and rejection rows of ``pmcids``, their articles rows
+        set to ``statuses`` (``superseded`` by default): its files rewritten to the staging area
         (each to be placed beside the file it replaces, under a name unique to this run and the
         amending shard ``by``), and the commit that lists them. Files of an older tables version
-        are written in the current one, their rows' links kept (none: a version-2 file)."""
+        stay in it (and the shard is tagged again, being of that version)."""
         value_set = pa.array(sorted(pmcids), pa.string())
 
         def without(table_name: str, table: pa.Table) -> pa.Table:
+            if table_name == ARTICLES:  # every version keeps its row: only its status changes
+                return with_statuses(table, {pmcid: statuses.get(pmcid, SUPERSEDED) for pmcid in pmcids})
             return table.filter(pc.invert(pc.is_in(table.column("pmcid"), value_set=value_set)))
 
         files, counts = self._stage_rewrite(previous, run_id, f"by-{by[:8]}", without)
         amended = replace(previous, committed_at=committed_at, files=tuple(target for _, target in files),
                           entities=counts.get(ENTITIES, 0), rejections=counts.get(REJECTIONS, 0),
-                          excluded=tuple(sorted(set(previous.excluded) | pmcids)), amends=(),
-                          tables_version=TABLES_VERSION)
+                          excluded=tuple(sorted(set(previous.excluded) | pmcids)), amends=())
         return amended, files
 
     def _stage_rewrite(self, previous: ShardCommit, run_id: str, tag: str,
                        rewrite: Callable[[str, pa.Table], pa.Table]) -> tuple[list[tuple[str, str]], dict[str, int]]:
-        """Each of ``previous``'s files read (as the current schema, :func:`~adabiobert.annotation.tables.upgrade`),
-        passed through ``rewrite(table name, table)`` and written to the staging area, to be placed
-        beside the file it replaces under the name of this run and ``tag``.
+        """Each of ``previous``'s files read, passed through ``rewrite(table name, table)`` and
+        written to the staging area (in ``previous``'s tables version), to be placed beside the
+        file it replaces under the name of this run and ``tag``.
 
         Returns:
             ``(staging URI, relative target)`` per file, and the rows written per table.
         """
-        if previous.tables_version not in UPGRADABLE_VERSIONS:
-            raise ValueError(f"{previous.shard}: its files are of tables version {previous.tables_version}, which "
-                             f"cannot be rewritten (only {UPGRADABLE_VERSIONS}): tag it again")
         counts, files = {}, []
         name = shard_file_name(previous.shard, shard_id(previous.shard), f"{run_id}-{tag}")
         if any(relative.rsplit("/", 1)[-1] == name for relative in previous.files):
@@ -541,10 +558,10 @@ class AnnotationStore:
         for relative in previous.files:
             table_name = relative.split("/", 1)[0]
             filesystem, path = storage.filesystem_for(self.uri(relative))
-            table = rewrite(table_name, upgrade(table_name, pq.read_table(path, filesystem=filesystem)))
+            table = rewrite(table_name, pq.read_table(path, filesystem=filesystem))
             counts[table_name] = table.num_rows
             folder = relative.rsplit("/", 1)[0]
-            files.append((self._stage(table, run_id, table_name, name), f"{folder}/{name}"))
+            files.append((self._stage(table, run_id, table_name, name, previous.tables_version), f"{folder}/{name}"))
         return files, counts
 
     def _drop(self, commit: ShardCommit) -> None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from adabiobert.annotation.status import OK, QUARANTINED
+from adabiobert.annotation.tables import REJECTED, TAGGED
 from adabiobert.pmc.shards import Shard
 from adabiobert.pmc.versions import REMOVED, RETRACTED
 
@@ -28,7 +29,7 @@ class RunCounts:
     shards_committed: int = 0
     shards_relinked: int = 0
     """Shards tagged before by this model whose files this run rewrote with its links (another
-    linker, or a tables version that ``tables.upgrade`` reads), without tagging them again."""
+    linker, in the current tables version), without tagging them again."""
     shards_committed_elsewhere: int = 0
     """Shards whose marker another run created first (this run's files were withdrawn)."""
     shards_quarantined: int = 0
@@ -63,6 +64,11 @@ class RunCounts:
     took the version down."""
     shards_amended: int = 0
     """Committed shards whose files this run rewrote without such articles."""
+    articles_by_status: dict[str, int] = field(default_factory=dict)
+    """Rows this run wrote to the articles table for the shards it committed, by ``status``
+    (``tagged`` is ``documents_tagged``; ``rejected`` is ``documents_rejected``). The rows an
+    amendment turned to ``superseded``, ``retracted`` or ``removed`` are not in it: they are in
+    ``articles_superseded``, ``articles_retracted`` and ``articles_removed``."""
     versions: dict[str, int] = field(default_factory=dict)
     """What the input holds (``pmc.versions.VersionIndex.counts``): ``articles`` (PMC ids),
     ``superseded`` (rows not current), ``ties``, ``retracted`` (current versions retracted),
@@ -74,18 +80,27 @@ class RunCounts:
     (``split_busy``, ``tag_busy``, ``link_busy``: linking inside the tagger actors; ``relink``: the
     driver's re-linking of shards, wall)."""
 
-    def add_shard(self, documents: pa.Table, entities: pa.Table, rejections: pa.Table, documents_in: int) -> None:
-        """Add one committed shard: its tagged articles, entity rows and rejection rows.
+    def add_shard(self, documents: pa.Table, entities: pa.Table, rejections: pa.Table, documents_in: int,
+                  articles: pa.Table | None = None) -> None:
+        """Add one committed shard: its tagged articles, entity rows, rejection rows and (given)
+        articles rows.
 
         Raises:
-            ValueError: the shard's articles do not reconcile (in != tagged + rejected).
+            ValueError: the shard's articles do not reconcile (in != tagged + rejected, or the
+                articles rows' ``tagged`` and ``rejected`` are not those counts).
         """
         tagged = _count(documents, "status", OK)
         unreadable = _count(rejections, "reason", "unreadable")
         rejected = rejections.num_rows - unreadable
+        shard = rejections.column("shard")[0].as_py() if rejections.num_rows else "?"
         if tagged + rejected != documents_in:
-            shard = rejections.column("shard")[0].as_py() if rejections.num_rows else "?"
             raise ValueError(f"{shard}: {documents_in} articles in, but {tagged} tagged + {rejected} rejected")
+        if articles is not None:
+            statuses = Counter(articles.column("status").to_pylist())
+            if (statuses[TAGGED], statuses[REJECTED]) != (tagged, rejected):
+                raise ValueError(f"{shard}: {tagged} tagged and {rejected} rejected articles, but the articles table "
+                                 f"says {statuses[TAGGED]} and {statuses[REJECTED]}")
+            _add_counts(self.articles_by_status, articles.column("status").to_pylist())
         self.shards_committed += 1
         self.shards_unreadable += unreadable
         self.documents_in += documents_in

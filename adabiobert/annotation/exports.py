@@ -41,8 +41,8 @@ import pyarrow.parquet as pq
 
 from adabiobert import storage
 from adabiobert.annotation.commit import AnnotationStore, ShardCommit
-from adabiobert.annotation.tables import ENTITIES, REJECTIONS, UPGRADABLE_VERSIONS, upgrade
-from adabiobert.errors import ConfigError, ExportError, InputNotFoundError
+from adabiobert.annotation.tables import ENTITIES, READABLE_VERSIONS, REJECTIONS, upgrade
+from adabiobert.errors import ConfigError, ExportError, InputNotFoundError, OutputExistsError
 from adabiobert.pmc.shards import SectionText, article_sections, read_articles
 
 FORMATS = {"bioc-xml": ".bioc.xml", "bioc-json": ".bioc.json", "pubtator": ".pubtator"}
@@ -285,11 +285,13 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
 
     Raises:
         ExportError: the shard is gone, or changed since it was tagged (the offsets would not
-            point into it any more), or its files are of an older tables version.
+            point into it any more), or its files are of a tables version not in
+            :data:`~adabiobert.annotation.tables.READABLE_VERSIONS` (an export needs no articles
+            table; a version-2 entity file is read with null concept columns).
     """
-    if commit.tables_version not in UPGRADABLE_VERSIONS:
+    if commit.tables_version not in READABLE_VERSIONS:
         raise ExportError(f"shard {commit.shard}: its tables are of layout version {commit.tables_version}, this "
-                          f"export reads versions {' and '.join(map(str, UPGRADABLE_VERSIONS))}; run jobs/annotate.py "
+                          f"export reads versions {' and '.join(map(str, READABLE_VERSIONS))}; run jobs/annotate.py "
                           "again (it re-tags every shard into the new layout), then export")
     uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
     found = storage.stat(uri)
@@ -299,7 +301,8 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
     if found.size != commit.size or (not moved and found.version != commit.version):
         raise ExportError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ), so the "
                           "offsets no longer point into its text; run jobs/annotate.py again, then export")
-    tables = {f: _read(storage.join(output, *f.split("/"))) for f in commit.files}
+    tables = {f: _read(storage.join(output, *f.split("/"))) for f in commit.files
+              if f.split("/", 1)[0] in (ENTITIES, REJECTIONS)}
     entity_files = [upgrade(ENTITIES, t) for f, t in tables.items() if f.startswith(f"{ENTITIES}/")]
     rejection_files = [t for f, t in tables.items() if f.startswith(f"{REJECTIONS}/")]
     rejected = {p for t in rejection_files for p in t.column("pmcid").to_pylist() if p is not None}
@@ -365,11 +368,15 @@ def export_run(output: str, dest: str, formats: Sequence[str] = tuple(FORMATS), 
 
     Raises:
         InputNotFoundError: ``output`` is not an annotation output.
+        OutputExistsError: ``dest`` is a file (before anything is read or written).
         ExportError: a shard is gone or changed since it was tagged.
     """
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ConfigError(f"unknown export formats {unknown}; expected some of {sorted(FORMATS)}")
+    if storage.stat(dest) is not None:
+        raise OutputExistsError(f"{dest} is a file: --out names a folder for the exports (one file per shard and "
+                                "format); choose another path, or remove the file")
     for commit in committed_shards(output):
         if commit.quarantined or (commit.entities == 0 and commit.rejections >= commit.documents):
             # quarantined, unreadable, bad_schema, or every article rejected: no tagged article

@@ -34,8 +34,9 @@ class RunPlan:
     """Shards held in quarantine (their content and the model unchanged since they failed)."""
     up_to_date: int = 0
     relink: list[Shard] = field(default_factory=list)
-    """Shards tagged by this model whose links are not the run's (another linker or none, or an
-    older tables version that a re-link upgrades): re-linked by the driver, not tagged again."""
+    """Shards tagged by this model in the current tables version whose links are not the run's
+    (another linker or none): re-linked by the driver, not tagged again. A shard of an older
+    tables version is pending instead (version 2 has no articles file)."""
 
     def amendment_rows(self) -> int:
         """Rows to remove from committed shards, over every owner."""

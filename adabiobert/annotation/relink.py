@@ -9,8 +9,10 @@ every article's mentions (``annotation.concepts``) and commits the rewritten fil
 shard, a marker as the commit point, so a run killed anywhere and run again ends with the rows of
 a run that was not killed.
 
-The same rewrite upgrades files of tables version 2 to the current version (the concept columns
-added; null without an index), so a new tables version costs a re-link, not a tagging run.
+Only a shard in the current tables version is re-linked: its rejections and articles files are
+carried over as they are. A shard of tables version 2 has no articles file, which only tagging it
+again can write: a re-link leaves it as it is and names it (``RelinkSummary.shards_to_tag``) for
+``jobs/annotate.py``.
 
 Two callers: the annotation job, for shards whose tagging is current but whose links are not
 (``planner.RunPlan.relink``), and ``jobs/relink.py`` (:func:`relink_output`), for every committed
@@ -31,7 +33,7 @@ from adabiobert import storage
 from adabiobert.annotation.commit import STAGING_DIR, AnnotationStore, Hook, ShardCommit
 from adabiobert.annotation.concepts import link_article
 from adabiobert.annotation.counts import linked
-from adabiobert.annotation.tables import ENTITY_SCHEMA, TABLES_VERSION, UPGRADABLE_VERSIONS
+from adabiobert.annotation.tables import ENTITY_SCHEMA, TABLES_VERSION
 from adabiobert.errors import InputNotFoundError, RelinkError
 from adabiobert.linking.artifact import IndexArtifact
 from adabiobert.linking.linker import Linker
@@ -194,7 +196,7 @@ class RelinkSummary:
     shards_quarantined: int = 0
     """Passed over: no entity rows to link (the annotation job retries them)."""
     shards_to_tag: list[str] = field(default_factory=list)
-    """Of a tables version a re-link cannot read: ``jobs/annotate.py`` tags them again."""
+    """Of an older tables version (no articles file): ``jobs/annotate.py`` tags them again."""
     shards_failed: list[dict[str, str]] = field(default_factory=list)
     """``{shard, error}``: their text is gone, changed or unreadable; their rows are as they were."""
     mentions_relinked: int = 0
@@ -235,7 +237,7 @@ def relink_output(output: str, linking: Linking, run_id: str, shards: str | None
             summary.shards_quarantined += 1
         elif (commit.tables_version, commit.linker_id) == (TABLES_VERSION, linking.linker_id):
             summary.shards_up_to_date += 1
-        elif commit.tables_version not in UPGRADABLE_VERSIONS:
+        elif commit.tables_version != TABLES_VERSION:
             summary.shards_to_tag.append(commit.shard)
         else:
             try:

@@ -5,14 +5,13 @@ pipeline hands over a shard's tagged articles and these functions decide what la
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from adabiobert.annotation.commit import QUARANTINE_ATTEMPTS, AnnotationStore
 from adabiobert.annotation.counts import RunCounts
 from adabiobert.annotation.planner import Amendments
-from adabiobert.annotation.stages import shard_tables
+from adabiobert.annotation.stages import current_documents, shard_tables
 from adabiobert.annotation.status import QUARANTINED
-from adabiobert.annotation.tables import ENTITIES, REJECTIONS, rejection_table
+from adabiobert.annotation.tables import ARTICLES, ENTITIES, REJECTIONS, rejection_table
 from adabiobert.job_configs import AnnotationJobConfig
 from adabiobert.pmc.shards import ShardCheck
 from adabiobert.pmc.versions import VersionIndex
@@ -20,26 +19,23 @@ from adabiobert.pmc.versions import VersionIndex
 
 def commit_tagged(store: AnnotationStore, check: ShardCheck, documents: pa.Table, config: AnnotationJobConfig,
                   model_id: str, counts: RunCounts, index: VersionIndex, amend: Amendments, linker_id: str = "") -> None:
-    """Build one shard's tables from its tagged articles and the check's rejections, leaving out
-    its articles that are not current (``index``); commit them, with the amendments of committed
-    shards whose articles' current version this shard holds (``amend``, whose entry is removed).
-    ``linker_id``: what linked the articles' mentions (``""``: nothing)."""
+    """Build one shard's tables from its tagged articles and the check's rejections, leaving its
+    articles that are not current (``index``) out of entities and rejections (in articles with
+    their status); commit them, with the amendments of committed shards whose articles' current
+    version this shard holds (``amend``, whose entry is removed; their articles rows take the
+    status ``index`` gives them). ``linker_id``: what linked the articles' mentions (``""``: nothing)."""
     name = check.shard.name
-    excluded = index.excluded(name)
-    left_out: list[str] = []
-    if excluded and documents.num_rows:
-        drop = pc.is_in(documents.column("pmcid"), value_set=pa.array(sorted(excluded), pa.string()))
-        left_out = documents.filter(drop).column("pmcid").to_pylist()
-        documents = documents.filter(pc.invert(drop))
-    tables = shard_tables(check, documents, model_id, config.run_id, linker_id or None)
+    reasons = index.left_out.get(name, {})
+    tables = shard_tables(check, documents, model_id, config.run_id, reasons, linker_id or None)
+    current, left_out = current_documents(documents, reasons)
     owned = amend.get(name, {})
     commit = store.commit(check.shard, model_id, config.run_id, config.run_date, tables, check.documents,
-                          excluded=excluded, amend=owned, linker_id=linker_id)
+                          excluded=index.excluded(name), amend=owned, statuses=index.left_out, linker_id=linker_id)
     if commit is None:
         counts.shards_committed_elsewhere += 1
         return
-    counts.add_shard(documents, tables[ENTITIES], tables[REJECTIONS], check.documents - len(left_out))
-    counts.add_left_out(index.left_out.get(name, {})[pmcid] for pmcid in left_out)
+    counts.add_shard(current, tables[ENTITIES], tables[REJECTIONS], check.documents - len(left_out), tables[ARTICLES])
+    counts.add_left_out(reasons[pmcid] for pmcid in left_out)
     for amended in commit.amends:
         reasons = index.left_out.get(amended.shard, {})
         counts.add_left_out(reasons[pmcid] for pmcid in owned[amended.shard])
@@ -50,7 +46,7 @@ def commit_tagged(store: AnnotationStore, check: ShardCheck, documents: pa.Table
 def commit_amendment(store: AnnotationStore, name: str, pmcids: frozenset[str], index: VersionIndex,
                      config: AnnotationJobConfig, counts: RunCounts) -> None:
     """Remove ``pmcids``' rows from the committed shard ``name`` in a commit of its own."""
-    if store.amend(name, pmcids, config.run_id) is not None:
+    if store.amend(name, pmcids, config.run_id, index.left_out.get(name, {})) is not None:
         reasons = index.left_out.get(name, {})
         counts.add_left_out(reasons[pmcid] for pmcid in pmcids)
         counts.shards_amended += 1

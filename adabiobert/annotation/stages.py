@@ -11,7 +11,7 @@ stages; each takes and returns an Arrow table so that a stage is one call. The s
       -> tag_documents      one row per article: its mentions (TAGGED_SCHEMA); one tagger call per
                             batch, on the sentences as encoded by the split (no tokenizer call);
                             given a linker, each article's mentions linked over its text (concepts)
-      -> shard_tables       one shard's entity and rejection tables (annotation.tables schemas), RunCounts
+      -> shard_tables       one shard's entity, rejection and articles tables (annotation.tables schemas)
 
 Offsets are into the text of one section (the title, the abstract, or one body section), so a
 mention is ``section_text[start_offset:end_offset]``. An article is rejected, never half-tagged:
@@ -22,26 +22,43 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from adabiobert import storage
 from adabiobert.annotation.concepts import UNLINKED, link_article, sections_from_sentences
 from adabiobert.annotation.status import OK, QUARANTINED
 from adabiobert.annotation.subword_columns import ENCODED_FIELDS, encoded_record, examples_from_arrow
-from adabiobert.annotation.tables import ENTITIES, REJECTIONS, entity_table, rejection_table
+from adabiobert.annotation.tables import (
+    ARTICLE_SCHEMA,
+    ARTICLES,
+    ENTITIES,
+    REJECTIONS,
+    article_table,
+    entity_table,
+    rejection_table,
+)
 from adabiobert.job_configs import AnnotateConfig
 from adabiobert.linking.linker import Linker
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.tagger import Tagger, entities_from_tagging
-from adabiobert.pmc.shards import ARTICLE_COLUMNS, SectionText, ShardCheck, article_sections, read_articles
+from adabiobert.pmc.shards import ARTICLE_COLUMNS, SectionText, ShardCheck, article_sections
 from adabiobert.spans import tags_to_spans
 from adabiobert.text import TextSentence, Word, split_sentences
 
 TEXT_INPUT_COLUMNS = ARTICLE_COLUMNS
-"""Shard columns the job reads."""
+"""Shard columns the job reads for the text."""
+
+ROW_FIELDS = (
+    pa.field("row_index", pa.int64()),  # the article's row in its shard
+    pa.field("version", ARTICLE_SCHEMA.field("version").type),  # the shard row's version (schema 1: last_updated)
+    pa.field("pmc_version", pa.int32()),  # PMC's version number (Cloud Service rows), else null
+)
+"""Which version of the article a row is, carried from the read to the articles table."""
 
 SENTENCE_TYPE = pa.struct(
     [
@@ -60,6 +77,7 @@ SPLIT_SCHEMA = pa.schema(
     [
         pa.field("path", pa.string()),
         pa.field("pmcid", pa.string()),
+        *ROW_FIELDS,
         pa.field("status", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("split_seconds", pa.float64()),
@@ -89,6 +107,7 @@ TAGGED_SCHEMA = pa.schema(
     [
         pa.field("path", pa.string()),
         pa.field("pmcid", pa.string()),
+        *ROW_FIELDS,
         pa.field("status", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("sentences", pa.int32()),
@@ -155,11 +174,35 @@ def split_shard(uri: str, config: AnnotateConfig, documents_per_split: int,
         OSError, pyarrow.ArrowException: the shard's data cannot be read (decompression, a page
             header, a request); any other error of the split itself propagates too.
     """
-    shard = read_articles(uri)
+    shard = read_shard_rows(uri)
     shard = shard.append_column("path", pa.array([uri] * shard.num_rows, pa.string()))
     parts = [split_documents(shard.slice(start, documents_per_split), config, encoder)
              for start in range(0, shard.num_rows, documents_per_split)]
     return pa.concat_tables(parts) if parts else SPLIT_SCHEMA.empty_table()
+
+
+def read_shard_rows(uri: str) -> pa.Table:
+    """Every row of a shard: :data:`TEXT_INPUT_COLUMNS` and :data:`ROW_FIELDS` (``row_index`` the
+    row's position; ``version`` the shard's ``version``, or ``last_updated`` in a schema-1 shard;
+    ``pmc_version`` null in a shard without it), read whole.
+
+    Raises:
+        OSError, pyarrow.ArrowException: the data cannot be read (a damaged page, a request).
+    """
+    filesystem, path = storage.filesystem_for(uri)
+    with filesystem.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle, pre_buffer=True)  # coalesced reads, as read_table makes them
+        names = parquet.schema_arrow.names
+        version = "version" if "version" in names else "last_updated"
+        extra = ["pmc_version"] if "pmc_version" in names else []
+        table = parquet.read(columns=[*TEXT_INPUT_COLUMNS, version, *extra])
+    n = table.num_rows
+    return pa.table({
+        **{name: table.column(name) for name in TEXT_INPUT_COLUMNS},
+        "row_index": pa.array(range(n), pa.int64()),
+        "version": table.column(version).cast(ROW_FIELDS[1].type),
+        "pmc_version": table.column("pmc_version") if extra else pa.nulls(n, pa.int32()),
+    })
 
 
 def quarantine_row(uri: str, detail: str) -> pa.Table:
@@ -174,7 +217,8 @@ def quarantine_row(uri: str, detail: str) -> pa.Table:
 # Stage functions (Arrow in, Arrow out)
 # ---------------------------------------------------------------------------------------------
 def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEncoder | None = None) -> pa.Table:
-    """Shard rows (``pmcid, title, abstract, sections, path``) to :data:`SPLIT_SCHEMA` rows.
+    """Shard rows (``pmcid, title, abstract, sections, path`` and, as :func:`read_shard_rows`
+    gives them, :data:`ROW_FIELDS`; null when absent) to :data:`SPLIT_SCHEMA` rows.
 
     Rows without a pmcid are left out: the shard check already recorded them with their row index.
 
@@ -185,18 +229,20 @@ def split_documents(batch: pa.Table, config: AnnotateConfig, encoder: ExampleEnc
             stage tokenizes.
     """
     started = time.perf_counter()
-    columns = {name: batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")}
+    columns = [batch.column(name).to_pylist() for name in (*TEXT_INPUT_COLUMNS, "path")]
+    found = {f.name: batch.column(f.name).to_pylist() if f.name in batch.column_names else [None] * batch.num_rows
+             for f in ROW_FIELDS}
     rows = []
-    for pmcid, title, abstract, sections, path in zip(*(columns[n] for n in (*TEXT_INPUT_COLUMNS, "path"))):
+    for i, (pmcid, title, abstract, sections, path) in enumerate(zip(*columns)):
         if pmcid is None:
             continue
+        row = {"path": path, "pmcid": pmcid, **{name: values[i] for name, values in found.items()}}
         pieces = article_sections(title, abstract, sections)
         problem = check_article(pieces, config)
         if problem:
-            rows.append({"path": path, "pmcid": pmcid, "status": problem[0], "detail": problem[1], "sentences": []})
+            rows.append({**row, "status": problem[0], "detail": problem[1], "sentences": []})
         else:
-            sentences = sentence_records(pieces, encoder)
-            rows.append({"path": path, "pmcid": pmcid, "status": OK, "detail": "", "sentences": sentences})
+            rows.append({**row, "status": OK, "detail": "", "sentences": sentence_records(pieces, encoder)})
     seconds = (time.perf_counter() - started) / max(1, len(rows))
     for row in rows:
         row["split_seconds"] = seconds
@@ -275,6 +321,7 @@ def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None =
         {
             "path": batch.column("path"),
             "pmcid": batch.column("pmcid"),
+            **{f.name: batch.column(f.name) for f in ROW_FIELDS},
             "status": batch.column("status"),
             "detail": batch.column("detail"),
             "sentences": pc.list_value_length(sentences).cast(pa.int32()),
@@ -288,26 +335,46 @@ def tag_documents(tagger: Tagger, batch: pa.Table, types: Sequence[str] | None =
     )
 
 
+def current_documents(documents: pa.Table, left_out: Mapping[str, str]) -> tuple[pa.Table, list[str]]:
+    """``documents`` without the articles of ``left_out`` (not current), and the pmcids left out
+    (one per document: a pmcid twice in the shard is there twice)."""
+    if not left_out or not documents.num_rows:
+        return documents, []
+    drop = pc.is_in(documents.column("pmcid"), value_set=pa.array(sorted(left_out), pa.string()))
+    return documents.filter(pc.invert(drop)), documents.filter(drop).column("pmcid").to_pylist()
+
+
 def shard_tables(check: ShardCheck, documents: pa.Table, model_id: str, run_id: str,
-                 linker_id: str | None = None) -> dict[str, pa.Table]:
-    """One shard's two tables: its entity rows, and the check's rejections plus rejected articles.
+                 left_out: Mapping[str, str] | None = None, linker_id: str | None = None) -> dict[str, pa.Table]:
+    """One shard's three tables: its entity rows, the check's rejections plus rejected articles,
+    and one articles row per row of the shard.
 
     Args:
         check: the driver's check of the shard (its rejections: unreadable, bad_schema, null_pmcid).
-        documents: the shard's :data:`TAGGED_SCHEMA` rows (empty when nothing of it was tagged).
+        documents: the shard's :data:`TAGGED_SCHEMA` rows (empty when nothing of it was tagged),
+            its articles that are not current included.
+        left_out: ``{pmcid: status}`` of the shard's articles that are not current
+            (``pmc.versions.VersionIndex.left_out`` of the shard): no entity or rejection row,
+            an articles row of that status.
         linker_id: the ``linker_id`` of the rows when ``documents`` were linked; None: not linked.
 
     Returns:
-        ``{"entities": ..., "rejections": ...}``, either possibly empty; entity rows sorted by
-        ``pmcid, section_index, sentence_index, start_offset``; ``shard`` is ``check.shard.uri``.
+        ``{"entities": ..., "rejections": ..., "articles": ...}``, any possibly empty; entity rows
+        sorted by ``pmcid, section_index, sentence_index, start_offset``, articles rows by
+        ``row_index``; ``shard`` is ``check.shard.uri``.
     """
-    rejected = documents.filter(pc.not_equal(documents.column("status"), OK))
+    left_out = left_out or {}
+    current, _ = current_documents(documents, left_out)
+    rejected = current.filter(pc.not_equal(current.column("status"), OK))
     rows = list(check.rejections) + [
-        (None, pmcid, reason, detail)
-        for pmcid, reason, detail in zip(*(rejected.column(n).to_pylist() for n in ("pmcid", "status", "detail")))
+        (row_index, pmcid, reason, detail)
+        for row_index, pmcid, reason, detail in zip(
+            *(rejected.column(n).to_pylist() for n in ("row_index", "pmcid", "status", "detail")))
     ]
+    checked = [(row_index, pmcid) for row_index, pmcid, _, _ in check.rejections if row_index is not None]
     order = [(column, "ascending") for column in ("pmcid", "section_index", "sentence_index", "start_offset")]
     return {
-        ENTITIES: entity_table(documents, check.shard.uri, model_id, run_id, linker_id).sort_by(order),
+        ENTITIES: entity_table(current, check.shard.uri, model_id, run_id, linker_id).sort_by(order),
         REJECTIONS: rejection_table(check.shard.uri, rows, model_id, run_id),
+        ARTICLES: article_table(check.shard.uri, documents, checked, left_out, model_id, run_id),
     }

@@ -50,13 +50,25 @@ class Text:
 
 
 def read_texts(paths: list[str], lines: bool, stdin: TextIO) -> Iterator[Text]:
-    """The texts of the inputs, in order (``-`` or no path: stdin)."""
+    """The texts of the inputs, in order (``-`` or no path: stdin).
+
+    Raises:
+        InputNotFoundError: an input that is not UTF-8 text, naming it and the first bad byte.
+        OSError: an input file that is missing or unreadable.
+    """
+    from adabiobert.errors import InputNotFoundError
+
     for path in paths or ["-"]:
-        if path == "-":
-            content, source = stdin.read(), "<stdin>"
-        else:
-            with open(path, encoding="utf-8") as handle:
-                content, source = handle.read(), path
+        source = "<stdin>" if path == "-" else path
+        try:
+            if path == "-":
+                content = stdin.read()
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    content = handle.read()
+        except UnicodeDecodeError as error:
+            raise InputNotFoundError(f"{source}: not UTF-8 text ({error.reason} at byte {error.start}); name UTF-8 "
+                                     "text files (iconv -f <its encoding> -t UTF-8 converts one)") from None
         if not lines:
             yield Text(source, None, content)
             continue
@@ -155,8 +167,6 @@ def _tag_command(args: argparse.Namespace) -> int:
         return refuse(error)
     except OSError as error:  # an input file that is missing or unreadable
         return refuse(f"{error}; name UTF-8 text files, or '-' for stdin")
-    except UnicodeDecodeError as error:
-        return refuse(f"an input is not UTF-8 text ({error.reason} at byte {error.start}); name UTF-8 text files")
     show = args.progress or (args.progress is None and sys.stderr.isatty())
     split = [(text, split_sentences(text.text)) for text in texts]
     total = sum(len(sentences) for _, sentences in split)
@@ -166,9 +176,14 @@ def _tag_command(args: argparse.Namespace) -> int:
             count = write_records((record for _, record in tagged), args.format, sys.stdout)
         else:
             count = write_documents(texts, tagged, args.format, tagger.model_id, sys.stdout)
-    print(f"{count} mentions in {len(texts)} texts ({tagger.model_id}, {tagger.precision.precision}: "
-          f"{tagger.precision.reason})", file=sys.stderr)
+    print(f"{_counted(count, 'mention')} in {_counted(len(texts), 'text')} ({tagger.model_id}, "
+          f"{tagger.precision.precision}: {tagger.precision.reason})", file=sys.stderr)
     return 0
+
+
+def _counted(number: int, noun: str) -> str:
+    """``1 text``, ``2 texts``, ``0 texts``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _export_command(args: argparse.Namespace) -> int:
@@ -183,8 +198,8 @@ def _export_command(args: argparse.Namespace) -> int:
             shards, documents, mentions = shards + 1, documents + exported.documents, mentions + exported.mentions
     except AdaBioBertError as error:
         return refuse(error)
-    print(f"{shards} shards, {documents} articles, {mentions} mentions as {', '.join(formats)} -> {args.out}",
-          file=sys.stderr)
+    print(f"{_counted(shards, 'shard')}, {_counted(documents, 'article')}, {_counted(mentions, 'mention')} as "
+          f"{', '.join(formats)} -> {args.out}", file=sys.stderr)
     return 0
 
 

@@ -42,9 +42,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def refuse(error: BaseException | str) -> int:
-    """Print ``error: <message>`` as one line on stderr; returns :data:`EXIT_USAGE`."""
+    """Print ``error: <message>`` as one line on stderr; returns :data:`EXIT_USAGE`, or
+    :data:`~adabiobert.output_lease.EXIT_OUTPUT_LEASED` (4) when another run holds the output
+    (``OutputLeasedError``, also when this run's lease was taken over)."""
+    from adabiobert.output_lease import EXIT_OUTPUT_LEASED, OutputLeasedError
+
     print(f"error: {one_line(error)}", file=sys.stderr)
-    return EXIT_USAGE
+    return EXIT_OUTPUT_LEASED if isinstance(error, OutputLeasedError) else EXIT_USAGE
 
 
 def positive_int(text: str) -> int:

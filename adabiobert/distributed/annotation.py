@@ -16,13 +16,14 @@
              batch), the index memory-mapped from one copy per node
       -> iter_batches on the driver: rows are grouped by shard; when every article of a shard is
          back, its entity and rejection tables are committed (AnnotationStore.commit) without
-         its articles that are not current, and amending the committed shards that still hold
-         rows of articles whose current version it holds; a QUARANTINED row commits the shard's
-         quarantine instead
+         its articles that are not current, with its articles table (one row per shard row and
+         its status), amending the committed shards that still hold rows of articles whose
+         current version it holds (their articles rows turn superseded, retracted or removed);
+         a QUARANTINED row commits the shard's quarantine instead
       -> amendments whose current version's shard was not tagged by this run, committed alone
-      -> shards tagged by this model but linked otherwise (another index or threshold, or none;
-         or written in tables version 2) re-linked on the driver (annotation.relink): the
-         encoder never runs for them
+      -> shards tagged by this model in the current tables version but linked otherwise (another
+         index or threshold, or none) re-linked on the driver (annotation.relink): the encoder
+         never runs for them (a shard of tables version 2 has no articles file: it is tagged again)
 
 Why linking in the tagger actor rather than a map stage of its own: the linker needs each
 article's text for its abbreviations, and the sentences are in the actor's batch and leave it no
@@ -78,7 +79,8 @@ from adabiobert.linking.artifact import IndexArtifact, inspect_index, open_linke
 from adabiobert.model.checkpoint import ENCODER_FILES, MANIFEST, bundle_entity_types, bundle_model_id, load_bundle_encoder
 from adabiobert.model.encoding import ExampleEncoder
 from adabiobert.model.precision import DEFAULT_TAG_PRECISION
-from adabiobert.pmc.shards import Shard, ShardCheck, check_shard, list_shards, read_failure
+from adabiobert.output_lease import OutputLease, output_lease
+from adabiobert.pmc.shards import Shard, ShardCheck, check_shard, find_shards, list_shards, read_failure
 from adabiobert.pmc.versions import VersionIndex
 from adabiobert.progress import Progress
 
@@ -185,6 +187,10 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     ``quarantined`` rejection row for it and goes on. It is tried again by the next run, then held
     (skipped) while its content and the model stay the same (``AnnotationStore.is_held``).
 
+    One run at a time per output: after the model and the shards are checked, and before the
+    output is touched, the run takes the output's lease (``adabiobert.output_lease``), and checks
+    it is still its own before each commit step.
+
     Args:
         config: the run (``resolved()`` is applied here).
         hook: called after each commit step (``annotation.commit.Hook``; the crash tests pass one
@@ -198,6 +204,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
     Raises:
         InputNotFoundError: no bundle at ``config.model``, or no shard at ``config.shards``
             (``pmc.shards.list_shards``; raised before the output is touched or Ray starts).
+        OutputLeasedError: another run holds the output (before it is touched or Ray starts);
+            ``LeaseLostError`` when this run's lease was taken over (it commits nothing more).
         ConfigError: ``use_gpu`` without a GPU in the cluster; ``annotate.types`` names a type the
             bundle does not tag (before the output is touched).
         LinkingIndexError: ``annotate.linking_index`` is no index, or one built from other
@@ -205,11 +213,9 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         RuntimeError: naming a shard whose articles did not all come back from the pipeline.
     """
     config = config.resolved()
-    started, seconds = time.perf_counter(), {}
-    counts = RunCounts()
+    started = time.perf_counter()
     annotate = config.annotate  # the linking index first, like the model: refused before the output is touched
     artifact = inspect_index(annotate.linking_index, annotate.linking_vocabulary_hash) if annotate.linking_index else None
-    linker_id = artifact.linker_id(annotate.linking_threshold) if artifact else ""
     # The model and the input first: a wrong path is refused before the output is touched.
     with storage.local_folder(config.model) as bundle:
         try:
@@ -220,9 +226,35 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
         if config.annotate.types is not None:
             require_known_types(config.annotate.types, bundle_entity_types(bundle.path), f"the bundle {config.model}")
             model_id = model_id_for_types(model_id, config.annotate.types)
-    listed = list_shards(config.shards)
-    seconds["list"] = time.perf_counter() - started
+    listing = find_shards(config.shards)
+    if not listing.shards:
+        list_shards(config.shards)  # raises InputNotFoundError (naming any unfinished ingest batch)
+    if listing.unfinished:
+        log(f"{config.shards}: left out the shards of {len(listing.unfinished)} unfinished ingest "
+            f"batch{'es' if len(listing.unfinished) > 1 else ''} ({', '.join(f or '.' for f in listing.unfinished)}): "
+            "no commit marker yet")
+    with output_lease(config.output, job="annotate", log=log) as lease:
+        return _annotate(config, model_id, listing.shards, _guarded(hook, lease), log, started, artifact)
 
+
+def _guarded(hook: Hook | None, lease: OutputLease) -> Hook:
+    """The commit hook, preceded by the lease check: a run whose lease was taken over stops at its
+    next commit step (``LeaseLostError``)."""
+    def guarded(step: str, shard: str) -> None:
+        lease.check()
+        if hook is not None:
+            hook(step, shard)
+
+    return guarded
+
+
+def _annotate(config: AnnotationJobConfig, model_id: str, listed: list[Shard], hook: Hook,
+              log: Callable[[str], None], started: float, artifact: IndexArtifact | None) -> dict:
+    """:func:`run_annotation` once the output's lease is held; ``artifact``: the linking index
+    inspected (None: no links)."""
+    seconds = {"list": time.perf_counter() - started}
+    counts = RunCounts()
+    linker_id = artifact.linker_id(config.annotate.linking_threshold) if artifact else ""
     mark = time.perf_counter()
     store = AnnotationStore(config.output, hook)
     recovery = store.recover()
@@ -303,8 +335,8 @@ def run_annotation(config: AnnotationJobConfig, hook: Hook | None = None, log: C
 def _relink(store: AnnotationStore, shards: list[Shard], model_id: str, index: VersionIndex,
             config: AnnotationJobConfig, artifact: IndexArtifact | None, counts: RunCounts,
             log: Callable[[str], None]) -> list[dict[str, str]]:
-    """Re-link, on the driver, the shards that need it still (an amendment of this run may have
-    upgraded one already); the index is loaded here only when a shard has mentions to link.
+    """Re-link, on the driver, the shards that need it still; the index is loaded here only when
+    a shard has mentions to link.
 
     Returns:
         ``{shard, error}`` of the shards whose text could not be read: left as they were, tried
@@ -315,7 +347,7 @@ def _relink(store: AnnotationStore, shards: list[Shard], model_id: str, index: V
     linker_id = artifact.linker_id(threshold) if artifact else ""
     for shard in shards:
         if not store.needs_relink(shard, model_id, index.excluded(shard.name), linker_id):
-            counts.shards_up_to_date += 1  # an amendment of this run brought it to the current version
+            counts.shards_up_to_date += 1  # committed meanwhile with this linker
             continue
         commit = store.committed(shard.name)
         if linking is None:

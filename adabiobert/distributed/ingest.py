@@ -37,7 +37,17 @@ from adabiobert.distributed.session import init_ray, worker_runtime_env
 from adabiobert.distributed.task_pool import pooled
 from adabiobert.errors import ConfigError
 from adabiobert.job_configs import IngestConfig
-from adabiobert.pmc.ingest import IngestStats, Reject, find_run_inputs, ingest, open_batch, write_run_summary
+from adabiobert.output_lease import OutputLease
+from adabiobert.pmc.ingest import (
+    IngestStats,
+    Reject,
+    find_run_inputs,
+    ingest,
+    open_batch,
+    root_lease,
+    start_batch,
+    write_run_summary,
+)
 from adabiobert.pmc.ingest_units import (
     FILES_PER_UNIT,
     STAGING,
@@ -62,7 +72,8 @@ writing a shard again is harmless, and one that keeps dying fails the run."""
 
 
 def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FILES_PER_UNIT,
-                    unit_retries: int = 2, unit_hook: UnitHook | None = None) -> IngestStats:
+                    unit_retries: int = 2, unit_hook: UnitHook | None = None,
+                    log: Callable[[str], None] | None = None) -> IngestStats:
     """Ingest on Ray (starting it when needed): the files :func:`adabiobert.pmc.ingest.ingest`
     writes for the same inputs, byte for byte; only ``seconds`` and ``workers`` in the stats differ.
 
@@ -74,25 +85,37 @@ def ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int = FI
         unit_retries: times a unit's task is started again after its worker died (a crash, or
             killed for memory); then each of the unit's files is a reject.
         unit_hook: see :data:`UnitHook` (None: nothing is called).
+        log: told when the run takes over a stale lease (None: silent).
 
     Raises:
         ConfigError: fewer than 2 workers.
-        OutputExistsError, InputNotFoundError: as :func:`adabiobert.pmc.ingest.ingest`, before Ray starts.
+        OutputLeasedError, OutputExistsError, InputNotFoundError: as
+            :func:`adabiobert.pmc.ingest.ingest`, before Ray starts.
     """
     if workers < 2:
         raise ConfigError(f"workers must be >= 2 for a Ray run, got {workers}; use adabiobert.pmc.ingest.ingest")
+    with root_lease(config, log) as lease:  # the root, with append
+        return _ingest_parallel(config, workers, files_per_unit, unit_retries, unit_hook, lease)
+
+
+def _ingest_parallel(config: IngestConfig, workers: int, files_per_unit: int, unit_retries: int,
+                     unit_hook: UnitHook | None, lease: OutputLease) -> IngestStats:
+    """:func:`ingest_parallel` under the output's lease."""
     started = time.perf_counter()
     config, prior = open_batch(config)
     files, input_rejects = find_run_inputs(config)
     units = plan_units(files, files_per_unit)
     if len(units) < 2:
-        return ingest(config, prior)
+        return ingest(config, prior, lease)
+    resumed = start_batch(config)
     init_ray()  # $RAY_ADDRESS when set, else a local instance
     runtime_env = worker_runtime_env()
     results = _ingest_all(units, config, workers, unit_retries, runtime_env, unit_hook)
     plan = plan_shards(results, input_rejects, config.output, config.articles_per_shard, prior)
     articles = _write_all(plan.shards, config, workers, runtime_env)
     storage.delete_tree(storage.join(config.output, STAGING))
+    lease.check()  # a run whose lease was taken over commits nothing
+    plan.counts["resumed"] = resumed
     return write_run_summary(config, len(files), articles, list(plan.rejects), [s.name for s in plan.shards],
                              plan.counts, started, workers)
 

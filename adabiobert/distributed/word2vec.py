@@ -28,6 +28,7 @@ import ray
 from adabiobert import storage
 from adabiobert.distributed.session import init_ray
 from adabiobert.job_configs import Word2VecBuildConfig
+from adabiobert.output_lease import OutputLease, output_lease
 from adabiobert.pmc.lexicon import Lexicon
 from adabiobert.pmc.shards import TEXT_COLUMNS, Shard, article_sections, check_shard, list_shards
 from adabiobert.pmc.word2vec_build import STATS_FILE, kept_sentence_lines, save_vectors, train_vectors
@@ -109,15 +110,25 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon, log=None) -> W
     Returns:
         The statistics also written to ``<out>/word2vec_stats.json``.
 
+    One build at a time per output: it holds the lease of ``config.out`` (``adabiobert.output_lease``)
+    from after the shards are checked, before Ray starts, until its files are written.
+
     Raises:
         InputNotFoundError: (a ``FileNotFoundError``) no shard at ``config.shards``
             (``pmc.shards.list_shards``).
         ShardSchemaError: a shard that cannot be read, or lacks a column (naming the shard and column).
+        OutputLeasedError: another build holds ``config.out`` (before Ray starts).
         ConfigError: the kept corpus has no word ``min_count`` times.
     """
     shards = list_shards(config.shards)
     documents_total = _check_shards(shards)
-    uris = [shard.uri for shard in shards]
+    with output_lease(config.out, job="word2vec", log=log) as lease:
+        return _build(config, lexicon, [shard.uri for shard in shards], documents_total, lease, log)
+
+
+def _build(config: Word2VecBuildConfig, lexicon: Lexicon, uris: list[str], documents_total: int, lease: OutputLease,
+           log) -> Word2VecStats:
+    """:func:`build_word2vec` under the output's lease."""
     with storage.staged_output(config.out) as local_out:  # uploaded at the end when config.out is on S3
         corpus = Path(local_out) / CORPUS_FILE
         started = time.perf_counter()
@@ -140,6 +151,7 @@ def build_word2vec(config: Word2VecBuildConfig, lexicon: Lexicon, log=None) -> W
             config=asdict(config),
             **counts,
         )
+        lease.check()  # a build whose lease was taken over writes no stats and uploads nothing
         (Path(local_out) / STATS_FILE).write_text(json.dumps(asdict(stats), indent=2))
     return stats
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from adabiobert import storage
 from adabiobert.errors import LinkingIndexError
 from adabiobert.linking import LINKER_VERSION
-from adabiobert.linking.index import MANIFEST, check_manifest, file_sha256, index_hash, load_index
+from adabiobert.linking.index import MANIFEST, check_manifest, index_hash, load_index
 from adabiobert.linking.linker import Linker
 
 CACHE_ENV = "ADABIOBERT_LINKING_CACHE"
@@ -114,7 +114,7 @@ def verify_files(uri: str, folder: Path, expected_hash: str) -> None:
                                 "index was replaced during the run")
     for relative, sha256 in check_manifest(uri, data).get("files", {}).items():
         path = folder / relative
-        if not path.is_file() or file_sha256(path) != sha256:
+        if not path.is_file() or storage.file_sha256(path) != sha256:
             raise LinkingIndexError(f"{uri}: {relative} is missing or differs from the manifest's sha256 {sha256}")
 
 

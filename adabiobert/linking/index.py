@@ -102,19 +102,10 @@ class Candidate:
 
 
 # ---- hashing of files and keys ----------------------------------------------------------------
-def file_sha256(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def vocabulary_hashes(config: LinkingConfig) -> dict[str, str]:
     """Vocabulary name -> sha256 of its file, for every file ``config`` names: what a run passes to
     :func:`load_index` as ``expected_vocab_hashes``."""
-    return {v.name: file_sha256(v.path) for v in config.vocabularies}
+    return {v.name: storage.file_sha256(v.path) for v in config.vocabularies}
 
 
 def index_hash(manifest_bytes: bytes) -> str:
@@ -364,7 +355,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
     for vocabulary in config.vocabularies:
         read = reads[vocabulary.name]
         manifest["vocabularies"][vocabulary.name] = {
-            "format": vocabulary.format, "path": str(Path(vocabulary.path).resolve()), "sha256": file_sha256(vocabulary.path),
+            "format": vocabulary.format, "path": str(Path(vocabulary.path).resolve()), "sha256": storage.file_sha256(vocabulary.path),
             "concepts": len(read.concepts), "rejected": dict(read.rejected), "filtered": dict(read.filtered), "examples": read.examples}
     if extra_names:
         lines = "".join(f"{e.entity_type}\t{e.name}\t{e.curie}\n" for e in extra_names)
@@ -378,7 +369,7 @@ def build_index(config: LinkingConfig, output: str, extra_names: Sequence[ExtraN
                                  extra.get(entity.entity_type, ()))
             manifest["types"][entity.entity_type] = {"type_aliases": list(entity.aliases), **counts,
                                                      "left_out": dict(selected[entity.entity_type].left_out)}
-        manifest["files"] = {path.relative_to(folder).as_posix(): file_sha256(path)
+        manifest["files"] = {path.relative_to(folder).as_posix(): storage.file_sha256(path)
                              for path in sorted(folder.rglob("*")) if path.is_file()}
         manifest["build_seconds"] = round(time.perf_counter() - began, 2)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")

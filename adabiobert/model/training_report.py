@@ -8,11 +8,12 @@ driver read; ``code`` the package version and, when it can be found, the git com
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+
+from adabiobert import storage
 
 METRIC_NOTE = (
     "entity_* are entity-level strict scores (exact span and type, as seqeval/conlleval); this "
@@ -25,15 +26,6 @@ GIT_COMMIT_ENV = "ADABIOBERT_GIT_COMMIT"
 sets it from a build argument)."""
 
 
-def file_sha256(path: str | Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_provenance(data_root: str | Path, files: Mapping[str, str]) -> dict:
     """The resolved data root and, per split, the file read, its size and its sha256.
 
@@ -44,7 +36,7 @@ def data_provenance(data_root: str | Path, files: Mapping[str, str]) -> dict:
     return {
         "root": str(Path(data_root).resolve()),
         "files": {
-            split: {"path": str(Path(path).resolve()), "bytes": os.path.getsize(path), "sha256": file_sha256(path)}
+            split: {"path": str(Path(path).resolve()), "bytes": os.path.getsize(path), "sha256": storage.file_sha256(path)}
             for split, path in sorted(files.items())
         },
     }

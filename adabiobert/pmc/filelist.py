@@ -1,9 +1,11 @@
-"""PMC OA bulk file lists: the ``.filelist.csv`` beside each bulk package.
+"""PMC OA bulk file lists: the ``.filelist.csv`` beside each bulk package (legacy archives).
 
-PMC publishes its Open Access subset as baseline packages
+Until August 2026 PMC published its Open Access subset as baseline packages
 (``oa_comm_xml.PMC006xxxxxx.baseline.2024-06-18.tar.gz``, members such as
 ``PMC006xxxxxx/PMC6908519.xml``) and daily incremental packages
-(``oa_comm_xml.incr.2024-06-19.tar.gz``), likewise for ``oa_noncomm`` and ``oa_other``. Beside
+(``oa_comm_xml.incr.2024-06-19.tar.gz``), likewise for ``oa_noncomm`` and ``oa_other``; they
+were removed then, and the nightly source is PMC's Cloud Service (``adabiobert/pmc/sync.py``).
+This module reads the archives people already hold. Beside
 each ``<name>.tar.gz`` lies ``<name>.filelist.csv``, one row per article of the package. Its
 ``LastUpdated`` is the article's version and ``Retracted`` its status; ingest records both.
 See ``docs/pmc-shards.md``.

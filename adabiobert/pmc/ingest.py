@@ -1,7 +1,8 @@
 """PMC OA files to Parquet shards: the library side of ``jobs/ingest_pmc.py``.
 
 Inputs are ``.nxml`` files, PMC OA ``.tar.gz`` packages, or folders of them, local or on S3.
-A package read with the ``.filelist.csv`` PMC puts beside its bulk packages takes each
+A package read with the ``.filelist.csv`` PMC put beside its bulk packages (legacy archives:
+PMC removed them in August 2026; the nightly source is ``adabiobert/pmc/sync.py``) takes each
 article's version (``LastUpdated``) and retraction status from it (``adabiobert/pmc/filelist.py``).
 Articles are written in input order to ``part-00000.parquet``, ``part-00001.parquet``, ... with
 ``articles_per_shard`` rows each (the last one may hold fewer), so the same inputs always give
@@ -20,6 +21,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -30,9 +32,22 @@ import pyarrow.parquet as pq
 from adabiobert import storage
 from adabiobert.errors import InputNotFoundError, OutputExistsError
 from adabiobert.job_configs import IngestConfig
+from adabiobert.output_lease import OutputLease, output_lease
 from adabiobert.pmc import filelist
 from adabiobert.pmc.jats import JatsError, iter_package_members, parse_jats
-from adabiobert.pmc.shards import REJECTS_FILE, batch_folder, list_shards, new_batch_id, records_to_table, shard_name
+from adabiobert.pmc.shards import (
+    BATCH_PREFIX,
+    COMMITTED_MARKER,
+    REJECTS_FILE,
+    STARTED_MARKER,
+    batch_folder,
+    find_shards,
+    is_unfinished,
+    new_batch_id,
+    records_to_table,
+    shard_batch,
+    shard_name,
+)
 from adabiobert.pmc.versions import newest_versions, read_root_versions, version_stamp
 from adabiobert.progress import Progress
 
@@ -83,6 +98,9 @@ class IngestStats:
     """Input units ingested at once: 1 for a run in one process (:func:`ingest`), else the
     ``workers`` of a Ray run (``adabiobert.distributed.ingest``). The files written are the
     same either way."""
+    resumed: bool = False
+    """True when this appending run finished a batch that an earlier run had started and not
+    committed (killed): the earlier run's files were deleted first (:func:`start_batch`)."""
 
 
 @dataclass(frozen=True)
@@ -93,23 +111,56 @@ class Reject:
     reason: str
 
 
-def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None) -> IngestStats:
+def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = None,
+           lease: OutputLease | None = None, log: Callable[[str], None] | None = None) -> IngestStats:
     """Read every input article and write shards, rejects and stats to ``config.output``, in this
     process. ``adabiobert.distributed.ingest.ingest_parallel`` writes the same files on Ray.
 
+    The run holds the lease of ``config.output`` (the root, with ``append``;
+    ``adabiobert.output_lease``) from before it reads the root until its last file is written.
+
     Args:
-        config: the run; with ``append``, it writes a new batch of the root (:func:`open_batch`).
-        prior: what :func:`open_batch` returned for a config it already resolved (None: resolve).
+        config: the run; with ``append``, it writes a batch of the root (:func:`open_batch`).
+        prior: what :func:`open_batch` returned for a config it already resolved, under a lease
+            the caller holds (``lease``); None: take the lease and resolve.
+        lease: with ``prior``, the caller's lease, checked before the batch is committed.
+        log: told when the run takes over a stale lease (None: silent).
 
     Raises:
-        OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files.
+        OutputLeasedError: another run holds the output (or the root).
+        OutputExistsError: (a ``FileExistsError``) ``config.output`` already holds Parquet files
+            (with ``append``: a committed batch of that id), or the root holds an unfinished
+            batch other than ``config.batch`` (:func:`open_batch`).
         InputNotFoundError: none of ``config.inputs`` exists or holds an input file (when some do,
             the others become rejects and the run goes on).
     """
-    started = time.perf_counter()
     if prior is None:
-        config, prior = open_batch(config)
+        with root_lease(config, log) as held:
+            opened, prior = open_batch(config)
+            return _ingest(opened, prior, held)
+    return _ingest(config, prior, lease)
+
+
+@contextmanager
+def root_lease(config: IngestConfig, log: Callable[[str], None] | None = None) -> Iterator[OutputLease]:
+    """The lease of a run's output (the root, with ``append``), held for the block; a bad batch id
+    is refused first (``ConfigError``), before the lease creates the root. ``log`` is told of a
+    takeover (``adabiobert.output_lease.output_lease``).
+
+    Raises:
+        OutputLeasedError: another run holds it.
+    """
+    if config.append and config.batch:
+        batch_folder(config.output, config.batch)
+    with output_lease(config.output, job="ingest", log=log) as lease:
+        yield lease
+
+
+def _ingest(config: IngestConfig, prior: Mapping[str, datetime | None], lease: OutputLease | None) -> IngestStats:
+    """:func:`ingest` of an opened batch (or a whole output) under the lease."""
+    started = time.perf_counter()
     files, rejects = find_run_inputs(config)
+    resumed = start_batch(config)
     shards: list[str] = []
     pending: list[dict[str, Any]] = []
     seen: dict[str, datetime | None] = {}  # pmcid -> its version
@@ -137,30 +188,77 @@ def ingest(config: IngestConfig, prior: Mapping[str, datetime | None] | None = N
     if pending:
         shards.append(_write_shard(config.output, len(shards), pending))
         articles += len(pending)
+    if lease is not None:
+        lease.check()  # a run whose lease was taken over commits nothing
+    counts["resumed"] = resumed
     return write_run_summary(config, len(files), articles, rejects, shards, counts, started)
 
 
 def open_batch(config: IngestConfig) -> tuple[IngestConfig, dict[str, datetime | None]]:
-    """An appending run's first step: where it writes, and what the root already holds.
+    """An appending run's first step, under the root's lease: which batch it writes, and what the
+    committed batches of the root already hold.
+
+    The batch is ``config.batch``; without one, the root's unfinished batch when it has one (a
+    killed run's: the rerun finishes it, :func:`start_batch`), else a new id, the run's UTC time.
 
     Returns:
-        Without ``config.append``: ``(config, {})``. With it: the config writing to the new batch
-        folder ``<output>/batch=<id>`` (``config.batch``, else the run's UTC time) and, for every
-        PMC id under the root, the newest version ingested (``adabiobert.pmc.versions``; a
-        shard that cannot be read adds nothing).
+        Without ``config.append``: ``(config, {})``. With it: the config writing to the batch
+        folder ``<output>/batch=<id>`` and, for every PMC id under the root, the newest version
+        ingested (``adabiobert.pmc.versions``; a shard that cannot be read, or of an unfinished
+        batch, adds nothing).
 
     Raises:
         ConfigError: a batch id with other characters than letters, digits, ``.``, ``_``, ``-``.
+        OutputExistsError: the root holds an unfinished batch other than ``config.batch`` (or,
+            without ``config.batch``, more than one): it must be finished (or deleted) first, or
+            its articles would come back as "already ingested" rejects when it is.
     """
     if not config.append:
         return config, {}
-    batch = config.batch or new_batch_id(datetime.now(timezone.utc))
+    listing = find_shards(config.output)
+    unfinished = [shard_batch(f"{folder}/-") for folder in listing.unfinished if folder.startswith(BATCH_PREFIX)]
+    others = [b for b in unfinished if b != config.batch]
+    if others and (config.batch or len(others) > 1):
+        folders = ", ".join(batch_folder(config.output, b) for b in others)
+        raise OutputExistsError(f"{folders}: left unfinished by an ingest run that did not end (no {COMMITTED_MARKER}); "
+                                "finish it first by running that ingest again with --append (its --batch id, or none), "
+                                "or delete the folder")
+    batch = config.batch or (others[0] if others else new_batch_id(datetime.now(timezone.utc)))
     folder = batch_folder(config.output, batch)  # ConfigError for a batch id that is not a folder name
-    try:
-        shards = list_shards(config.output)
-    except InputNotFoundError:  # the first batch of a new root
-        shards = []
-    return replace(config, output=folder, batch=batch), newest_versions(read_root_versions(shards))
+    return replace(config, output=folder, batch=batch), newest_versions(read_root_versions(listing.shards))
+
+
+def start_batch(config: IngestConfig) -> bool:
+    """An appending run's step after :func:`find_run_inputs`: mark its batch folder started
+    (:data:`~adabiobert.pmc.shards.STARTED_MARKER`), or, when an earlier run started it and never
+    committed it, delete that run's files (shards, rejects, stats, staged files) so that this run
+    writes the batch as a clean run would. Readers leave an unfinished batch out, so none sees a
+    mix. Nothing to do without ``config.append``.
+
+    Returns:
+        True when it cleared an unfinished batch (the run then *resumes* it).
+
+    Raises:
+        OutputExistsError: the unfinished batch was started with other inputs (another package:
+            finishing it with these would drop that one's articles unseen).
+    """
+    if not config.append:
+        return False
+    inputs = [storage.absolute(uri) for uri in config.inputs]
+    found = storage.list_files(config.output)
+    names = {storage.relative_to(f.uri, config.output) for f in found}
+    if is_unfinished(names):
+        marker = storage.join(config.output, STARTED_MARKER)
+        earlier = json.loads(storage.read_bytes(marker)).get("inputs")
+        if earlier != inputs:
+            raise OutputExistsError(f"{config.output}: left unfinished by a run of other inputs ({', '.join(earlier or [])}); "
+                                    "finish it by running that ingest again, or delete the folder")
+        storage.delete([f.uri for f in found if storage.relative_to(f.uri, config.output) != STARTED_MARKER])
+        return True
+    started = {"batch": config.batch, "inputs": inputs,
+               "started_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    storage.write_bytes(storage.join(config.output, STARTED_MARKER), json.dumps(started, indent=1).encode())
+    return False
 
 
 def version_reject(source: str, pmcid: str, version: datetime | None, prior: Mapping[str, datetime | None],
@@ -189,7 +287,7 @@ def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
         OutputExistsError, InputNotFoundError: as :func:`ingest`.
     """
     existing = storage.list_files(config.output, (".parquet",))
-    if existing:
+    if existing and not (config.append and _unfinished(config.output)):  # start_batch clears an unfinished batch
         raise OutputExistsError(f"{config.output} already holds Parquet files ({existing[0].uri}): a run never "
                                 "mixes with an older one; choose an empty --output folder, add a batch with --append "
                                 "(a new --batch id), or delete the old shards")
@@ -200,11 +298,18 @@ def find_run_inputs(config: IngestConfig) -> tuple[list[str], list[Reject]]:
     return files, rejects
 
 
+def _unfinished(folder: str) -> bool:
+    return is_unfinished(storage.relative_to(f.uri, folder) for f in storage.list_files(folder))
+
+
 def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: list[Reject], shards: list[str],
                       counts: Counter[str], started: float, workers: int = 1) -> IngestStats:
-    """A run's last step: write ``rejects.parquet`` and ``ingest_stats.json``; return the stats.
+    """A run's last step: write ``rejects.parquet`` and ``ingest_stats.json``, then, with
+    ``append``, the batch's :data:`~adabiobert.pmc.shards.COMMITTED_MARKER` (its commit point);
+    return the stats.
 
     Args:
+        counts: the run's counters; ``counts["resumed"]`` is :attr:`IngestStats.resumed`.
         started: the run's ``time.perf_counter()`` at its start.
         workers: see :attr:`IngestStats.workers`.
     """
@@ -213,9 +318,13 @@ def write_run_summary(config: IngestConfig, files: int, articles: int, rejects: 
     stats = IngestStats(files, articles, len(rejects), tuple(shards), round(time.perf_counter() - started, 3),
                         {**asdict(config), "inputs": list(config.inputs)}, counts["file_lists"],
                         counts["without_file_list"], counts["unlisted_members"], counts["already_ingested"],
-                        counts["stale_versions"], workers)
+                        counts["stale_versions"], workers, bool(counts["resumed"]))
     storage.write_bytes(storage.join(config.output, "ingest_stats.json"),
                         json.dumps(asdict(stats), indent=2).encode())
+    if config.append:
+        committed = {"batch": config.batch, "shards": list(shards), "articles": articles, "rejected": len(rejects),
+                     "committed_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        storage.write_bytes(storage.join(config.output, COMMITTED_MARKER), json.dumps(committed, indent=1).encode())
     return stats
 
 

@@ -3,7 +3,7 @@
 Since August 2026 this bucket is PMC's only bulk distribution (the ``.tar.gz`` packages, their
 ``.filelist.csv`` and the ``oa_comm``/``oa_noncomm`` folders are gone; ``adabiobert/pmc/filelist.py``
 reads archives people already hold). What this module relies on, and where it was checked
-(2026-09, with the project's ``search`` tool):
+(2026-12, with the project's ``search`` tool):
 
 - The bucket is world-readable in ``us-east-1``; ``aws s3 ls s3://pmc-oa-opendata
   --no-sign-request`` needs no account (pmc.ncbi.nlm.nih.gov/tools/pmcaws). Storage sends

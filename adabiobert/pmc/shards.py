@@ -7,8 +7,10 @@ This module is the one place that knows what a shard is, for every job that writ
 * the names in a shard folder: ``part-00000.parquet``, ... (:func:`shard_name`) and the ingest
   job's ``rejects.parquet`` (:data:`REJECTS_FILE`), which is never a shard; the ``batch=<id>``
   folders an appending run adds to a root (:func:`batch_folder`, :func:`shard_batch`);
-* listing (:func:`list_shards`): one rule for every reader (a location without a shard is an
-  error), and :class:`Shard`, a shard as listed (its name, URI, size and version);
+* listing (:func:`list_shards`, :func:`find_shards`): one rule for every reader (a location
+  without a shard is an error; the shards of an unfinished ingest batch, one with a
+  :data:`STARTED_MARKER` but no :data:`COMMITTED_MARKER`, are left out), and :class:`Shard`, a
+  shard as listed (its name, URI, size and version);
 * the footer check that turns a bad shard into rejection rows (:func:`check_shard`);
 * the text of an article (:func:`read_articles`, :func:`article_sections`).
 
@@ -246,11 +248,70 @@ class Shard:
     """ETag (S3) or mtime in nanoseconds (local)."""
 
 
+STARTED_MARKER = "_started.json"
+"""Written first into an appended batch's folder by the ingest run that writes it
+(``docs/pmc-shards.md``, "Batch markers")."""
+
+COMMITTED_MARKER = "_committed.json"
+"""Written last into an appended batch's folder, once its shards, rejects and stats are all there:
+the batch's commit point."""
+
+
+def is_unfinished(names: Iterable[str]) -> bool:
+    """True for a folder whose file names (those directly in it) say an ingest run started it and
+    has not committed it: :data:`STARTED_MARKER` without :data:`COMMITTED_MARKER`. A folder with
+    neither marker (written before markers, or by another tool) is not unfinished."""
+    names = set(names)
+    return STARTED_MARKER in names and COMMITTED_MARKER not in names
+
+
+@dataclass(frozen=True)
+class ShardListing:
+    """What :func:`find_shards` found at a location."""
+
+    shards: list[Shard]
+    """The shards to read, sorted by name."""
+    unfinished: tuple[str, ...] = ()
+    """Folders (relative to the location, ``""`` for the location itself) of unfinished ingest
+    batches (:func:`is_unfinished`), whose shards are left out of :attr:`shards`."""
+
+
+def find_shards(location: str) -> ShardListing:
+    """The shards at ``location``, and the unfinished ingest batches whose shards are left out.
+
+    A ``.parquet`` file named on its own is its own shard (:data:`REJECTS_FILE` is none); a folder
+    gives every ``.parquet`` file under it (recursively) but :data:`REJECTS_FILE`, files under a
+    folder named ``_...`` or ``....`` (:func:`_hidden`), and the files
+    of folders an ingest run has started and not committed (:func:`is_unfinished`: a batch being
+    written, or left by a killed run until a rerun finishes it). One listing of the folder.
+
+    Args:
+        location: a ``.parquet`` file or a folder, local (made absolute) or ``s3://``.
+
+    Returns:
+        The listing, possibly without a shard (:func:`list_shards` refuses that).
+    """
+    location = storage.absolute(location)
+    if location.endswith(".parquet"):
+        found = None if is_rejects(location) else storage.stat(location)
+        return ShardListing([] if found is None else [Shard(storage.basename(location), found.uri, found.size, found.version)])
+    files = [(storage.relative_to(f.uri, location), f) for f in storage.list_files(location)]
+    by_folder: dict[str, set[str]] = {}
+    for relative, _ in files:
+        folder, _, name = relative.rpartition("/")
+        by_folder.setdefault(folder, set()).add(name)
+    unfinished = tuple(sorted(folder for folder, names in by_folder.items() if is_unfinished(names)))
+    shards = [Shard(relative, f.uri, f.size, f.version) for relative, f in files
+              if relative.endswith(".parquet") and not is_rejects(f.uri) and not _hidden(relative)
+              and relative.rpartition("/")[0] not in unfinished]
+    return ShardListing(shards, unfinished)
+
+
 def list_shards(location: str) -> list[Shard]:
-    """The shards at ``location``, sorted by name: the one ``.parquet`` file it names, or every
-    ``.parquet`` file under the folder it names (recursively), leaving out :data:`REJECTS_FILE`
-    and whatever sits under a folder whose name starts with ``_`` or ``.`` (the sync's state in
-    ``_sync/``, a batch's ``_units/`` markers; Spark and Hive skip such names too).
+    """The shards at ``location``, sorted by name (:func:`find_shards`: without the unfinished
+    ingest batches, and without whatever sits under a folder whose name starts with ``_`` or
+    ``.``, such as the sync's state in ``_sync/`` and a batch's ``_units/`` markers; Spark and
+    Hive skip such names too).
 
     Args:
         location: a ``.parquet`` file or a folder, local (made absolute) or ``s3://``.
@@ -260,23 +321,19 @@ def list_shards(location: str) -> list[Shard]:
 
     Raises:
         InputNotFoundError: (a ``FileNotFoundError``) there is no shard there: no such file, a
-            folder that does not exist, is empty or holds only rejects, or ``rejects.parquet``
-            named on its own. The rule is the same locally and on S3, where a missing prefix and
-            an empty one cannot be told apart: a job given a location without a shard refuses
-            it, rather than finishing with nothing done.
+            folder that does not exist, is empty, holds only rejects or only unfinished batches,
+            or ``rejects.parquet`` named on its own. The rule is the same locally and on S3, where
+            a missing prefix and an empty one cannot be told apart: a job given a location
+            without a shard refuses it, rather than finishing with nothing done.
     """
-    location = storage.absolute(location)
-    if location.endswith(".parquet"):
-        found = None if is_rejects(location) else storage.stat(location)
-        shards = [] if found is None else [Shard(storage.basename(location), found.uri, found.size, found.version)]
-    else:
-        shards = [Shard(name, f.uri, f.size, f.version)
-                  for f in storage.list_files(location, (".parquet",))
-                  if not is_rejects(f.uri) and not _hidden(name := storage.relative_to(f.uri, location))]
-    if not shards:
+    listing = find_shards(location)
+    if not listing.shards:
+        location = storage.absolute(location)
+        unfinished = (f"; it holds {len(listing.unfinished)} unfinished ingest batch(es) ({', '.join(listing.unfinished) or '.'}), "
+                      "which a rerun of their ingest finishes" if listing.unfinished else "")
         raise InputNotFoundError(f"{location}: no shard there (no such .parquet file, or no .parquet file other than "
-                                 f"{REJECTS_FILE} under it); pass the --output folder of jobs/ingest_pmc.py, or one shard")
-    return shards
+                                 f"{REJECTS_FILE} under it{unfinished}); pass the --output folder of jobs/ingest_pmc.py, or one shard")
+    return listing.shards
 
 
 def _hidden(name: str) -> bool:

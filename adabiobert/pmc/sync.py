@@ -38,12 +38,27 @@ import pyarrow.compute as pc
 from adabiobert import storage
 from adabiobert.errors import AdaBioBertError
 from adabiobert.job_configs import SyncConfig
+from adabiobert.output_lease import OutputLease, output_lease
 from adabiobert.pmc.ingest import REJECTS_SCHEMA, write_parquet
-from adabiobert.pmc.inventory import (FOLDER_FORMAT, InventoryManifest, diff_inventories, latest_inventory, read_inventory,
-                                      read_snapshot, write_snapshot)
+from adabiobert.pmc.inventory import (
+    FOLDER_FORMAT,
+    InventoryManifest,
+    diff_inventories,
+    latest_inventory,
+    read_inventory,
+    read_snapshot,
+    write_snapshot,
+)
 from adabiobert.pmc.jats import JatsError, parse_jats
 from adabiobert.pmc.opendata import LicenseFilter, license_filter, metadata_key, parse_metadata, xml_key
-from adabiobert.pmc.shards import REJECTS_FILE, batch_folder, records_to_table, shard_name
+from adabiobert.pmc.shards import (
+    COMMITTED_MARKER,
+    REJECTS_FILE,
+    STARTED_MARKER,
+    batch_folder,
+    records_to_table,
+    shard_name,
+)
 from adabiobert.progress import Progress
 
 SYNC_FOLDER = "_sync"
@@ -142,8 +157,24 @@ def sync(config: SyncConfig, fetch_units: FetchUnits | None = None, hook: Hook |
         InputNotFoundError: no inventory at ``config.source``.
         ConfigError: an unknown licence filter.
     """
-    started = datetime.now(timezone.utc)
     allowed = license_filter(config.license)
+    with output_lease(config.output, job="sync", log=log) as lease:
+        return _sync(config, allowed, fetch_units or fetch_here, _guarded(hook, lease), log)
+
+
+def _guarded(hook: Hook | None, lease: OutputLease) -> Hook:
+    """The hook, after the lease check: a run whose lease was taken over stops at its next step."""
+    def guarded(step: str, detail: str) -> None:
+        lease.check()
+        _call(hook, step, detail)
+
+    return guarded
+
+
+def _sync(config: SyncConfig, allowed: LicenseFilter, fetch_units: FetchUnits, hook: Hook,
+          log: Callable[[str], None]) -> dict:
+    """:func:`sync` once the root's lease is held."""
+    started = datetime.now(timezone.utc)
     state = read_state(config.output)
     config, resumed = resume_or_start(config.output, config, state)
     bound = datetime.strptime(config.inventory, FOLDER_FORMAT).replace(tzinfo=timezone.utc) if config.inventory else None
@@ -172,6 +203,9 @@ def sync(config: SyncConfig, fetch_units: FetchUnits | None = None, hook: Hook |
     config = replace(config, inventory=date)  # as the in-progress record keeps it
     record_in_progress(config.output, config)
     batch = batch_folder(config.output, sync_batch_id(date, part))
+    started_marker = storage.join(batch, STARTED_MARKER)
+    if not storage.exists(started_marker):  # readers leave the batch out until its commit marker
+        storage.write_bytes(started_marker, json.dumps({"job": "sync", "inventory": date, "part": part}).encode())
     units = plan.units(config.articles_per_shard)
     results = [r for r in (read_unit(batch, i) for i in range(len(units))) if r is not None]
     todo = [i for i in range(len(units)) if i not in {r.index for r in results}]
@@ -179,15 +213,15 @@ def sync(config: SyncConfig, fetch_units: FetchUnits | None = None, hook: Hook |
         log(f"{len(results)} of {len(units)} units already fetched by the interrupted run; fetching {len(todo)}")
     progress = Progress("sync", sum(units[i].num_rows for i in todo), "article", enabled=config.show_progress)
     with progress:
-        for result in (fetch_units or fetch_here)(todo, units, config, batch, date, allowed):
+        for result in fetch_units(todo, units, config, batch, date, allowed):
             results.append(result)
             progress.update(units[result.index].num_rows, note=f"{len(results)} of {len(units)} units")
-            _call(hook, "unit", str(result.index))
+            hook("unit", str(result.index))
     tombstones = write_tombstones(batch, plan.removed, date)
-    _call(hook, "tombstones", str(tombstones))
+    hook("tombstones", str(tombstones))
     stats = commit_sync(config.output, batch, manifest, part, plan, sorted(results, key=lambda r: r.index),
                         tombstones, config, started)
-    _call(hook, "state", date)
+    hook("state", date)
     log(f"synced to inventory {date}: {stats['ingested']} versions ingested, {stats['skipped_license']} "
         f"skipped by licence, {stats['rejected'] + stats['missing']} rejected ({stats['missing']} missing, tried "
         f"again next run), {stats['removed']} removed -> {storage.basename(batch)}")
@@ -447,6 +481,8 @@ def commit_sync(root: str, batch: str, manifest: InventoryManifest, part: int, p
         "config": asdict(config),
     }
     storage.write_bytes(storage.join(batch, STATS_FILE), json.dumps(stats, indent=2).encode())
+    storage.write_bytes(storage.join(batch, COMMITTED_MARKER), json.dumps({"job": "sync", "inventory": manifest.folder,
+                                                                           "part": part}).encode())
     write_snapshot(snapshot, storage.join(root, SYNC_FOLDER, snapshot_name(manifest.folder, part)))
     previous = read_state(root)
     state = SyncState(manifest.folder, datetime.now(timezone.utc).isoformat(timespec="seconds"),
