@@ -73,7 +73,7 @@ rows = [
                             f"from {w2v['sentences_kept']} of {w2v['sentences_seen']} sentences"),
     ("ncbi-minilm/", "the training run: results.json, training_curve.png, epoch checkpoints"),
     ("ncbi-minilm/model/", "the tagger (a bundle: adabiobert tag --model, Tagger.from_pretrained)"),
-    ("annotations/", f"entities/ and rejections/ tables (Parquet, by run_date); run summary runs/{run['run_id']}.json"),
+    ("annotations/", f"entities/, rejections/ and articles/ tables (Parquet, by run_date); run summary runs/{run['run_id']}.json"),
 ]
 for path, what in rows:
     print(f"  {out}/{path:<21} {what}")
