@@ -31,6 +31,8 @@ class FakeStore:
 
     commits: dict[str, Committed] = field(default_factory=dict)
     up_to_date: set[str] = field(default_factory=set)
+    linked_otherwise: set[str] = field(default_factory=set)
+    """Tagged by this model, linked by another linker: re-linked, not tagged."""
 
     def committed(self, name):
         return self.commits.get(name)
@@ -43,7 +45,10 @@ class FakeStore:
         commit = self.quarantine(shard, model_id)
         return commit is not None and commit.quarantined >= 3
 
-    def is_current(self, shard, model_id, excluded=frozenset()):
+    def needs_relink(self, shard, model_id, excluded=frozenset(), linker_id=""):
+        return shard.name in self.linked_otherwise
+
+    def is_current(self, shard, model_id, excluded=frozenset(), linker_id=""):
         return shard.name in self.up_to_date
 
 
@@ -65,6 +70,14 @@ def test_shards_are_sorted_into_held_pending_and_up_to_date():
     assert [s.name for s in plan.held] == ["c.parquet"]
     assert plan.up_to_date == 1
     assert counts.shards_held == 1
+
+
+def test_a_shard_linked_by_another_linker_is_relinked_not_tagged():
+    listed = [shard("a.parquet"), shard("b.parquet")]
+    store = FakeStore({"a.parquet": Committed(), "b.parquet": Committed()}, up_to_date={"a.parquet"},
+                      linked_otherwise={"b.parquet"})
+    plan = plan_run(store, listed, MODEL, build_index([]), RunCounts())
+    assert plan.pending == [] and [s.name for s in plan.relink] == ["b.parquet"] and plan.up_to_date == 1
 
 
 def test_a_newer_version_in_a_pending_shard_amends_the_committed_shard_it_supersedes():
