@@ -201,6 +201,25 @@ class Recovery:
     """Embedded commits (amendments) whose own marker a killed run had not written yet."""
 
 
+def tagged_shard_uri(commit: ShardCommit, shards: str | None, error: type[Exception], then: str) -> str:
+    """Where the text of a committed shard is now (``commit.uri``, or ``<shards>/<shard name>``),
+    checked to be there as it was tagged (its size, and its version unless it moved), so that the
+    tables' offsets still point into it.
+
+    Raises:
+        error: the shard is gone (naming ``--shards``), or changed since it was tagged (the
+            message ends with ``then``, what the caller asks the user to do).
+    """
+    uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
+    found = storage.stat(uri)
+    if found is None:
+        raise error(f"shard {commit.shard} is not at {uri} any more; pass --shards with the folder it lives in now")
+    moved = shards is not None and uri != commit.uri
+    if found.size != commit.size or (not moved and found.version != commit.version):
+        raise error(f"{uri} changed after run {commit.run_id} tagged it (size or version differ){then}")
+    return uri
+
+
 class AnnotationStore:
     """The committed state of one output root, and the only writer of its files.
 

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adabiobert import storage
-from adabiobert.annotation.commit import AnnotationStore, ShardCommit
+from adabiobert.annotation.commit import AnnotationStore, ShardCommit, tagged_shard_uri
 from adabiobert.annotation.tables import ENTITIES, READABLE_VERSIONS, REJECTIONS, upgrade
 from adabiobert.errors import ConfigError, ExportError, InputNotFoundError, OutputExistsError
 from adabiobert.pmc.shards import SectionText, article_sections, read_articles
@@ -293,14 +293,8 @@ def shard_documents(output: str, commit: ShardCommit, shards: str | None = None)
         raise ExportError(f"shard {commit.shard}: its tables are of layout version {commit.tables_version}, this "
                           f"export reads versions {' and '.join(map(str, READABLE_VERSIONS))}; run jobs/annotate.py "
                           "again (it re-tags every shard into the new layout), then export")
-    uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
-    found = storage.stat(uri)
-    if found is None:
-        raise ExportError(f"shard {commit.shard} is not at {uri} any more; pass --shards with the folder it lives in now")
-    moved = shards is not None and uri != commit.uri
-    if found.size != commit.size or (not moved and found.version != commit.version):
-        raise ExportError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ), so the "
-                          "offsets no longer point into its text; run jobs/annotate.py again, then export")
+    uri = tagged_shard_uri(commit, shards, ExportError,
+                           ", so the offsets no longer point into its text; run jobs/annotate.py again, then export")
     tables = {f: _read(storage.join(output, *f.split("/"))) for f in commit.files
               if f.split("/", 1)[0] in (ENTITIES, REJECTIONS)}
     entity_files = [upgrade(ENTITIES, t) for f, t in tables.items() if f.startswith(f"{ENTITIES}/")]

@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from adabiobert import storage
-from adabiobert.annotation.commit import STAGING_DIR, AnnotationStore, Hook, ShardCommit
+from adabiobert.annotation.commit import STAGING_DIR, AnnotationStore, Hook, ShardCommit, tagged_shard_uri
 from adabiobert.annotation.concepts import link_article
 from adabiobert.annotation.counts import linked
 from adabiobert.annotation.tables import ENTITY_SCHEMA, TABLES_VERSION
@@ -132,15 +132,7 @@ def input_uri(commit: ShardCommit, shards: str | None = None) -> str:
     Raises:
         RelinkError: the shard is gone, or changed since it was tagged (its size or version).
     """
-    uri = storage.join(shards, *commit.shard.split("/")) if shards else commit.uri
-    found = storage.stat(uri)
-    if found is None:
-        raise RelinkError(f"shard {commit.shard} is not at {uri} any more; pass --shards with the folder it lives in now")
-    moved = shards is not None and uri != commit.uri
-    if found.size != commit.size or (not moved and found.version != commit.version):
-        raise RelinkError(f"{uri} changed after run {commit.run_id} tagged it (size or version differ): run "
-                          "jobs/annotate.py, which tags it again")
-    return uri
+    return tagged_shard_uri(commit, shards, RelinkError, ": run jobs/annotate.py, which tags it again")
 
 
 @dataclass(frozen=True)
