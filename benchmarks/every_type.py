@@ -52,10 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--encoder-lr", type=float, default=2e-4)
     parser.add_argument("--head-lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--max-train-sentences", type=int, default=None, help="per corpus (smoke runs)")
+    parser.add_argument("--max-train-sentences", type=int, default=None,
+                        help="per corpus: the first documents whose sentences fit (a compute budget; smoke runs)")
     parser.add_argument("--max-eval-sentences", type=int, default=None, help="per corpus (smoke runs)")
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--cpu-threads", type=int, default=None)
+    parser.add_argument("--configurations", default="union,naive_union,single",
+                        help="which configurations to run, in this order (default: the shipped union first)")
     parser.add_argument("--runs", default="runs/every-type", help="folder of the run folders")
     parser.add_argument("--results", default=str(DEFAULT_RESULTS))
     return parser.parse_args(argv)
@@ -64,15 +67,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def settings_tag(args: argparse.Namespace) -> str:
     """The shared settings of a run, short: part of its folder's name."""
     backbone = "tiny" if args.tiny_backbone else Path(args.backbone).name
-    limits = "" if args.max_train_sentences is None else f"-n{args.max_train_sentences}-{args.max_eval_sentences}"
+    limits = "".join(f"-{key}{value}" for key, value in (("n", args.max_train_sentences), ("v", args.max_eval_sentences))
+                     if value is not None)
     return f"{backbone}-e{args.epochs}-lr{args.encoder_lr:g}-h{args.head_lr:g}{limits}-s{args.seed}"
 
 
-def runs(corpora: list[str]) -> list[tuple[str, str, str, bool]]:
-    """Every run: (configuration, run label, --dataset, partial annotation)."""
+def runs(corpora: list[str], configurations: list[str]) -> list[tuple[str, str, str, bool]]:
+    """The runs of ``configurations``, in that order: (configuration, run label, --dataset,
+    partial annotation)."""
     mix = ",".join(PUBTATOR_PREFIX + c for c in corpora)
-    return ([("single", c, PUBTATOR_PREFIX + c, False) for c in corpora]
-            + [("naive_union", "all", mix, False), ("union", "all", mix, True)])
+    every = {"union": [("union", "all", mix, True)], "naive_union": [("naive_union", "all", mix, False)],
+             "single": [("single", c, PUBTATOR_PREFIX + c, False) for c in corpora]}
+    return [run for configuration in configurations for run in every[configuration]]
 
 
 def run_name(configuration: str, label: str, args: argparse.Namespace, corpora: list[str]) -> str:
@@ -125,6 +131,10 @@ def save(path: Path, figures: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     corpora = [c.strip() for c in args.corpora.split(",") if c.strip()]
+    configurations = [c.strip() for c in args.configurations.split(",") if c.strip()]
+    unknown = sorted(set(configurations) - set(CONFIGURATIONS))
+    if unknown:
+        raise SystemExit(f"--configurations: unknown {', '.join(unknown)}; known: {', '.join(CONFIGURATIONS)}")
     with tempfile.TemporaryDirectory() as scratch:
         backbone = args.backbone
         if args.tiny_backbone:
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                                       max_train_sentences=args.max_train_sentences)
             backbone = str(tiny_backbone(Path(scratch) / "tiny-bert", [s.words for s in data.corpus.train]))
         figures: dict[str, dict[str, float]] = {}
-        for configuration, label, dataset, partial in runs(corpora):
+        for configuration, label, dataset, partial in runs(corpora, configurations):
             name = run_name(configuration, label, args, corpora)
             print(f"{configuration}: {dataset} -> {Path(args.runs) / name}", file=sys.stderr, flush=True)
             results = train(dataset, partial, name, backbone, args)
