@@ -338,6 +338,22 @@ class AnnotationStore:
         """The current commit of the shard named ``name``, if any."""
         return self.current.get(shard_id(name))
 
+    def read_table(self, commit: ShardCommit, table_name: str) -> pa.Table:
+        """The rows of ``commit``'s ``table_name`` file (one of :data:`TABLES`), as :meth:`relink`
+        reads them: a re-link computed off the driver starts from these.
+
+        Raises:
+            ValueError: ``commit`` lists no file of ``table_name`` (version 2 has no articles file).
+        """
+        found = [relative for relative in commit.files if relative.split("/", 1)[0] == table_name]
+        if len(found) != 1:
+            raise ValueError(f"{commit.shard}: its commit lists {len(found)} {table_name} files, not one")
+        return self._read(found[0])
+
+    def _read(self, relative: str) -> pa.Table:
+        filesystem, path = storage.filesystem_for(self.uri(relative))
+        return pq.read_table(path, filesystem=filesystem)
+
     def quarantine(self, shard: Shard, model_id: str) -> ShardCommit | None:
         """The shard's quarantine commit when it is for its listed content and this model, else None."""
         commit = self.current.get(shard_id(shard.name))
@@ -576,8 +592,7 @@ class AnnotationStore:
             raise ValueError(f"{previous.shard}: its files are named for run {run_id} already; give this run another id")
         for relative in previous.files:
             table_name = relative.split("/", 1)[0]
-            filesystem, path = storage.filesystem_for(self.uri(relative))
-            table = rewrite(table_name, pq.read_table(path, filesystem=filesystem))
+            table = rewrite(table_name, self._read(relative))
             counts[table_name] = table.num_rows
             folder = relative.rsplit("/", 1)[0]
             files.append((self._stage(table, run_id, table_name, name, previous.tables_version), f"{folder}/{name}"))

@@ -14,16 +14,23 @@ carried over as they are. A shard of tables version 2 has no articles file, whic
 again can write: a re-link leaves it as it is and names it (``RelinkSummary.shards_to_tag``) for
 ``jobs/annotate.py``.
 
+A shard's re-link is two steps: computing its new entity table (:func:`link_shard_entities`:
+it only reads, and it is the expensive part, TF-IDF linking every mention) and committing it
+(:func:`commit_links`, on the driver, the output's only writer). The commit refuses a table
+computed from rows that are no longer the shard's committed ones, so the first step may run
+anywhere: :func:`relink_output` takes it as ``compute``, in this process by default
+(:func:`link_in_process`) or on Ray tasks (``distributed.relink``, ``jobs/relink.py --workers N``).
+
 Two callers: the annotation job, for shards whose tagging is current but whose links are not
-(``planner.RunPlan.relink``), and ``jobs/relink.py`` (:func:`relink_output`), for every committed
-shard of an output.
+(``planner.RunPlan.relink``, :func:`relink_shard`), and ``jobs/relink.py`` (:func:`relink_output`),
+for every committed shard of an output.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,7 +40,7 @@ from adabiobert import storage
 from adabiobert.annotation.commit import STAGING_DIR, AnnotationStore, Hook, ShardCommit, tagged_shard_uri
 from adabiobert.annotation.concepts import link_article
 from adabiobert.annotation.counts import linked
-from adabiobert.annotation.tables import ENTITY_SCHEMA, TABLES_VERSION
+from adabiobert.annotation.tables import CONCEPT_COLUMNS, ENTITIES, ENTITY_SCHEMA, TABLES_VERSION
 from adabiobert.errors import InputNotFoundError, RelinkError
 from adabiobert.linking.artifact import IndexArtifact
 from adabiobert.linking.linker import Linker
@@ -143,9 +150,55 @@ class Relinked:
     linked: int
 
 
+def link_shard_entities(output: str, commit: ShardCommit, linking: Linking, uri: str | None) -> pa.Table:
+    """The committed entity rows of ``commit`` with the concept columns of ``linking``: the first,
+    expensive step of a re-link. It only reads (the entity file, the text), so any process may run it.
+
+    Args:
+        output: the annotation output ``commit`` belongs to.
+        commit: a shard's commit in the current tables version.
+        uri: where its text is (checked to be the content tagged); None when no text is needed
+            (no linker, or no entity row).
+
+    Raises:
+        RelinkError: the text is needed and unreadable, or does not hold the rows' mentions.
+        ValueError: ``commit`` is of an older tables version (its entity file lacks the concept columns).
+    """
+    if commit.tables_version != TABLES_VERSION:
+        raise ValueError(f"{commit.shard}: tables version {commit.tables_version}, not {TABLES_VERSION}: "
+                         "not re-linked (jobs/annotate.py tags it again)")
+    entities = AnnotationStore(output).read_table(commit, ENTITIES)
+    return relinked_entities(entities, linking, shard_texts(uri) if uri is not None else _no_text)
+
+
+def commit_links(store: AnnotationStore, commit: ShardCommit, entities: pa.Table, linker_id: str,
+                 run_id: str) -> Relinked | None:
+    """Commit ``entities`` (:func:`link_shard_entities` of ``commit``) as the shard's entity rows:
+    the second step of a re-link, on the driver (``store`` is the output's only writer).
+
+    Returns:
+        What :meth:`AnnotationStore.relink` returns: None when the shard is no longer committed,
+        quarantined, or already linked by ``linker_id``.
+
+    Raises:
+        RelinkError: the shard's committed entity rows are no longer those ``entities`` was
+            computed from (all but the concept columns); nothing is committed.
+    """
+    kept = [name for name in ENTITY_SCHEMA.names if name not in CONCEPT_COLUMNS]
+
+    def rewrite(table: pa.Table) -> pa.Table:
+        if table.num_rows != entities.num_rows or not table.select(kept).equals(entities.select(kept)):
+            raise RelinkError(f"{commit.shard}: its committed entity rows changed after its links were computed "
+                              f"({table.num_rows} rows now, {entities.num_rows} then); not committed, run again")
+        return entities
+
+    new = store.relink(commit.shard, rewrite, linker_id, run_id)
+    return None if new is None else Relinked(new, linked(entities))
+
+
 def relink_shard(store: AnnotationStore, commit: ShardCommit, linking: Linking, run_id: str,
                  uri: str | None = None) -> Relinked | None:
-    """Re-link one committed shard (module docstring); None when there is nothing to do.
+    """Re-link one committed shard in this process (module docstring); None when there is nothing to do.
 
     Args:
         commit: the shard's current commit in ``store``.
@@ -155,18 +208,48 @@ def relink_shard(store: AnnotationStore, commit: ShardCommit, linking: Linking, 
     Raises:
         RelinkError: the text is needed and gone, changed or unreadable.
     """
+    if commit.quarantined or (commit.tables_version, commit.linker_id) == (TABLES_VERSION, linking.linker_id):
+        return None  # as the store would answer, without linking first
     if linking.linker is not None and commit.entities and uri is None:
         uri = input_uri(commit)
-    sections_of = shard_texts(uri) if uri is not None else _no_text
-    count = {"linked": 0}
+    entities = link_shard_entities(store.output, commit, linking, uri)
+    return commit_links(store, commit, entities, linking.linker_id, run_id)
 
-    def rewrite(table: pa.Table) -> pa.Table:
-        new = relinked_entities(table, linking, sections_of)
-        count["linked"] = linked(new)
-        return new
 
-    new = store.relink(commit.shard, rewrite, linking.linker_id, run_id)
-    return None if new is None else Relinked(new, count["linked"])
+@dataclass(frozen=True)
+class LinkWork:
+    """One shard for :func:`relink_output`'s ``compute``: what its re-linked entity table needs,
+    small enough to send to a worker (no linker: a worker opens its own)."""
+
+    output: str
+    commit: ShardCommit
+    """The shard's current commit, in the current tables version."""
+    shards: str | None = None
+    """The folder the input shards live in now (``--shards``), or None: where they were tagged."""
+
+
+LinkResult = pa.Table | RelinkError
+"""A shard's re-linked entity table, or why it could not be computed."""
+
+ComputeLinks = Callable[[Iterable[LinkWork], Linking], Iterable[tuple[LinkWork, LinkResult]]]
+"""``compute(work, linking)``: :func:`link_or_error` of each item, in any order (the driver
+commits each as it comes): :func:`link_in_process`, or ``distributed.relink.link_on_ray``."""
+
+
+def link_or_error(work: LinkWork, linking: Linking) -> LinkResult:
+    """:func:`link_shard_entities` of ``work`` (its text found by :func:`input_uri`), or the
+    :class:`RelinkError` that says why not."""
+    try:
+        uri = input_uri(work.commit, work.shards) if linking.linker is not None and work.commit.entities else None
+        return link_shard_entities(work.output, work.commit, linking, uri)
+    except RelinkError as error:
+        return error
+
+
+def link_in_process(work: Iterable[LinkWork], linking: Linking) -> Iterator[tuple[LinkWork, LinkResult]]:
+    """:data:`ComputeLinks` in this process, one shard after the other, as they are asked for."""
+    for item in work:
+        yield item, link_or_error(item, linking)
 
 
 def _no_text(pmcids: set[str]) -> dict[str, dict[int, str]]:
@@ -201,16 +284,20 @@ class RelinkSummary:
 
 
 def relink_output(output: str, linking: Linking, run_id: str, shards: str | None = None, hook: Hook | None = None,
-                  log: Callable[[str], None] = lambda line: None) -> RelinkSummary:
+                  log: Callable[[str], None] = lambda line: None,
+                  compute: ComputeLinks = link_in_process) -> RelinkSummary:
     """Re-link every committed shard of an annotation output that ``linking`` has not linked.
 
-    Recovers the output first (a killed run's debris), then commits shard by shard; writes the
-    summary to ``<output>/runs/<run_id>.json``.
+    Recovers the output first (a killed run's debris), then commits shard by shard, in this
+    process, as ``compute`` hands over their tables; writes the summary to
+    ``<output>/runs/<run_id>.json``.
 
     Args:
         output: the annotation job's ``--output``.
         shards: the folder the input shards live in now, when they moved since they were tagged.
         hook: fault injection (``annotation.commit.Hook``).
+        compute: computes the shards' re-linked entity tables (:data:`ComputeLinks`; default: in
+            this process, each just before its commit).
 
     Raises:
         InputNotFoundError: ``output`` holds no committed shard.
@@ -224,6 +311,7 @@ def relink_output(output: str, linking: Linking, run_id: str, shards: str | None
     summary = RelinkSummary(run_id, output, linking.to_dict(), shards_committed=len(store.current),
                             recovery={"orphan_files": recovery.orphan_files, "superseded_markers": recovery.superseded_markers,
                                       "amendments_completed": recovery.amendments_completed})
+    work = []
     for commit in sorted(store.current.values(), key=lambda c: c.shard):
         if commit.quarantined:
             summary.shards_quarantined += 1
@@ -232,17 +320,21 @@ def relink_output(output: str, linking: Linking, run_id: str, shards: str | None
         elif commit.tables_version != TABLES_VERSION:
             summary.shards_to_tag.append(commit.shard)
         else:
-            try:
-                uri = input_uri(commit, shards) if linking.linker is not None and commit.entities else None
-                new = relink_shard(store, commit, linking, run_id, uri)
-            except RelinkError as error:
-                summary.shards_failed.append({"shard": commit.shard, "error": str(error)})
-                log(f"{commit.shard}: not re-linked: {error}")
-                continue
-            if new is not None:
-                summary.shards_relinked += 1
-                summary.mentions_relinked += new.commit.entities
-                summary.mentions_linked += new.linked
+            work.append(LinkWork(output, commit, shards))
+    for item, result in compute(work, linking):
+        try:
+            if isinstance(result, RelinkError):
+                raise result
+            new = commit_links(store, item.commit, result, linking.linker_id, run_id)
+        except RelinkError as error:
+            summary.shards_failed.append({"shard": item.commit.shard, "error": str(error)})
+            log(f"{item.commit.shard}: not re-linked: {error}")
+            continue
+        if new is not None:
+            summary.shards_relinked += 1
+            summary.mentions_relinked += new.commit.entities
+            summary.mentions_linked += new.linked
+    summary.shards_failed.sort(key=lambda failed: failed["shard"])  # compute may finish shards in any order
     storage.delete_tree(store.uri(f"{STAGING_DIR}/{run_id}"))  # a failed shard's staged files
     store.write_manifest()
     summary.seconds = {"total": round(time.perf_counter() - started, 3)}
