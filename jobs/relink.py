@@ -3,6 +3,8 @@
     python jobs/relink.py --annotations runs/annotations --linking-index runs/linking/2027-01
     python jobs/relink.py --annotations s3://bucket/annotations --linking-index s3://bucket/linking/2027-01 \
         --linking-vocabulary-hash 3f2a...   # refuse an index built from other vocabularies
+    python jobs/relink.py --annotations s3://bucket/annotations --linking-index s3://bucket/linking/2027-01 \
+        --workers 32                        # link on Ray ($RAY_ADDRESS, else a local Ray), 32 shards at once
 
 For every committed shard not yet linked by this index (and threshold), the entity file is
 rewritten with new ``concept_id``, ``concept_name``, ``link_score`` and ``linker_id`` columns
@@ -14,10 +16,16 @@ and it ends with the rows of a run that was not killed. Shards written in an old
 to the current version; the run names them and ends with status 3. Writes
 ``<annotations>/runs/<run id>.json``. One run at a time per output root, as for jobs/annotate.py.
 
+--workers N > 1 links N shards at once, one Ray task each (TF-IDF linking is the run's cost: use
+it for a whole output, e.g. all of PMC after a new vocabulary release); each worker opens the
+index once, and this process still commits every shard, one after the other. The rows are those
+of --workers 1, which links one shard after the other in this process without Ray.
+
 Exit status: 0 every tagged shard is linked by the index (or was); 3 completed, but some shards
 could not be re-linked (their input shard is gone or changed, or their tables version is older
 than the current one: jobs/annotate.py tags them again); 2 refused before any work (one line on stderr: a bad
-argument, no index or an index of other vocabularies, no annotation output); 1 failed.
+argument, no index or an index of other vocabularies, no annotation output); 75 Ray did not start
+in time (--workers > 1); 1 failed.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from adabiobert.cli.kit import ArgumentParser, refuse  # noqa: E402
+from adabiobert.cli.kit import ArgumentParser, positive_int, refuse  # noqa: E402
+from adabiobert.distributed.startup import report_startup_timeout  # noqa: E402
 from adabiobert.errors import AdaBioBertError  # noqa: E402
 from adabiobert.submission import check_job_paths  # noqa: E402
 
@@ -49,6 +58,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--linking-vocabulary-hash", default=None,
                         help="refuse an index not built from these vocabularies (the hash the build job prints)")
     parser.add_argument("--shards", default=None, help="the folder the input shards live in now, if they moved")
+    parser.add_argument("--workers", type=positive_int, default=1, help="shards linked at once, one Ray task each "
+                        "($RAY_ADDRESS, else a local Ray); default 1: one after the other in this process, no Ray")
     parser.add_argument("--run-id", default=None, help="default: UTC time and a random suffix")
     args = parser.parse_args(argv)
     if args.linking_vocabulary_hash and args.no_index:
@@ -79,10 +90,17 @@ def main(argv: list[str] | None = None, hook=None) -> int:
             artifact = inspect_index(args.linking_index, args.linking_vocabulary_hash)
             linker = open_linker(artifact.uri, artifact.index_hash, args.linking_threshold)
             linking = Linking(linker, artifact, args.linking_threshold)
-        summary = relink_output(args.annotations, linking, run_id, args.shards, hook=hook,
-                                log=lambda line: print(line, file=sys.stderr, flush=True))
+        log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+        if args.workers == 1:
+            summary = relink_output(args.annotations, linking, run_id, args.shards, hook=hook, log=log)
+        else:
+            from adabiobert.distributed.relink import relink_on_ray  # Ray is imported only here
+
+            summary = relink_on_ray(args.annotations, linking, run_id, args.workers, args.shards, hook=hook, log=log)
     except AdaBioBertError as error:  # no index there, other vocabularies, no annotation output
         return refuse(error)
+    except Exception as error:
+        return report_startup_timeout(error)
     print(f"run {run_id} ({linking.linker_id or 'no index'}): {summary.shards_relinked} shards re-linked, "
           f"{summary.shards_up_to_date} up to date, {summary.shards_quarantined} quarantined; "
           f"{summary.mentions_linked} of {summary.mentions_relinked} re-linked mentions have an identifier; "
