@@ -159,6 +159,10 @@ class ShardCommit:
     linker_id: str = ""
     """What linked the entity rows (``IndexArtifact.linker_id``); empty: not linked."""
 
+    def linked_by(self, linker_id: str) -> bool:
+        """Its files are of the current tables version and linked by ``linker_id`` (``""``: not linked)."""
+        return self.tables_version == TABLES_VERSION and self.linker_id == linker_id
+
     @property
     def marker(self) -> str:
         """The marker's path relative to the output root."""
@@ -316,8 +320,7 @@ class AnnotationStore:
         no article but those of ``excluded`` (an article left out that is current again, its newer
         version gone from the input, makes the shard stale: it is tagged again)."""
         commit = self.current.get(shard_id(shard.name))
-        return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version == TABLES_VERSION
-                and commit.linker_id == linker_id)
+        return self._tagged_as(commit, shard, model_id, excluded) and commit.linked_by(linker_id)
 
     def needs_relink(self, shard: Shard, model_id: str, excluded: frozenset[str] = frozenset(), linker_id: str = "") -> bool:
         """True when the shard's committed rows are its listed content tagged by this model, but
@@ -326,7 +329,7 @@ class AnnotationStore:
         tagged again (version 2 has no articles file), so this is False for it."""
         commit = self.current.get(shard_id(shard.name))
         return (self._tagged_as(commit, shard, model_id, excluded) and commit.tables_version == TABLES_VERSION
-                and commit.linker_id != linker_id)
+                and not commit.linked_by(linker_id))
 
     @staticmethod
     def _tagged_as(commit: ShardCommit | None, shard: Shard, model_id: str, excluded: frozenset[str]) -> bool:
@@ -505,8 +508,7 @@ class AnnotationStore:
                 shard again, ``jobs/annotate.py``, brings it to the current version).
         """
         previous = self.current.get(shard_id(name))
-        if (previous is None or previous.quarantined
-                or (previous.tables_version, previous.linker_id) == (TABLES_VERSION, linker_id)):
+        if previous is None or previous.quarantined or previous.linked_by(linker_id):
             return None
         if previous.tables_version != TABLES_VERSION:
             raise ValueError(f"{name}: its files are of tables version {previous.tables_version}, not "

@@ -208,7 +208,7 @@ def relink_shard(store: AnnotationStore, commit: ShardCommit, linking: Linking, 
     Raises:
         RelinkError: the text is needed and gone, changed or unreadable.
     """
-    if commit.quarantined or (commit.tables_version, commit.linker_id) == (TABLES_VERSION, linking.linker_id):
+    if commit.quarantined or commit.linked_by(linking.linker_id):
         return None  # as the store would answer, without linking first
     if linking.linker is not None and commit.entities and uri is None:
         uri = input_uri(commit)
@@ -315,7 +315,7 @@ def relink_output(output: str, linking: Linking, run_id: str, shards: str | None
     for commit in sorted(store.current.values(), key=lambda c: c.shard):
         if commit.quarantined:
             summary.shards_quarantined += 1
-        elif (commit.tables_version, commit.linker_id) == (TABLES_VERSION, linking.linker_id):
+        elif commit.linked_by(linking.linker_id):
             summary.shards_up_to_date += 1
         elif commit.tables_version != TABLES_VERSION:
             summary.shards_to_tag.append(commit.shard)
